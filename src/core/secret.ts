@@ -3,6 +3,7 @@
  * serializing it shows "[redacted]"; only `reveal()` gives the value, at the point of use.
  */
 import { inspect } from "node:util";
+import { z } from "zod";
 
 const REDACTED = "[redacted]";
 
@@ -28,4 +29,12 @@ export class Secret {
   [inspect.custom](): string {
     return REDACTED;
   }
+}
+
+/** Schema for a secret option: a non-empty string in ferry.yaml that becomes a Secret. */
+export function secretString() {
+  return z
+    .string()
+    .min(1)
+    .transform((value) => new Secret(value));
 }
