@@ -1,0 +1,87 @@
+#!/usr/bin/env node
+/** The `ferry` command line. */
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { isFerryError } from "../core/errors.ts";
+import { parseSize } from "../core/units.ts";
+import { demoCommand } from "./demo.ts";
+import { EXIT, UsageError } from "./exit.ts";
+import { simPrusaLinkCommand } from "./sim-command.ts";
+import { syncCommand } from "./sync-command.ts";
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+const size = (what: string) => (value: string) => {
+  try {
+    return parseSize(value, what);
+  } catch (error) {
+    throw new InvalidArgumentError(isFerryError(error) ? error.message : String(error));
+  }
+};
+const integer = (what: string) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${what} must be a whole number, got "${value}"`);
+  return n;
+};
+
+function program(): Command {
+  const ferry = new Command("ferry")
+    .description("Moves files to and from fleets of hard-to-reach devices and runs 3D-printer farms.")
+    .version("0.1.0")
+    .exitOverride()
+    .showHelpAfterError("(run with --help for usage)");
+
+  ferry
+    .command("sync")
+    .description("bring targets in line with their source once, then exit (0 all done, 1 something failed, 2 bad config)")
+    .argument("[sync...]", "syncs to run (default: all in the config)")
+    .option("-c, --config <file>", "config file (default: ferry.yaml, ferry.yml or ferry.json here)")
+    .option("--dry-run", "print the plan and change nothing")
+    .option("--include-busy", "also sync printers that are not idle (the printed file is never touched)")
+    .option("-p, --printer <device>", "only this device (repeatable)", collect)
+    .option("-x, --exclude <device>", "never this device (repeatable)", collect)
+    .option("--json", "print one machine-readable summary instead of progress")
+    .action(async (names: string[], options: Parameters<typeof syncCommand>[1]) => {
+      process.exitCode = await syncCommand(names, options);
+    });
+
+  const sim = ferry.command("sim").description("run faithful device simulators (for tests, demos and benchmarks)");
+  sim
+    .command("prusalink")
+    .description("simulated PrusaLink printers on consecutive ports of 127.0.0.1")
+    .option("--port <port>", "first port", integer("--port"), 18100)
+    .option("--count <n>", "number of printers", integer("--count"), 1)
+    .option("--username <name>", "digest user", "maker")
+    .option("--password <password>", "digest password (default: $PRUSA_PASSWORD or \"maker\")")
+    .option("--api-key <key>", "also accept this X-Api-Key")
+    .option("--rate <bytes/s>", "upload ingest limit per printer, e.g. 1MB", size("--rate"))
+    .option("--capacity <bytes>", "storage size per printer, e.g. 8GB", size("--capacity"))
+    .addOption(new Option("--model <model>", "printer model").choices(["MK4", "MK3"]).default("MK4"))
+    .action(async (options: Parameters<typeof simPrusaLinkCommand>[0]) => {
+      await simPrusaLinkCommand(options);
+    });
+
+  ferry
+    .command("demo")
+    .description("start simulated printers and mirror a sample folder onto them, with live progress")
+    .option("--dir <folder>", "where the demo keeps its files", "ferry-demo")
+    .action(async (options: { dir: string }) => {
+      process.exitCode = await demoCommand(options);
+    });
+
+  return ferry;
+}
+
+try {
+  await program().parseAsync(process.argv);
+} catch (error) {
+  if (error instanceof CommanderError) {
+    process.exitCode = error.exitCode === 0 ? EXIT.ok : EXIT.usage;
+  } else if (error instanceof UsageError) {
+    process.stderr.write(`ferry: ${error.message}\n`);
+    process.exitCode = EXIT.usage;
+  } else if (isFerryError(error)) {
+    process.stderr.write(`ferry: ${error.code}: ${error.message}\n`);
+    process.exitCode = EXIT.failed;
+  } else {
+    throw error;
+  }
+}

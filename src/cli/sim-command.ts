@@ -1,0 +1,34 @@
+/** `ferry sim prusalink`: simulated printers until Ctrl-C. */
+import { startPrusaLinkSims } from "../sim/prusalink/index.ts";
+
+export interface SimPrusaLinkOptions {
+  port: number;
+  count: number;
+  username: string;
+  password?: string;
+  apiKey?: string;
+  rate?: number;
+  capacity?: number;
+  model: "MK4" | "MK3";
+}
+
+export async function simPrusaLinkCommand(options: SimPrusaLinkOptions): Promise<void> {
+  const password = options.password ?? process.env.PRUSA_PASSWORD ?? "maker";
+  const sims = await startPrusaLinkSims({
+    port: options.port,
+    count: options.count,
+    username: options.username,
+    password,
+    model: options.model,
+    ...(options.apiKey === undefined ? {} : { apiKey: options.apiKey }),
+    ...(options.rate === undefined ? {} : { rate: options.rate }),
+    ...(options.capacity === undefined ? {} : { capacity: options.capacity }),
+  });
+  for (const sim of sims) process.stdout.write(`PrusaLink ${options.model} simulator on ${sim.url}\n`);
+  process.stdout.write(`user "${options.username}"; control API under /_sim/; Ctrl-C stops\n`);
+  await new Promise<void>((resolve) => {
+    process.once("SIGINT", resolve);
+    process.once("SIGTERM", resolve);
+  });
+  await Promise.all(sims.map((sim) => sim.close()));
+}

@@ -1,0 +1,77 @@
+/** `ferry sync`: one run of the named syncs (all when none are named), then exit 0 / 1 / 2. */
+import { loadConfig, findConfigFile, ConfigError, type FerryConfig } from "../config/index.ts";
+import { EventBus } from "../core/events.ts";
+import { Devices, deviceKinds } from "../devices/devices.ts";
+import type { SyncEvents, TargetReport } from "../sync/events.ts";
+import { runSync } from "../sync/run.ts";
+import { createLogger } from "./log.ts";
+import { attachSyncOutput, jsonSummary, summaryTable, type OutputMode } from "./sync-output.ts";
+import { EXIT, UsageError } from "./exit.ts";
+
+export interface SyncCommandOptions {
+  config?: string;
+  dryRun?: boolean;
+  includeBusy?: boolean;
+  printer?: string[];
+  exclude?: string[];
+  json?: boolean;
+}
+
+export async function resolveConfig(file: string | undefined): Promise<FerryConfig> {
+  const path = file ?? findConfigFile(process.cwd());
+  if (path === undefined) throw new UsageError("no ferry.yaml, ferry.yml or ferry.json here; pass -c FILE");
+  return loadConfig(path, { deviceKinds });
+}
+
+export async function syncCommand(names: string[], options: SyncCommandOptions): Promise<number> {
+  let config: FerryConfig;
+  try {
+    config = await resolveConfig(options.config);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(error.message + "\n");
+      return EXIT.usage;
+    }
+    throw error;
+  }
+  const unknown = names.filter((name) => !config.syncs.has(name));
+  if (unknown.length > 0) {
+    throw new UsageError(`unknown sync ${unknown.map((n) => `"${n}"`).join(", ")}; ${config.file} has: ${[...config.syncs.keys()].join(", ") || "none"}`);
+  }
+  for (const device of [...(options.printer ?? []), ...(options.exclude ?? [])]) {
+    if (!config.devices.has(device)) throw new UsageError(`unknown device "${device}" in -p/-x; ${config.file} has: ${[...config.devices.keys()].join(", ")}`);
+  }
+  const syncs = names.length > 0 ? names.map((n) => config.syncs.get(n)).filter((s) => s !== undefined) : [...config.syncs.values()];
+
+  const mode: OutputMode = options.json ? "json" : process.stdout.isTTY ? "tty" : "plain";
+  const bus = new EventBus<SyncEvents>();
+  const detach = attachSyncOutput(bus, mode, process.stdout);
+  const devices = new Devices(config, createLogger());
+  const abort = new AbortController();
+  const onSignal = () => abort.abort(new Error("interrupted"));
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  const reports: TargetReport[] = [];
+  try {
+    const runs = syncs.map((sync) =>
+      runSync(sync, devices, {
+        bus,
+        signal: abort.signal,
+        ...(options.dryRun ? { dryRun: true } : {}),
+        ...(options.includeBusy ? { includeBusy: true } : {}),
+        ...(options.printer ? { only: new Set(options.printer) } : {}),
+        ...(options.exclude ? { except: new Set(options.exclude) } : {}),
+      }),
+    );
+    for (const result of await Promise.all(runs)) reports.push(...result);
+  } finally {
+    detach();
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    await devices.close();
+  }
+  if (mode === "json") process.stdout.write(JSON.stringify(jsonSummary(reports), null, 2) + "\n");
+  else if (mode === "tty" && reports.length > 0) process.stdout.write("\n" + summaryTable(reports) + "\n");
+  const failed = reports.some((r) => r.outcome === "failed" || r.outcome === "unreachable");
+  return failed ? EXIT.failed : EXIT.ok;
+}

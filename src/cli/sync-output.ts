@@ -1,0 +1,190 @@
+/**
+ * How `ferry sync` shows its work: live bars per target on a terminal, plain lines otherwise, one
+ * JSON summary with --json. Renderers only subscribe to the bus; the engine never prints.
+ */
+import type { EventBus } from "../core/events.ts";
+import { formatBytes, formatDuration } from "../core/units.ts";
+import type { SyncEvents, TargetReport } from "../sync/events.ts";
+import type { Action } from "../sync/plan.ts";
+
+export type OutputMode = "tty" | "plain" | "json";
+
+interface Live {
+  label: string;
+  file?: string;
+  fileBytes: number;
+  fileSize: number;
+  doneBytes: number;
+  totalBytes: number;
+  startedAt: number;
+  status: string;
+}
+
+const describe = (a: Action): string => {
+  switch (a.type) {
+    case "upload":
+      return `send ${a.path} (${formatBytes(a.size)}, ${a.reason === "missing" ? "new" : a.reason === "newer" ? "newer" : "size differs"})`;
+    case "delete":
+      return `delete ${a.path}`;
+    case "rmdir":
+      return `remove folder ${a.path}`;
+    case "skip":
+      return `leave ${a.path} (${a.reason})`;
+    case "invalid":
+      return `cannot send ${a.path}: ${a.reason}`;
+  }
+};
+
+export function attachSyncOutput(bus: EventBus<SyncEvents>, mode: OutputMode, out: NodeJS.WriteStream): () => void {
+  if (mode === "json") return () => undefined;
+  const key = (e: { sync: string; target: string }) => `${e.sync} → ${e.target}`;
+  const offs: (() => void)[] = [];
+
+  if (mode === "plain") {
+    const line = (text: string) => out.write(text + "\n");
+    offs.push(
+      bus.on("sync.target.planned", (e) => {
+        const n = e.actions.filter((a) => a.type !== "skip").length;
+        line(`${key(e)}: ${n === 0 ? "up to date" : `${n} to do, ${formatBytes(e.bytes)} to send`}${e.dryRun ? " (dry run)" : ""}`);
+        if (e.dryRun) for (const a of e.actions) line(`  ${describe(a)}`);
+      }),
+      bus.on("sync.action.done", (e) => {
+        const rate = e.bytes > 0 ? `, ${formatBytes((e.bytes / e.ms) * 1000)}/s` : "";
+        line(`${key(e)}: ${describe(e.action)} ok in ${formatDuration(e.ms / 1000)}${rate}`);
+      }),
+      bus.on("sync.action.failed", (e) => {
+        line(`${key(e)}: ${describe(e.action)} failed: ${e.error.message}${e.willRetry ? " (retrying)" : ""}`);
+      }),
+      bus.on("sync.target.finished", (r) => line(finishLine(r))),
+    );
+    return () => offs.forEach((off) => off());
+  }
+
+  // TTY: a live block of one line per target, redrawn in place.
+  const live = new Map<string, Live>();
+  let drawn = 0;
+  const draw = () => {
+    const width = Math.max(60, out.columns || 100);
+    const lines = [...live.values()].map((l) => liveLine(l, width));
+    let text = drawn > 0 ? `\x1b[${drawn}F` : "";
+    for (const l of lines) text += `\x1b[2K${l}\n`;
+    out.write(text);
+    drawn = lines.length;
+  };
+  const timer = setInterval(draw, 200);
+  timer.unref();
+  const above = (text: string) => {
+    // Print a permanent line above the live block.
+    out.write((drawn > 0 ? `\x1b[${drawn}F\x1b[0J` : "") + text + "\n");
+    drawn = 0;
+    draw();
+  };
+  offs.push(
+    bus.on("sync.target.planned", (e) => {
+      const n = e.actions.filter((a) => a.type !== "skip").length;
+      if (e.dryRun) {
+        above(`${key(e)}: ${n === 0 ? "up to date" : `${n} to do, ${formatBytes(e.bytes)} to send`} (dry run)`);
+        for (const a of e.actions) above(`  ${describe(a)}`);
+        return;
+      }
+      live.set(key(e), { label: key(e), fileBytes: 0, fileSize: 0, doneBytes: 0, totalBytes: e.bytes, startedAt: performance.now(), status: n === 0 ? "up to date" : "starting" });
+    }),
+    bus.on("sync.action.started", (e) => {
+      const l = live.get(key(e));
+      if (!l) return;
+      l.file = e.action.path;
+      l.fileBytes = 0;
+      l.fileSize = e.action.type === "upload" ? e.action.size : 0;
+      l.status = e.action.type === "upload" ? "sending" : "deleting";
+    }),
+    bus.on("sync.action.progress", (e) => {
+      const l = live.get(key(e));
+      if (l) l.fileBytes = e.bytes;
+    }),
+    bus.on("sync.action.done", (e) => {
+      const l = live.get(key(e));
+      if (l) {
+        l.doneBytes += e.bytes;
+        l.fileBytes = 0;
+      }
+    }),
+    bus.on("sync.action.failed", (e) => above(`${key(e)}: ${describe(e.action)} failed: ${e.error.message}${e.willRetry ? " (retrying)" : ""}`)),
+    bus.on("sync.target.finished", (r) => {
+      live.delete(key(r));
+      above(finishLine(r));
+    }),
+  );
+  return () => {
+    clearInterval(timer);
+    draw();
+    offs.forEach((off) => off());
+  };
+}
+
+function bar(fraction: number, width: number): string {
+  const filled = Math.round(Math.min(1, Math.max(0, fraction)) * width);
+  return "█".repeat(filled) + "░".repeat(width - filled);
+}
+
+function liveLine(l: Live, width: number): string {
+  const sent = l.doneBytes + l.fileBytes;
+  const seconds = (performance.now() - l.startedAt) / 1000;
+  const rate = seconds > 0.5 ? sent / seconds : 0;
+  const eta = rate > 0 ? (l.totalBytes - sent) / rate : Infinity;
+  const fraction = l.totalBytes > 0 ? sent / l.totalBytes : 1;
+  const stats = `${String(Math.floor(fraction * 100)).padStart(3)}% ${formatBytes(sent)}/${formatBytes(l.totalBytes)} ${formatBytes(rate)}/s ETA ${formatDuration(eta)}`;
+  const head = l.label.padEnd(18).slice(0, 18);
+  const room = width - head.length - stats.length - 26;
+  const file = (l.file ?? l.status).slice(-Math.max(8, room)).padEnd(Math.max(8, room));
+  return `${head} ${bar(fraction, 20)} ${file} ${stats}`.slice(0, width - 1);
+}
+
+export function finishLine(r: TargetReport): string {
+  const who = `${r.sync} → ${r.target}`;
+  switch (r.outcome) {
+    case "skipped":
+      return `${who}: skipped, ${r.reason ?? "not idle"}`;
+    case "unreachable":
+      return `${who}: UNREACHABLE, ${r.reason ?? "no answer"}${r.done > 0 ? ` (${r.done} done before)` : ""}`;
+    default: {
+      const parts = [`${r.done}/${r.planned} done`];
+      if (r.failed > 0) parts.push(`${r.failed} FAILED`);
+      if (r.skipped > 0) parts.push(`${r.skipped} left alone`);
+      parts.push(`${formatBytes(r.bytes)} in ${formatDuration(r.seconds)}`);
+      const errors = r.errors.map((e) => `\n    ${e.path}: ${e.code} ${e.message}`).join("");
+      return `${who}: ${r.outcome === "failed" ? "FAILED" : "ok"}, ${parts.join(", ")}${errors}`;
+    }
+  }
+}
+
+/** The final table after a TTY run. */
+export function summaryTable(reports: readonly TargetReport[]): string {
+  const rows = [["sync", "target", "result", "planned", "done", "failed", "skipped", "sent", "time"]];
+  for (const r of reports) {
+    rows.push([r.sync, r.target, r.outcome + (r.state ? ` (${r.state})` : ""), String(r.planned), String(r.done), String(r.failed), String(r.skipped), formatBytes(r.bytes), formatDuration(r.seconds)]);
+  }
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((row) => (row[i] ?? "").length))) ?? [];
+  return rows.map((row) => row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join("  ").trimEnd()).join("\n");
+}
+
+/** The machine-readable summary of --json: no plan details beyond counts, never a secret. */
+export function jsonSummary(reports: readonly TargetReport[]) {
+  return {
+    ok: reports.every((r) => r.outcome === "done" || r.outcome === "skipped"),
+    targets: reports.map((r) => ({
+      sync: r.sync,
+      target: r.target,
+      outcome: r.outcome,
+      ...(r.reason === undefined ? {} : { reason: r.reason }),
+      ...(r.state === undefined ? {} : { state: r.state }),
+      planned: r.planned,
+      done: r.done,
+      failed: r.failed,
+      skipped: r.skipped,
+      bytes: r.bytes,
+      seconds: Math.round(r.seconds * 1000) / 1000,
+      errors: r.errors,
+      actions: r.actions,
+    })),
+  };
+}

@@ -1,0 +1,33 @@
+/**
+ * Presents a folder of an adapter as a root of its own, so the engine works with paths relative
+ * to a sync's source or target folder and can never touch anything outside it.
+ */
+import { joinPath, relativeTo } from "../../core/paths.ts";
+import type { Entry, StorageAdapter } from "../adapter.ts";
+
+export function subtree(inner: StorageAdapter, prefix: string): StorageAdapter {
+  if (prefix === "") return inner;
+  const outer = (entry: Entry): Entry => ({ ...entry, path: relativeTo(entry.path, prefix) });
+  const at = (path: string) => joinPath(prefix, path);
+  const adapter: StorageAdapter = {
+    kind: inner.kind,
+    name: `${inner.name}:${prefix}`,
+    capabilities: inner.capabilities,
+    async *list(dir, options) {
+      for await (const entry of inner.list(at(dir), options)) yield outer(entry);
+    },
+    stat: async (path, options) => outer(await inner.stat(at(path), options)),
+    read: (path, options) => inner.read(at(path), options),
+    write: async (path, source, options) => outer(await inner.write(at(path), source, options)),
+    remove: (path, options) => inner.remove(at(path), options),
+    mkdir: (path, options) => inner.mkdir(at(path), options),
+    // The inner adapter belongs to its device; whoever opened the device closes it.
+    close: () => Promise.resolve(),
+  };
+  const { move, setModTime, hash, usage } = inner;
+  if (move) adapter.move = (from, to, options) => move.call(inner, at(from), at(to), options);
+  if (setModTime) adapter.setModTime = (path, time, options) => setModTime.call(inner, at(path), time, options);
+  if (hash) adapter.hash = (path, kind, options) => hash.call(inner, at(path), kind, options);
+  if (usage) adapter.usage = (options) => usage.call(inner, options);
+  return adapter;
+}

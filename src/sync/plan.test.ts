@@ -1,0 +1,114 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { plan, type PlanRules, type SourceFile, type TargetEntry } from "./plan.ts";
+
+const rules: PlanRules = {
+  mode: "mirror",
+  toleranceMs: 60_000,
+  caseInsensitive: false,
+  forbiddenChars: "",
+  maxNameBytes: 255,
+};
+const T = 1_700_000_000_000;
+const file = (path: string, size = 10, modTime = T): SourceFile => ({ path, size, modTime });
+const remote = (path: string, over: Omit<Partial<TargetEntry>, "size"> & { size?: number | null } = {}): TargetEntry => {
+  const { size = 10, ...rest } = over;
+  const entry: TargetEntry = { path, type: "file", modTime: T, selected: true, ...rest };
+  if (size !== null) entry.size = size;
+  return entry;
+};
+const dir = (path: string): TargetEntry => ({ path, type: "dir", selected: false });
+const summary = (actions: ReturnType<typeof plan>) => actions.map((a) => `${a.type} ${a.path}`);
+
+describe("plan", () => {
+  test("adds missing files, keeps up-to-date ones", () => {
+    const actions = plan({ source: [file("a.gcode"), file("d/b.gcode")], target: [remote("a.gcode")], rules });
+    assert.deepEqual(summary(actions), ["upload d/b.gcode"]);
+    assert.equal(actions[0]?.type === "upload" && actions[0].reason, "missing");
+  });
+
+  test("replaces when the source is newer beyond the tolerance or the size differs", () => {
+    const actions = plan({
+      source: [file("new.gcode", 10, T + 61_000), file("near.gcode", 10, T + 59_000), file("size.gcode", 11)],
+      target: [remote("new.gcode"), remote("near.gcode"), remote("size.gcode")],
+      rules,
+    });
+    assert.deepEqual(
+      actions.map((a) => (a.type === "upload" ? `${a.path}:${a.reason}` : a.type)),
+      ["new.gcode:newer", "size.gcode:size"],
+    );
+  });
+
+  test("an older source file or an unknown target size is not a reason to send", () => {
+    const actions = plan({
+      source: [file("old.gcode", 10, T - 3_600_000), file("nosize.gcode", 99)],
+      target: [remote("old.gcode"), remote("nosize.gcode", { size: null })],
+      rules,
+    });
+    assert.deepEqual(actions, []);
+  });
+
+  test("mirror deletes selected excess files and the folders they leave empty, deepest first", () => {
+    const actions = plan({
+      source: [file("keep/a.gcode")],
+      target: [dir("keep"), remote("keep/a.gcode"), dir("old"), dir("old/deep"), remote("old/deep/x.gcode"), remote("keep/z.gcode")],
+      rules,
+    });
+    assert.deepEqual(summary(actions), ["delete old/deep/x.gcode", "delete keep/z.gcode", "rmdir old/deep", "rmdir old"]);
+  });
+
+  test("never deletes unselected files nor their folders", () => {
+    const actions = plan({
+      source: [],
+      target: [dir("notes"), remote("notes/readme.txt", { selected: false }), remote("x.gcode")],
+      rules,
+    });
+    assert.deepEqual(summary(actions), ["delete x.gcode"]);
+  });
+
+  test("copy mode never deletes", () => {
+    const actions = plan({ source: [], target: [dir("d"), remote("d/x.gcode")], rules: { ...rules, mode: "copy" } });
+    assert.deepEqual(actions, []);
+  });
+
+  test("keeps source folders even when empty", () => {
+    const actions = plan({ source: [], sourceDirs: ["a/b"], target: [dir("a"), dir("a/b")], rules });
+    assert.deepEqual(actions, []);
+  });
+
+  test("the protected (printed) file is neither replaced nor deleted", () => {
+    const replace = plan({
+      source: [file("p.gcode", 20)],
+      target: [remote("p.gcode")],
+      rules: { ...rules, protectedPath: "p.gcode" },
+    });
+    assert.deepEqual(summary(replace), ["skip p.gcode"]);
+    const remove = plan({ source: [], target: [dir("d"), remote("d/P.gcode")], rules: { ...rules, caseInsensitive: true, protectedPath: "d/p.gcode" } });
+    assert.deepEqual(summary(remove), ["skip d/P.gcode"]);
+  });
+
+  test("matches names across Unicode normalization and, where the target ignores case, across case", () => {
+    const nfd = "Привет/café.gcode".normalize("NFD");
+    const actions = plan({
+      source: [file("Привет/café.gcode"), file("UPPER.gcode")],
+      target: [remote(nfd), remote("upper.gcode", { size: 3 })],
+      rules: { ...rules, caseInsensitive: true },
+    });
+    assert.deepEqual(
+      actions.map((a) => (a.type === "upload" ? `${a.path}->${a.targetPath}` : a.type)),
+      ["UPPER.gcode->upper.gcode"],
+    );
+  });
+
+  test("refuses names the target cannot store, and case clashes on case-insensitive targets", () => {
+    const actions = plan({
+      source: [file("a:b.gcode"), file("x".repeat(300) + ".gcode"), file("Dup.gcode"), file("dup.gcode")],
+      target: [],
+      rules: { ...rules, forbiddenChars: ":", caseInsensitive: true },
+    });
+    assert.deepEqual(
+      actions.map((a) => a.type),
+      ["upload", "invalid", "invalid", "invalid"],
+    );
+  });
+});

@@ -1,0 +1,139 @@
+/**
+ * The planner: a pure function from two listings and the sync's rules to the actions that bring the
+ * target in line with the source. No I/O, no clock: everything it needs is in its input.
+ */
+import { ancestors, pathKey } from "../core/paths.ts";
+
+export interface SourceFile {
+  path: string;
+  size: number;
+  modTime?: number;
+}
+
+export interface TargetEntry {
+  path: string;
+  type: "file" | "dir";
+  size?: number;
+  modTime?: number;
+  /** Whether the sync's filters select this file (only selected files are ever deleted). */
+  selected: boolean;
+}
+
+export type UploadReason = "missing" | "newer" | "size";
+
+export type Action =
+  | { type: "upload"; path: string; targetPath: string; size: number; modTime?: number; reason: UploadReason }
+  | { type: "delete"; path: string }
+  | { type: "rmdir"; path: string }
+  /** Left alone on purpose (the file being printed). */
+  | { type: "skip"; path: string; reason: string }
+  /** Cannot be done on this target (a name it refuses); reported as a failure without trying. */
+  | { type: "invalid"; path: string; reason: string };
+
+export interface PlanRules {
+  mode: "mirror" | "copy";
+  /** A source file newer than the target's copy by more than this is sent again. */
+  toleranceMs: number;
+  caseInsensitive: boolean;
+  forbiddenChars: string;
+  maxNameBytes: number | null;
+  /** Target path that must be neither replaced nor deleted (the file a printer is printing). */
+  protectedPath?: string;
+}
+
+export interface PlanInput {
+  source: Iterable<SourceFile>;
+  /** Folders that exist in the source (kept on the target even when empty). */
+  sourceDirs?: Iterable<string>;
+  target: Iterable<TargetEntry>;
+  rules: PlanRules;
+}
+
+export function nameProblem(path: string, rules: PlanRules): string | undefined {
+  for (const name of path.split("/")) {
+    for (const ch of name) {
+      if (rules.forbiddenChars.includes(ch) || ch.charCodeAt(0) < 0x20) {
+        return `the target does not allow ${JSON.stringify(ch)} in names`;
+      }
+    }
+    if (rules.maxNameBytes !== null && Buffer.byteLength(name) > rules.maxNameBytes) {
+      return `"${name}" is longer than the target's ${rules.maxNameBytes}-byte name limit`;
+    }
+  }
+  return undefined;
+}
+
+function needsUpload(file: SourceFile, existing: TargetEntry, toleranceMs: number): UploadReason | undefined {
+  if (existing.size !== undefined && existing.size !== file.size) return "size";
+  if (file.modTime !== undefined && existing.modTime !== undefined && file.modTime - existing.modTime > toleranceMs) {
+    return "newer";
+  }
+  return undefined;
+}
+
+export function plan({ source, sourceDirs = [], target, rules }: PlanInput): Action[] {
+  const key = (path: string) => pathKey(path, rules.caseInsensitive);
+  const protectedKey = rules.protectedPath === undefined ? undefined : key(rules.protectedPath);
+
+  const targetFiles = new Map<string, TargetEntry>();
+  const targetDirs: TargetEntry[] = [];
+  for (const entry of target) {
+    if (entry.type === "dir") targetDirs.push(entry);
+    else targetFiles.set(key(entry.path), entry);
+  }
+
+  const uploads: Action[] = [];
+  const others: Action[] = [];
+  const sourceKeys = new Map<string, string>();
+  const keptDirs = new Set<string>();
+  for (const dir of sourceDirs) for (const d of [...ancestors(dir), dir]) keptDirs.add(key(d));
+
+  for (const file of source) {
+    const k = key(file.path);
+    const clash = sourceKeys.get(k);
+    if (clash !== undefined) {
+      others.push({ type: "invalid", path: file.path, reason: `same name as "${clash}" on a case-insensitive target` });
+      continue;
+    }
+    sourceKeys.set(k, file.path);
+    for (const dir of ancestors(file.path)) keptDirs.add(key(dir));
+    const problem = nameProblem(file.path, rules);
+    if (problem !== undefined) {
+      others.push({ type: "invalid", path: file.path, reason: problem });
+      continue;
+    }
+    const existing = targetFiles.get(k);
+    const reason = existing === undefined ? "missing" : needsUpload(file, existing, rules.toleranceMs);
+    if (reason === undefined) continue;
+    if (k === protectedKey) {
+      others.push({ type: "skip", path: file.path, reason: "being printed" });
+      continue;
+    }
+    const upload: Action = { type: "upload", path: file.path, targetPath: existing?.path ?? file.path, size: file.size, reason };
+    if (file.modTime !== undefined) upload.modTime = file.modTime;
+    uploads.push(upload);
+  }
+
+  const deletes: Action[] = [];
+  for (const [k, entry] of targetFiles) {
+    const excess = rules.mode === "mirror" && entry.selected && !sourceKeys.has(k);
+    if (excess && k === protectedKey) {
+      others.push({ type: "skip", path: entry.path, reason: "being printed" });
+    } else if (excess) {
+      deletes.push({ type: "delete", path: entry.path });
+      continue;
+    }
+    for (const dir of ancestors(entry.path)) keptDirs.add(key(dir));
+  }
+
+  // Folders the deletions leave empty and the source does not have, deepest first.
+  const rmdirs: Action[] =
+    rules.mode === "mirror"
+      ? targetDirs
+          .filter((dir) => !keptDirs.has(key(dir.path)))
+          .sort((a, b) => b.path.split("/").length - a.path.split("/").length || a.path.localeCompare(b.path))
+          .map((dir) => ({ type: "rmdir", path: dir.path }))
+      : [];
+
+  return [...uploads, ...deletes, ...rmdirs, ...others];
+}

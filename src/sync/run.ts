@@ -1,0 +1,303 @@
+/**
+ * A one-shot run of a sync: scan the source once, then bring every target in line with it, all
+ * targets at once, each at the concurrency its capabilities allow. One target failing never stops
+ * the others; the result is one report per target.
+ */
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Endpoint, SyncConfig } from "../config/index.ts";
+import { EventBus } from "../core/events.ts";
+import { FerryError, isFerryError, toFerryError } from "../core/errors.ts";
+import { pathKey } from "../core/paths.ts";
+import type { Devices } from "../devices/devices.ts";
+import { QUIET_ACTIVITIES, type PrinterDriver } from "../printers/driver.ts";
+import type { StorageAdapter } from "../storage/adapter.ts";
+import { walk } from "../storage/walk.ts";
+import type { SyncEvents, TargetReport } from "./events.ts";
+import { fileFilter, type FileFilter } from "./filters.ts";
+import { plan, type Action, type SourceFile, type TargetEntry } from "./plan.ts";
+import { sendFile } from "./transfer.ts";
+import { runPool } from "./pool.ts";
+
+export interface SyncRunOptions {
+  /** Plan and report, change nothing. */
+  dryRun?: boolean;
+  /** Also sync printers that are not idle (the printed file is still never touched). */
+  includeBusy?: boolean;
+  /** Only targets on these devices (or with these labels). */
+  only?: ReadonlySet<string>;
+  /** Never targets on these devices (or with these labels). */
+  except?: ReadonlySet<string>;
+  signal?: AbortSignal;
+  bus?: EventBus<SyncEvents>;
+  /** Attempts per file for errors that may clear up (busy, transient). */
+  attempts?: number;
+  retryDelayMs?: number;
+}
+
+interface SourceScan {
+  files: SourceFile[];
+  dirs: string[];
+}
+
+const endpointName = (endpoint: Endpoint) => (endpoint.type === "device" ? endpoint.device : endpoint.label);
+
+export function selectTargets(sync: SyncConfig, options: Pick<SyncRunOptions, "only" | "except">): Endpoint[] {
+  return sync.targets.filter((target) => {
+    const names = [endpointName(target), target.label];
+    if (options.only && options.only.size > 0 && !names.some((n) => options.only?.has(n))) return false;
+    return !names.some((n) => options.except?.has(n));
+  });
+}
+
+export async function runSync(sync: SyncConfig, devices: Devices, options: SyncRunOptions = {}): Promise<TargetReport[]> {
+  const filter = fileFilter(sync.include, sync.exclude);
+  const targets = selectTargets(sync, options);
+  let scan: SourceScan;
+  try {
+    scan = await scanSource(devices.endpoint(sync.source), filter, options.signal);
+  } catch (error) {
+    const failure = toFerryError(error);
+    return targets.map((target) => {
+      const report = emptyReport(sync.name, target.label);
+      report.outcome = "unreachable";
+      report.reason = `source ${sync.source.label}: ${failure.message}`;
+      options.bus?.emit("sync.target.finished", report);
+      return report;
+    });
+  }
+  return Promise.all(targets.map((target) => syncTarget(sync, target, scan, filter, devices, options)));
+}
+
+async function scanSource(adapter: StorageAdapter, filter: FileFilter, signal?: AbortSignal): Promise<SourceScan> {
+  const files: SourceFile[] = [];
+  const dirs: string[] = [];
+  const opts = signal ? { signal } : {};
+  for await (const entry of walk(adapter, "", opts)) {
+    if (entry.type === "dir") {
+      dirs.push(entry.path);
+    } else if (filter(entry.path)) {
+      const size = entry.size ?? (await adapter.stat(entry.path, opts)).size ?? 0;
+      files.push({ path: entry.path, size, ...(entry.modTime === undefined ? {} : { modTime: entry.modTime }) });
+    }
+  }
+  return { files, dirs };
+}
+
+async function scanTarget(
+  adapter: StorageAdapter,
+  filter: FileFilter,
+  source: SourceScan,
+  signal?: AbortSignal,
+): Promise<TargetEntry[]> {
+  const opts = signal ? { signal } : {};
+  const key = (path: string) => pathKey(path, adapter.capabilities.caseInsensitive);
+  const sourceKeys = new Set(source.files.map((file) => key(file.path)));
+  const entries: TargetEntry[] = [];
+  try {
+    for await (const entry of walk(adapter, "", opts)) {
+      const selected = entry.type === "file" && filter(entry.path);
+      let size = entry.size;
+      // Listings without sizes: fetch the size of the files the plan will compare.
+      if (entry.type === "file" && size === undefined && sourceKeys.has(key(entry.path))) {
+        size = (await adapter.stat(entry.path, opts)).size;
+      }
+      entries.push({
+        path: entry.path,
+        type: entry.type,
+        selected,
+        ...(size === undefined ? {} : { size }),
+        ...(entry.modTime === undefined ? {} : { modTime: entry.modTime }),
+      });
+    }
+  } catch (error) {
+    if (!isFerryError(error, "NOT_FOUND")) throw error;
+  }
+  return entries;
+}
+
+function emptyReport(sync: string, target: string): TargetReport {
+  return { sync, target, outcome: "done", planned: 0, done: 0, failed: 0, skipped: 0, bytes: 0, seconds: 0, errors: [], actions: [] };
+}
+
+/** Why the printer may not be touched now, or undefined when it may. */
+async function printerGate(
+  printer: PrinterDriver,
+  gated: boolean,
+  signal?: AbortSignal,
+): Promise<{ blocked?: { outcome: "unreachable" | "skipped"; reason: string }; state?: string; printing?: string }> {
+  const snapshot = await printer.snapshot(signal ? { signal } : {});
+  const state = snapshot.rawState ?? snapshot.activity;
+  if (snapshot.connection === "offline") return { blocked: { outcome: "unreachable", reason: "printer is offline" }, state };
+  const quiet = QUIET_ACTIVITIES.has(snapshot.activity);
+  const printing = quiet ? undefined : snapshot.job?.file;
+  if (gated && !quiet) return { blocked: { outcome: "skipped", reason: `printer is ${state}` }, state };
+  return printing === undefined ? { state } : { state, printing };
+}
+
+async function syncTarget(
+  sync: SyncConfig,
+  endpoint: Endpoint,
+  source: SourceScan,
+  filter: FileFilter,
+  devices: Devices,
+  options: SyncRunOptions,
+): Promise<TargetReport> {
+  const started = performance.now();
+  const { bus, signal } = options;
+  const ref = { sync: sync.name, target: endpoint.label };
+  const report = emptyReport(sync.name, endpoint.label);
+  const finish = () => {
+    report.seconds = (performance.now() - started) / 1000;
+    bus?.emit("sync.target.finished", report);
+    return report;
+  };
+
+  try {
+    const printer = endpoint.type === "device" ? devices.printer(endpoint.device) : undefined;
+    const gated = printer !== undefined && sync.when === "idle" && !options.includeBusy;
+    let protectedPath: string | undefined;
+    if (printer) {
+      const gate = await printerGate(printer, gated, signal);
+      if (gate.state !== undefined) report.state = gate.state;
+      if (gate.blocked) {
+        report.outcome = gate.blocked.outcome;
+        report.reason = gate.blocked.reason;
+        return finish();
+      }
+      protectedPath = protectedWithin(gate.printing, endpoint);
+    }
+
+    const target = devices.endpoint(endpoint);
+    const entries = await scanTarget(target, filter, source, signal);
+    const caps = target.capabilities;
+    const actions = plan({
+      source: source.files,
+      sourceDirs: source.dirs,
+      target: entries,
+      rules: {
+        mode: sync.mode,
+        toleranceMs: sync.modTimeToleranceS * 1000,
+        caseInsensitive: caps.caseInsensitive,
+        forbiddenChars: caps.forbiddenChars,
+        maxNameBytes: caps.maxNameBytes,
+        ...(protectedPath === undefined ? {} : { protectedPath }),
+      },
+    });
+    report.actions = actions;
+    report.planned = actions.filter((a) => a.type !== "skip").length;
+    const bytes = actions.reduce((sum, a) => sum + (a.type === "upload" ? a.size : 0), 0);
+    bus?.emit("sync.target.planned", { ...ref, actions, bytes, dryRun: options.dryRun === true });
+
+    for (const action of actions) {
+      if (action.type === "skip") report.skipped++;
+      if (action.type === "invalid") {
+        report.failed++;
+        report.errors.push({ path: action.path, code: "NAME_INVALID", message: action.reason });
+      }
+    }
+    if (options.dryRun) return finish();
+
+    const sourceAdapter = devices.endpoint(sync.source);
+    let stop: { outcome: "unreachable" | "skipped"; reason: string } | undefined;
+    const perform = async (action: Action) => {
+      if (stop) {
+        report.skipped++;
+        return;
+      }
+      if (printer && gated) {
+        const gate = await printerGate(printer, true, signal);
+        if (gate.blocked) {
+          stop = { outcome: gate.blocked.outcome, reason: `${gate.blocked.reason}; the rest waits for the next run` };
+          report.skipped++;
+          return;
+        }
+      }
+      const t0 = performance.now();
+      try {
+        const sent = await withRetry(action, ref, options, () => execute(action, sourceAdapter, target, ref, options));
+        report.done++;
+        report.bytes += sent;
+        bus?.emit("sync.action.done", { ...ref, action, bytes: sent, ms: performance.now() - t0 });
+      } catch (error) {
+        const failure = toFerryError(error);
+        report.failed++;
+        report.errors.push({ path: action.path, code: failure.code, message: failure.message });
+        if (failure.code === "UNAVAILABLE" || failure.code === "AUTH") {
+          stop = { outcome: "unreachable", reason: failure.message };
+        }
+      }
+    };
+    const uploads = actions.filter((a) => a.type === "upload");
+    await runPool(uploads, caps.maxConcurrency, perform);
+    // Deletions only after every upload, so a failed replacement never costs a file.
+    for (const action of actions) if (action.type === "delete" || action.type === "rmdir") await perform(action);
+
+    if (report.failed > 0) report.outcome = "failed";
+    if (stop) {
+      report.outcome = stop.outcome === "unreachable" ? "unreachable" : report.failed > 0 ? "failed" : "skipped";
+      report.reason = stop.reason;
+    }
+    return finish();
+  } catch (error) {
+    const failure = toFerryError(error);
+    report.outcome = failure.code === "UNAVAILABLE" ? "unreachable" : "failed";
+    report.reason = failure.message;
+    return finish();
+  }
+}
+
+/** The printed file as a path inside the endpoint's folder, when it lies there. */
+function protectedWithin(printed: string | undefined, endpoint: Endpoint): string | undefined {
+  if (printed === undefined || endpoint.type !== "device") return undefined;
+  if (endpoint.path === "") return printed;
+  const prefix = endpoint.path + "/";
+  return pathKey(printed, true).startsWith(pathKey(prefix, true)) ? printed.slice(prefix.length) : undefined;
+}
+
+async function execute(
+  action: Action,
+  source: StorageAdapter,
+  target: StorageAdapter,
+  ref: { sync: string; target: string },
+  options: SyncRunOptions,
+): Promise<number> {
+  const opts = options.signal ? { signal: options.signal } : {};
+  switch (action.type) {
+    case "upload": {
+      options.bus?.emit("sync.action.started", { ...ref, action });
+      await sendFile(source, target, action, {
+        ...opts,
+        onProgress: (bytes) => options.bus?.emit("sync.action.progress", { ...ref, path: action.path, bytes, size: action.size }),
+      });
+      return action.size;
+    }
+    case "delete":
+    case "rmdir":
+      options.bus?.emit("sync.action.started", { ...ref, action });
+      await target.remove(action.path, opts);
+      return 0;
+    default:
+      throw new FerryError("PROTOCOL", `cannot execute a ${action.type} action`);
+  }
+}
+
+async function withRetry(
+  action: Action,
+  ref: { sync: string; target: string },
+  options: SyncRunOptions,
+  fn: () => Promise<number>,
+): Promise<number> {
+  const attempts = options.attempts ?? 3;
+  const baseDelay = options.retryDelayMs ?? 1000;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (error) {
+      const failure = toFerryError(error);
+      const willRetry = failure.retryable && attempt < attempts && !options.signal?.aborted;
+      options.bus?.emit("sync.action.failed", { ...ref, action, error: failure, willRetry });
+      if (!willRetry) throw failure;
+      await sleep(baseDelay * 2 ** (attempt - 1), undefined, options.signal ? { signal: options.signal } : {});
+    }
+  }
+}
