@@ -1,0 +1,76 @@
+/** The typed shape of a loaded ferry.yaml. Everything here has been validated once, at load time. */
+import type { z } from "zod";
+
+/** A kind of device a ferry.yaml may declare; storage adapters' and printer drivers' definitions satisfy it. */
+export interface DeviceKind {
+  kind: string;
+  /** Validates a device's options (everything but `type`); secrets come out as `Secret`. */
+  optionsSchema: z.ZodType;
+}
+
+export interface LoadOptions {
+  /** Every `type:` a device may have. Injected so that config does not depend on storage or printers. */
+  deviceKinds: readonly DeviceKind[];
+  /** Where `${VAR}` is looked up first; default `process.env`. */
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface DeviceConfig {
+  name: string;
+  /** The device's `type:`. */
+  kind: string;
+  /** Parsed by that kind's optionsSchema, without `type`; secrets are `Secret`s. */
+  options: unknown;
+}
+
+export type Endpoint =
+  | {
+      type: "local";
+      /** Absolute, resolved against the config file's folder (`~` expanded). */
+      path: string;
+      /** As written in the config, e.g. "./master". */
+      label: string;
+    }
+  | {
+      type: "device";
+      device: string;
+      /** Relative to the device's root, normalized (core/paths); "" is the root. */
+      path: string;
+      /** "mk4-a" or "mk4-a:models". */
+      label: string;
+    };
+
+export type SyncMode = "mirror" | "copy";
+export type SyncWhen = "idle" | "always";
+export type SyncCompare = "size-mtime" | "checksum";
+
+export interface SyncConfig {
+  name: string;
+  source: Endpoint;
+  /** Groups already expanded into their devices, each keeping the path; no duplicates. */
+  targets: Endpoint[];
+  mode: SyncMode;
+  /** Globs (picomatch) of relative paths to take; default ["**"]. */
+  include: string[];
+  /** Globs of relative paths to leave alone; default []. */
+  exclude: string[];
+  /** "idle": only touch printers whose activity is quiet; default "always". */
+  when: SyncWhen;
+  /** `mtime_tolerance` in seconds; default 60. */
+  modTimeToleranceS: number;
+  /** Default "size-mtime". */
+  compare: SyncCompare;
+}
+
+export interface FerryConfig {
+  /** Absolute path of the config file. */
+  file: string;
+  /** The folder of the config file; relative paths in it are resolved against this. */
+  baseDir: string;
+  /** Absolute; `data_dir:` (default "./ferry-data"). */
+  dataDir: string;
+  devices: Map<string, DeviceConfig>;
+  /** Group name → device names. */
+  groups: Map<string, string[]>;
+  syncs: Map<string, SyncConfig>;
+}
