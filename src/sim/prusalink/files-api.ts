@@ -1,0 +1,273 @@
+/**
+ * /api/v1/files/{storage}/{path}: metadata (GET, HEAD), upload and folder creation (PUT), start a
+ * print (POST), delete (DELETE); plus the download link /api/files/{storage}/{path}/raw.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { invalidNameReason } from "./fat-names.ts";
+import { flagHeader, sendEmpty, sendJson, SimHttpError } from "./http-util.ts";
+import type { Pacer } from "./pacer.ts";
+import { isInside, nodeNames, type SimFolder, type SimNode, type SimStorage } from "./virtual-fs.ts";
+import type { VirtualPrinter } from "./virtual-printer.ts";
+import { fileInfoJson } from "./wire.ts";
+
+export interface FilesContext {
+  printer: VirtualPrinter;
+  pacer: Pacer | undefined;
+  storeContent: boolean;
+}
+
+interface FilePath {
+  storage: SimStorage;
+  names: string[];
+  /** The request path ended in "/" (a folder). */
+  folder: boolean;
+}
+
+/** Splits "usb/a%20b/c.gcode" into its storage and decoded, validated names. */
+function parseFilePath(printer: VirtualPrinter, raw: string): FilePath {
+  const parts = raw.split("/");
+  const decode = (part: string) => {
+    try {
+      return decodeURIComponent(part);
+    } catch {
+      throw new SimHttpError(400, "Bad Request", `bad percent-encoding in ${JSON.stringify(part)}`);
+    }
+  };
+  const storageName = decode(parts[0] ?? "");
+  const storage = printer.storage(storageName);
+  if (!storage) throw new SimHttpError(404, "Not Found", `no storage "${storageName}"`);
+  const names = parts
+    .slice(1)
+    .filter((part) => part !== "")
+    .map(decode);
+  for (const name of names) {
+    const reason = invalidNameReason(name);
+    if (reason !== undefined) throw new SimHttpError(400, "Bad Request", reason);
+  }
+  return { storage, names, folder: raw.endsWith("/") && names.length > 0 };
+}
+
+function mustResolve(path: FilePath): SimNode {
+  const node = path.storage.resolve(path.names);
+  if (!node)
+    throw new SimHttpError(404, "Not Found", `/${path.storage.name}/${path.names.join("/")} does not exist`);
+  return node;
+}
+
+function displayPath(path: FilePath): string {
+  return `/${path.storage.name}/${path.names.join("/")}`;
+}
+
+/**
+ * Finds the folder `names` leads to; with `create`, makes missing ones. Returns undefined when one
+ * is missing and `create` is false. `dryRun` only checks (nothing is created).
+ */
+function parentFolder(
+  storage: SimStorage,
+  names: readonly string[],
+  create: boolean,
+  now: number,
+  dryRun: boolean,
+): SimFolder | undefined {
+  let folder = storage.root;
+  for (const name of names) {
+    const next = storage.lookup(folder, name);
+    if (next?.kind === "file")
+      throw new SimHttpError(409, "Conflict", `${next.name} is a file, not a folder`);
+    if (next) {
+      folder = next;
+      continue;
+    }
+    if (!create)
+      throw new SimHttpError(404, "Not Found", `folder ${name} does not exist (send Create-Folder: ?1)`);
+    if (dryRun) return undefined;
+    folder = storage.addFolder(folder, name, now);
+  }
+  return folder;
+}
+
+export async function handleFiles(
+  req: IncomingMessage,
+  res: ServerResponse,
+  ctx: FilesContext,
+  raw: string,
+): Promise<void> {
+  const { printer } = ctx;
+  const path = parseFilePath(printer, raw);
+  switch (req.method) {
+    case "GET": {
+      sendJson(res, 200, fileInfoJson(path.storage, mustResolve(path)));
+      return;
+    }
+    case "HEAD": {
+      const node = mustResolve(path);
+      sendEmpty(res, 200, {
+        "Read-Only": String(path.storage.readOnly),
+        "Currently-Printed": String(printer.isPrinted(node) && node.kind === "file"),
+      });
+      return;
+    }
+    case "POST": {
+      printer.startPrint(path.storage, mustResolve(path));
+      sendEmpty(res, 204);
+      return;
+    }
+    case "DELETE": {
+      const node = mustResolve(path);
+      if (!node.parent) throw new SimHttpError(409, "Conflict", "a storage cannot be deleted");
+      if (path.storage.readOnly)
+        throw new SimHttpError(409, "Conflict", `/${path.storage.name} is read-only`);
+      if (printer.isPrinted(node))
+        throw new SimHttpError(409, "Conflict", `${displayPath(path)} is being printed`);
+      if (node.kind === "folder" && node.children.size > 0 && !flagHeader(req, "Force")) {
+        throw new SimHttpError(409, "Conflict", `${displayPath(path)} is not empty (send Force: ?1)`);
+      }
+      path.storage.remove(node);
+      sendEmpty(res, 204);
+      return;
+    }
+    case "PUT":
+      if (path.folder) createFolder(req, res, ctx, path);
+      else await upload(req, res, ctx, path);
+      return;
+    default:
+      throw new SimHttpError(405, "Method Not Allowed", `${req.method ?? "?"} is not supported here`, {
+        Allow: "GET, HEAD, PUT, POST, DELETE",
+      });
+  }
+}
+
+const nowSeconds = (printer: VirtualPrinter) => Math.floor(printer.clock() / 1000);
+
+/** PUT of a path ending in "/" with an empty body creates that folder (Ferry's reading of the API). */
+function createFolder(req: IncomingMessage, res: ServerResponse, ctx: FilesContext, path: FilePath): void {
+  if (Number(req.headers["content-length"] ?? "0") !== 0 || req.headers["transfer-encoding"] !== undefined) {
+    throw new SimHttpError(400, "Bad Request", "a folder is created with an empty body");
+  }
+  if (path.storage.readOnly) throw new SimHttpError(409, "Conflict", `/${path.storage.name} is read-only`);
+  const now = nowSeconds(ctx.printer);
+  const name = path.names.at(-1) ?? "";
+  const parent = parentFolder(
+    path.storage,
+    path.names.slice(0, -1),
+    flagHeader(req, "Create-Folder"),
+    now,
+    false,
+  );
+  if (!parent) throw new SimHttpError(404, "Not Found", "parent folder missing");
+  const existing = path.storage.lookup(parent, name);
+  if (existing) throw new SimHttpError(409, "Conflict", `${displayPath(path)} already exists`);
+  path.storage.addFolder(parent, name, now);
+  sendEmpty(res, 201);
+}
+
+async function upload(
+  req: IncomingMessage,
+  res: ServerResponse,
+  ctx: FilesContext,
+  path: FilePath,
+): Promise<void> {
+  const { printer } = ctx;
+  const { storage } = path;
+  const lengthHeader = req.headers["content-length"];
+  if (req.headers["transfer-encoding"] !== undefined || lengthHeader === undefined) {
+    throw new SimHttpError(
+      411,
+      "Length Required",
+      "uploads need a Content-Length (chunked bodies are refused)",
+    );
+  }
+  const size = Number(lengthHeader);
+  if (!Number.isSafeInteger(size) || size < 0)
+    throw new SimHttpError(400, "Bad Request", "bad Content-Length");
+  if (printer.transfer) throw new SimHttpError(409, "Transfer in progress", "another upload is running");
+  if (storage.readOnly) throw new SimHttpError(409, "Conflict", `/${storage.name} is read-only`);
+  const name = path.names.at(-1);
+  if (name === undefined) throw new SimHttpError(409, "Conflict", "cannot upload onto a storage");
+  const overwrite = flagHeader(req, "Overwrite");
+  const createFolders = flagHeader(req, "Create-Folder");
+  const toPrint = flagHeader(req, "Print-After-Upload");
+  const parentNames = path.names.slice(0, -1);
+  const now = nowSeconds(printer);
+
+  const existingParent = parentFolder(storage, parentNames, createFolders, now, true);
+  const existing = existingParent && storage.lookup(existingParent, name);
+  if (existing?.kind === "folder")
+    throw new SimHttpError(409, "Conflict", `${displayPath(path)} is a folder`);
+  if (existing && !overwrite)
+    throw new SimHttpError(409, "Conflict", `${displayPath(path)} exists (send Overwrite: ?1)`);
+  if (existing && printer.isPrinted(existing)) {
+    throw new SimHttpError(409, "Conflict", `${displayPath(path)} is being printed`);
+  }
+  if (size > storage.free + (existing?.size ?? 0)) {
+    throw new SimHttpError(
+      507,
+      "Insufficient Storage",
+      `${size} bytes do not fit in ${storage.free} free bytes`,
+    );
+  }
+  if (toPrint && !printer.readyToPrint())
+    throw new SimHttpError(409, "Conflict", `cannot print now: printer is ${printer.state}`);
+
+  const parent = parentFolder(storage, parentNames, createFolders, now, false) as SimFolder;
+  const longPath = [...nodeNames(parent), existing?.name ?? name].join("/");
+  const transfer = printer.beginTransfer(storage, longPath, size, toPrint);
+  const resetAfter = printer.resetAfterBytes;
+  printer.resetAfterBytes = undefined;
+  const chunks: Buffer[] = [];
+  try {
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      if (resetAfter !== undefined && transfer.transferred + chunk.length >= resetAfter) {
+        req.socket.destroy();
+        return;
+      }
+      if (ctx.storeContent) chunks.push(chunk);
+      transfer.transferred += chunk.length;
+      await ctx.pacer?.take(chunk.length);
+    }
+  } catch {
+    // The client went away: the upload leaves nothing behind.
+    return;
+  } finally {
+    printer.endTransfer(transfer);
+  }
+  if (transfer.transferred !== size) {
+    throw new SimHttpError(400, "Bad Request", `received ${transfer.transferred} of ${size} bytes`);
+  }
+  if (!isInside(parent, storage.root))
+    throw new SimHttpError(404, "Not Found", "the folder was deleted during the upload");
+  const current = storage.lookup(parent, name);
+  if (current?.kind === "folder")
+    throw new SimHttpError(409, "Conflict", `${displayPath(path)} became a folder`);
+  if (current && printer.isPrinted(current))
+    throw new SimHttpError(409, "Conflict", `${displayPath(path)} is being printed`);
+  const content = ctx.storeContent ? Buffer.concat(chunks, size) : undefined;
+  const file = storage.putFile(parent, name, content, size, nowSeconds(printer));
+  sendEmpty(res, 201, {
+    Location: `/api/v1/files/${storage.name}/${nodeNames(file).map(encodeURIComponent).join("/")}`,
+  });
+  if (toPrint) {
+    try {
+      printer.startPrint(storage, file);
+    } catch {
+      // The printer got busy meanwhile; the file stays stored.
+    }
+  }
+}
+
+/** GET /api/files/{storage}/{path}/raw: the file's bytes. */
+export function handleDownload(
+  req: IncomingMessage,
+  res: ServerResponse,
+  ctx: FilesContext,
+  raw: string,
+): void {
+  if (req.method !== "GET") throw new SimHttpError(405, "Method Not Allowed", "only GET", { Allow: "GET" });
+  const path = parseFilePath(ctx.printer, raw);
+  const node = mustResolve(path);
+  if (node.kind !== "file") throw new SimHttpError(404, "Not Found", `${displayPath(path)} is a folder`);
+  if (!node.content)
+    throw new SimHttpError(404, "Not Found", "this simulator keeps file sizes only (storeContent: false)");
+  res.writeHead(200, { "Content-Type": "application/octet-stream", "Content-Length": node.size });
+  res.end(node.content);
+}

@@ -1,0 +1,74 @@
+/** Small HTTP helpers shared by the simulator's routes. */
+import type { IncomingMessage, ServerResponse } from "node:http";
+
+/** An error answer: thrown inside a route, written by the server. */
+export class SimHttpError extends Error {
+  override readonly name = "SimHttpError";
+  readonly status: number;
+  readonly title: string;
+  readonly headers: Record<string, string>;
+
+  constructor(status: number, title: string, text: string, headers: Record<string, string> = {}) {
+    super(text);
+    this.status = status;
+    this.title = title;
+    this.headers = headers;
+  }
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(text) });
+  res.end(text);
+}
+
+export function sendEmpty(res: ServerResponse, status: number, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { ...headers, "Content-Length": 0 });
+  res.end();
+}
+
+/**
+ * Writes an error the way PrusaLink does: the spec's Error object when the client accepts JSON,
+ * otherwise plain text. `close` ends the connection afterwards (used when a request body is left
+ * unread, as the printer does when it refuses an upload).
+ */
+export function sendError(
+  req: IncomingMessage,
+  res: ServerResponse,
+  error: SimHttpError,
+  close = false,
+): void {
+  const json = (req.headers.accept ?? "").includes("application/json");
+  const body = json
+    ? JSON.stringify({ title: error.title, text: error.message })
+    : `${error.title}: ${error.message}`;
+  res.writeHead(error.status, {
+    ...error.headers,
+    "Content-Type": json ? "application/json" : "text/plain; charset=utf-8",
+    "Content-Length": Buffer.byteLength(body),
+    ...(close ? { Connection: "close" } : {}),
+  });
+  res.end(req.method === "HEAD" ? undefined : body);
+}
+
+/** Reads a small request body (control API JSON). */
+export async function readSmallBody(req: IncomingMessage, limit = 1 << 20): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) throw new SimHttpError(413, "Payload Too Large", `body over ${limit} bytes`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** RFC 8941 boolean header ("?1" / "?0"); absent means `fallback`. */
+export function flagHeader(req: IncomingMessage, name: string, fallback = false): boolean {
+  const value = req.headers[name.toLowerCase()];
+  if (typeof value !== "string") return fallback;
+  const v = value.trim();
+  if (v === "?1") return true;
+  if (v === "?0") return false;
+  throw new SimHttpError(400, "Bad Request", `${name} must be ?0 or ?1, got ${JSON.stringify(value)}`);
+}

@@ -1,0 +1,159 @@
+/**
+ * A faithful PrusaLink printer simulator (see README.md): the v1 HTTP API with Digest or API-key
+ * authentication, FAT names, one transfer at a time, a rate-limited ingest, a virtual print, and
+ * a control API under /_sim/. Binds 127.0.0.1 only.
+ */
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { simFiles, simStartPrint, simState, type SimFileInfo } from "./control.ts";
+import { DigestGuard } from "./digest.ts";
+import { Pacer } from "./pacer.ts";
+import { createSimServer } from "./server.ts";
+import { VirtualPrinter, type PrinterModel, type PrusaLinkState, type SimFault } from "./virtual-printer.ts";
+
+export { PRUSALINK_STATES, DEFAULT_PRINT_S } from "./virtual-printer.ts";
+export type { PrusaLinkState, SimFault, PrinterModel } from "./virtual-printer.ts";
+export type { SimFileInfo } from "./control.ts";
+export { REALM } from "./digest.ts";
+
+export const DEFAULT_CAPACITY = 8 * 1024 ** 3;
+export const DEFAULT_NONCE_LIFETIME_MS = 5000;
+
+export interface PrusaLinkSimOptions {
+  /** 0 or undefined: any free port. */
+  port?: number;
+  /** Digest user (default "maker"). */
+  username?: string;
+  /** Digest password; default "maker" unless only `apiKey` is given (then Digest is off). */
+  password?: string;
+  /** Accept this X-Api-Key too. */
+  apiKey?: string;
+  /** Upload ingest limit in bytes per second; undefined = unlimited. */
+  rate?: number;
+  /** Bytes of storage (default 8 GiB). */
+  capacity?: number;
+  model?: PrinterModel;
+  name?: string;
+  /** How long a Digest nonce stays valid (default 5000 ms). */
+  nonceLifetimeMs?: number;
+  /** ms since the epoch; drives nonces, print progress and timestamps (not the ingest rate). */
+  clock?: () => number;
+  /** Keep uploaded bytes (default true); false keeps sizes only, for big benchmarks. */
+  storeContent?: boolean;
+}
+
+export class PrusaLinkSim {
+  readonly url: string;
+  readonly port: number;
+  readonly name: string;
+  readonly #server: Server;
+  readonly #printer: VirtualPrinter;
+  #closed: Promise<void> | undefined;
+
+  private constructor(server: Server, printer: VirtualPrinter, port: number, name: string) {
+    this.#server = server;
+    this.#printer = printer;
+    this.port = port;
+    this.name = name;
+    this.url = `http://127.0.0.1:${port}`;
+  }
+
+  static async start(options: PrusaLinkSimOptions = {}): Promise<PrusaLinkSim> {
+    const clock = options.clock ?? Date.now;
+    const model = options.model ?? "MK4";
+    const printer = new VirtualPrinter(model, options.capacity ?? DEFAULT_CAPACITY, clock);
+    const password = options.password ?? (options.apiKey === undefined ? "maker" : undefined);
+    const guard = new DigestGuard({
+      username: options.username ?? "maker",
+      password,
+      apiKey: options.apiKey,
+      nonceLifetimeMs: options.nonceLifetimeMs ?? DEFAULT_NONCE_LIFETIME_MS,
+      clock,
+    });
+    const pacer = options.rate === undefined ? undefined : new Pacer(options.rate);
+    let port = 0;
+    let name = options.name ?? "";
+    const server = createSimServer({
+      printer,
+      guard,
+      files: { printer, pacer, storeContent: options.storeContent ?? true },
+      get name() {
+        return name;
+      },
+      port: () => port,
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(options.port ?? 0, "127.0.0.1", () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+    port = (server.address() as AddressInfo).port;
+    if (name === "") name = `prusa-${model.toLowerCase()}-${port}`;
+    return new PrusaLinkSim(server, printer, port, name);
+  }
+
+  /** Stops listening and drops open connections (a running upload is lost, as on power-off). */
+  close(): Promise<void> {
+    this.#closed ??= new Promise<void>((resolve) => {
+      this.#server.close(() => {
+        resolve();
+      });
+      this.#server.closeAllConnections();
+    });
+    return this.#closed;
+  }
+
+  /** Forces the printer's state word; see VirtualPrinter.setState for what happens to a job. */
+  setState(state: PrusaLinkState): void {
+    this.#printer.setState(state);
+  }
+
+  /** The printer's state word now. */
+  state(): PrusaLinkState {
+    return this.#printer.state;
+  }
+
+  /** Prints `path` (relative to the main storage, long or 8.3 names) for `durationS` seconds (default 600). */
+  startPrint(path: string, durationS?: number): void {
+    simStartPrint(this.#printer, path, durationS);
+  }
+
+  injectFault(fault: SimFault): void {
+    this.#printer.injectFault(fault);
+  }
+
+  clearFaults(): void {
+    this.#printer.clearFaults();
+  }
+
+  /** Complete files on the main storage, by long path. */
+  files(): SimFileInfo[] {
+    return simFiles(this.#printer);
+  }
+
+  /** What GET /_sim/state answers. */
+  snapshot(): Record<string, unknown> {
+    return simState(this.#printer, this.name);
+  }
+}
+
+/** `count` simulators on consecutive ports from `port` (any free ports when `port` is 0 or absent). */
+export async function startPrusaLinkSims(
+  options: PrusaLinkSimOptions & { count: number },
+): Promise<PrusaLinkSim[]> {
+  const { count, ...rest } = options;
+  const sims: PrusaLinkSim[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const port = rest.port === undefined || rest.port === 0 ? 0 : rest.port + i;
+      const name = rest.name === undefined ? undefined : count > 1 ? `${rest.name}-${i + 1}` : rest.name;
+      sims.push(await PrusaLinkSim.start({ ...rest, port, ...(name === undefined ? {} : { name }) }));
+    }
+  } catch (error) {
+    await Promise.all(sims.map((sim) => sim.close()));
+    throw error;
+  }
+  return sims;
+}
