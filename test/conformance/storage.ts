@@ -1,8 +1,29 @@
 /**
  * The shared StorageAdapter conformance suite. Every adapter runs it against a real server or a
- * faithful simulator, from a test file of a few lines next to the adapter.
+ * faithful simulator, from a test file of a few lines next to the adapter. What is checked follows
+ * the adapter's `capabilities`: a test whose capability is missing reports itself skipped.
  */
-import type { StorageAdapter } from "../../src/storage/adapter.ts";
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { after, before, describe, it, type TestContext } from "node:test";
+import { FerryError } from "../../src/core/errors.ts";
+import { basename, pathKey } from "../../src/core/paths.ts";
+import {
+  assertCapabilitiesMatch,
+  type Capabilities,
+  type StorageAdapter,
+} from "../../src/storage/adapter.ts";
+import {
+  assertSameBytes,
+  collect,
+  expectContent,
+  expectFerryError,
+  listOrNone,
+  nameOfBytes,
+  put,
+  readAll,
+  stallingSource,
+} from "./storage-helpers.ts";
 
 export interface StorageHarness {
   /**
@@ -10,12 +31,367 @@ export interface StorageHarness {
    * call returns a new instance over the same storage (used for persistence and resume checks).
    */
   open(): Promise<StorageAdapter>;
-  /** Called once after the suite. */
+  /** Called once after the suite, after every adapter it opened is closed. */
   cleanup?(): Promise<void>;
   /** Bytes of the "large" round trip (default 1 MiB). */
   largeSize?: number;
+  /** Ending of every file name the suite writes (default ".gcode": printers accept print files only). */
+  suffix?: string;
+  /** Time limit of each test in ms (default 30 000). */
+  timeoutMs?: number;
 }
 
-export function describeStorageConformance(_label: string, _harness: StorageHarness): void {
-  throw new Error("not written yet");
+/** Names no target should choke on, each built for the target's capabilities (undefined: nothing to test). */
+const HOSTILE_NAMES: [string, (c: Capabilities, ext: string) => string | undefined][] = [
+  ["spaces", (_c, ext) => `with  some spaces ${ext}`],
+  ["Cyrillic", (_c, ext) => `Привет мир${ext}`],
+  [
+    "#%?&+",
+    (c, ext) => {
+      const allowed = ["#", "%", "?", "&", "+"].filter((char) => !c.forbiddenChars.includes(char));
+      return allowed.length === 0 ? undefined : `a${allowed.join("a")}z${ext}`;
+    },
+  ],
+  ["a leading dot", (_c, ext) => `.hidden${ext}`],
+  ["maxNameBytes bytes", (c, ext) => nameOfBytes(Math.min(c.maxNameBytes ?? 255, 255), ext)],
+];
+
+export function describeStorageConformance(label: string, harness: StorageHarness): void {
+  const largeSize = harness.largeSize ?? 1024 * 1024;
+  const ext = harness.suffix ?? ".gcode";
+  const run = randomBytes(3).toString("hex");
+  const opened = new Set<StorageAdapter>();
+  let current: StorageAdapter | undefined;
+  const adapter = (): StorageAdapter => {
+    assert.ok(current, "the harness did not open an adapter");
+    return current;
+  };
+  const caps = () => adapter().capabilities;
+  const listable = () => caps().list !== "none";
+  /** Each test works in a folder of its own. */
+  const folder = (slug: string) => `${slug}-${run}`;
+  const key = (path: string) => pathKey(path, caps().caseInsensitive);
+  const keysOf = async (dir: string) => (await collect(adapter().list(dir))).map((e) => key(e.path));
+  const check = (name: string, body: (t: TestContext) => Promise<void> | void) => {
+    void it(name, { timeout: harness.timeoutMs ?? 30_000 }, body);
+  };
+  /** Reports the test skipped when `when` holds. */
+  const skip = (t: TestContext, when: boolean, reason: string) => {
+    if (when) t.skip(reason);
+    return when;
+  };
+  /** Nothing (no file, no temp file) is left under the final name or beside it. */
+  const expectNoFile = async (dir: string, path: string, what: string) => {
+    await expectFerryError(adapter().stat(path), "NOT_FOUND", `${what}: stat`);
+    if (!listable()) return;
+    const files = (await listOrNone(adapter(), dir)).filter((entry) => entry.type === "file");
+    assert.deepEqual(files, [], `${what}: files left in ${dir}`);
+  };
+
+  void describe(`${label}: storage conformance`, () => {
+    before(async () => {
+      current = await harness.open();
+      opened.add(current);
+    });
+    after(async () => {
+      for (const instance of opened) await instance.close();
+      await harness.cleanup?.();
+    });
+
+    check("declares capabilities that agree with its methods", () => {
+      assert.doesNotThrow(() => {
+        assertCapabilitiesMatch(adapter());
+      });
+      const c = caps();
+      assert.ok(Number.isInteger(c.maxConcurrency) && c.maxConcurrency >= 1, "maxConcurrency");
+      assert.ok(c.modTimePrecisionMs === null || c.modTimePrecisionMs > 0, "modTimePrecisionMs");
+      assert.ok(!c.setModTime || c.modTimePrecisionMs !== null, "setModTime needs a modTimePrecisionMs");
+      assert.ok(c.write, "the suite needs a writable target");
+    });
+
+    check("refuses names with its forbidden characters (NAME_INVALID)", async (t) => {
+      if (skip(t, caps().forbiddenChars === "", "forbids no characters")) return;
+      for (const char of caps().forbiddenChars) {
+        const path = `${folder("forbidden")}/a${char}b${ext}`;
+        await expectFerryError(put(adapter(), path, Buffer.from("x")), "NAME_INVALID", JSON.stringify(char));
+      }
+    });
+
+    check("refuses names longer than maxNameBytes (NAME_INVALID)", async (t) => {
+      const max = caps().maxNameBytes;
+      if (skip(t, max === null, "names are unbounded")) return;
+      const path = `${folder("too-long")}/${nameOfBytes((max ?? 0) + 1, ext)}`;
+      await expectFerryError(put(adapter(), path, Buffer.from("x")), "NAME_INVALID", "long name");
+    });
+
+    for (const size of [0, 1, largeSize]) {
+      check(`round trip of ${size} B is byte-exact`, async () => {
+        const path = `${folder(`round-trip-${size}`)}/file${ext}`;
+        const data = randomBytes(size);
+        const entry = await put(adapter(), path, data);
+        assert.equal(entry.type, "file");
+        assert.equal(key(entry.path), key(path), "write returns the path it wrote");
+        if (entry.size !== undefined) assert.equal(entry.size, size, "write returns the size");
+        await expectContent(adapter(), path, data);
+      });
+    }
+
+    check("write replaces an existing file", async () => {
+      const dir = folder("replace");
+      const path = `${dir}/file${ext}`;
+      await put(adapter(), path, randomBytes(1000));
+      const newer = randomBytes(10);
+      await put(adapter(), path, newer);
+      await expectContent(adapter(), path, newer);
+      if (listable()) assert.deepEqual(await keysOf(dir), [key(path)]);
+    });
+
+    for (const [what, given] of [
+      ["shorter", 100],
+      ["longer", 300],
+    ] as const) {
+      check(`write of a stream ${what} than size fails, leaving no file and the old content`, async (t) => {
+        if (skip(t, caps().partialWritesVisible, "partial writes are visible on this target")) return;
+        const dir = folder(`${what}-stream`);
+        const path = `${dir}/file${ext}`;
+        await expectFerryError(put(adapter(), path, randomBytes(given), { size: 200 }), undefined, what);
+        await expectNoFile(dir, path, what);
+        const old = randomBytes(50);
+        await put(adapter(), path, old);
+        await expectFerryError(put(adapter(), path, randomBytes(given), { size: 200 }), undefined, what);
+        await expectContent(adapter(), path, old);
+      });
+    }
+
+    check("write creates missing parent folders", async () => {
+      const dir = folder("parents");
+      const data = randomBytes(20);
+      await put(adapter(), `${dir}/a/b/c/file${ext}`, data);
+      for (const path of [dir, `${dir}/a`, `${dir}/a/b`, `${dir}/a/b/c`]) {
+        assert.equal((await adapter().stat(path)).type, "dir", path);
+      }
+      await expectContent(adapter(), `${dir}/a/b/c/file${ext}`, data);
+      if (listable()) assert.deepEqual(await keysOf(`${dir}/a/b`), [key(`${dir}/a/b/c`)]);
+    });
+
+    for (const [what, nameFor] of HOSTILE_NAMES) {
+      check(`stores a name with ${what}`, async (t) => {
+        const name = nameFor(caps(), ext);
+        if (skip(t, name === undefined, "all of these characters are forbidden here")) return;
+        const dir = folder(`hostile-${what.replace(/[^a-z]/gi, "")}`);
+        const path = `${dir}/${name ?? ""}`;
+        const data = randomBytes(300);
+        await put(adapter(), path, data);
+        await expectContent(adapter(), path, data);
+        if (listable()) assert.deepEqual(await keysOf(dir), [key(path)]);
+        await adapter().remove(path);
+        await expectFerryError(adapter().stat(path), "NOT_FOUND", "after remove");
+      });
+    }
+
+    check("finds a name written in NFD by its NFC form", async () => {
+      const dir = folder("nfd");
+      const nfc = `${dir}/Café ёжик${ext}`.normalize("NFC");
+      const nfd = nfc.normalize("NFD");
+      assert.notEqual(nfc, nfd);
+      const data = randomBytes(40);
+      await put(adapter(), nfd, data);
+      assert.equal(key((await adapter().stat(nfc)).path), key(nfc), "stat by the NFC name");
+      await expectContent(adapter(), nfc, data);
+      if (listable()) assert.deepEqual(await keysOf(dir), [key(nfc)]);
+      await adapter().remove(nfc);
+      await expectFerryError(adapter().stat(nfd), "NOT_FOUND", "removed by the NFC name");
+    });
+
+    check("lists a name written in NFC so that its NFC form matches", async (t) => {
+      if (skip(t, !listable(), "cannot list")) return;
+      const dir = folder("nfc");
+      const name = `Café ёжик${ext}`.normalize("NFC");
+      await put(adapter(), `${dir}/${name}`, Buffer.from("nfc"));
+      const entries = await collect(adapter().list(dir));
+      assert.deepEqual(
+        entries.map((e) => basename(e.path).normalize("NFC")),
+        [name],
+      );
+    });
+
+    check("stat and listing give types, sizes and kept modification times", async () => {
+      const dir = folder("listing");
+      const c = caps();
+      const files = [
+        { path: `${dir}/one${ext}`, data: randomBytes(3), modTime: Date.UTC(2024, 0, 2, 3, 4, 5, 678) },
+        { path: `${dir}/two${ext}`, data: randomBytes(1000), modTime: Date.UTC(2023, 6, 1, 12, 0, 0, 1) },
+      ];
+      for (const f of files) await put(adapter(), f.path, f.data, { modTime: f.modTime });
+      await put(adapter(), `${dir}/sub/inner${ext}`, randomBytes(7));
+      const expectTime = (got: number | undefined, wanted: number, what: string) => {
+        if (!c.setModTime) return;
+        const close = got !== undefined && Math.abs(got - wanted) <= (c.modTimePrecisionMs ?? 0);
+        assert.ok(close, `${what}: modTime ${got ?? "none"} ≠ ${wanted}`);
+      };
+      for (const f of files) {
+        const entry = await adapter().stat(f.path);
+        assert.equal(entry.type, "file");
+        assert.equal(entry.size, f.data.length, `${f.path}: stat size`);
+        expectTime(entry.modTime, f.modTime, `${f.path}: stat`);
+      }
+      assert.equal((await adapter().stat(`${dir}/sub`)).type, "dir");
+      if (!listable()) return;
+      const entries = new Map((await collect(adapter().list(dir))).map((e) => [key(e.path), e]));
+      assert.deepEqual(
+        [...entries.keys()].sort(),
+        [...files.map((f) => key(f.path)), key(`${dir}/sub`)].sort(),
+      );
+      assert.equal(entries.get(key(`${dir}/sub`))?.type, "dir");
+      assert.equal(entries.get(key(`${dir}/sub`))?.size, undefined, "folders carry no size");
+      for (const f of files) {
+        const entry = entries.get(key(f.path));
+        assert.equal(entry?.type, "file");
+        if (c.listSizes) assert.equal(entry.size, f.data.length, `${f.path}: listed size`);
+        if (entry.modTime !== undefined) expectTime(entry.modTime, f.modTime, `${f.path}: listed`);
+      }
+      const root = await collect(adapter().list(""));
+      assert.ok(
+        root.some((e) => key(e.path) === key(dir) && e.type === "dir"),
+        "the root lists the folder",
+      );
+      if (c.list === "recursive") {
+        const all = await collect(adapter().list(dir, { recursive: true }));
+        assert.ok(
+          all.some((e) => key(e.path) === key(`${dir}/sub/inner${ext}`)),
+          "recursive listing",
+        );
+      }
+    });
+
+    check("setModTime changes the modification time", async (t) => {
+      const a = adapter();
+      if (!a.setModTime) return void skip(t, true, "cannot set modification times");
+      const path = `${folder("set-mod-time")}/file${ext}`;
+      const wanted = Date.UTC(2022, 1, 3, 4, 5, 6, 789);
+      await put(a, path, Buffer.from("t"));
+      await a.setModTime(path, wanted);
+      const got = (await a.stat(path)).modTime ?? NaN;
+      assert.ok(Math.abs(got - wanted) <= (caps().modTimePrecisionMs ?? 0), `modTime ${got} ≠ ${wanted}`);
+    });
+
+    check("missing paths are NOT_FOUND", async () => {
+      const dir = folder("missing");
+      await put(adapter(), `${dir}/present${ext}`, Buffer.from("here"));
+      await expectFerryError(adapter().stat(`${dir}/nope${ext}`), "NOT_FOUND", "stat");
+      await expectFerryError(
+        adapter().stat(`${dir}-nope/nope${ext}`),
+        "NOT_FOUND",
+        "stat in a missing folder",
+      );
+      if (caps().read) await expectFerryError(adapter().read(`${dir}/nope${ext}`), "NOT_FOUND", "read");
+      if (listable()) await expectFerryError(collect(adapter().list(`${dir}/nope`)), "NOT_FOUND", "list");
+    });
+
+    check("reads a range from an offset", async (t) => {
+      if (skip(t, !caps().rangeRead || !caps().read, "no range reads")) return;
+      const path = `${folder("range")}/file${ext}`;
+      const data = randomBytes(10_000);
+      await put(adapter(), path, data);
+      for (const offset of [0, 1, 4321, 9_999, 10_000]) {
+        assertSameBytes(await readAll(adapter(), path, offset), data.subarray(offset), `offset ${offset}`);
+      }
+    });
+
+    check("remove is idempotent and refuses non-empty folders", async () => {
+      const dir = folder("remove");
+      const path = `${dir}/file${ext}`;
+      await put(adapter(), path, Buffer.from("x"));
+      await adapter().remove(path);
+      await expectFerryError(adapter().stat(path), "NOT_FOUND", "removed file");
+      await adapter().remove(path);
+      await adapter().remove(`${dir}/nowhere/deeper${ext}`);
+      const inner = `${dir}/full/file${ext}`;
+      await put(adapter(), inner, Buffer.from("keep"));
+      await expectFerryError(adapter().remove(`${dir}/full`), "NOT_EMPTY", "non-empty folder");
+      await expectContent(adapter(), inner, Buffer.from("keep"));
+      await adapter().remove(inner);
+      await adapter().remove(`${dir}/full`);
+      await expectFerryError(adapter().stat(`${dir}/full`), "NOT_FOUND", "removed folder");
+    });
+
+    check("mkdir creates parents and is idempotent", async () => {
+      const dir = folder("mkdir");
+      await adapter().mkdir(`${dir}/x/y/z`);
+      await adapter().mkdir(`${dir}/x/y/z`);
+      await adapter().mkdir(`${dir}/x`);
+      for (const path of [`${dir}/x`, `${dir}/x/y`, `${dir}/x/y/z`]) {
+        assert.equal((await adapter().stat(path)).type, "dir", path);
+      }
+      if (!listable()) return;
+      assert.deepEqual(await keysOf(`${dir}/x/y`), [key(`${dir}/x/y/z`)]);
+      assert.deepEqual(await keysOf(`${dir}/x/y/z`), []);
+    });
+
+    check("a second instance sees what the first wrote, and the other way round", async () => {
+      const dir = folder("persist");
+      const first = randomBytes(500);
+      await put(adapter(), `${dir}/first${ext}`, first);
+      const other = await harness.open();
+      opened.add(other);
+      try {
+        await expectContent(other, `${dir}/first${ext}`, first);
+        const second = randomBytes(600);
+        await put(other, `${dir}/second${ext}`, second);
+        await expectContent(adapter(), `${dir}/second${ext}`, second);
+      } finally {
+        opened.delete(other);
+        await other.close();
+      }
+    });
+
+    check("an aborted signal stops every call with ABORTED", async () => {
+      const dir = folder("aborted");
+      const path = `${dir}/file${ext}`;
+      const a = adapter();
+      await put(a, path, Buffer.from("there"));
+      const signal = AbortSignal.abort(new FerryError("ABORTED", "test"));
+      const other = `${dir}/other${ext}`;
+      await expectFerryError(put(a, other, Buffer.from("no"), { signal }), "ABORTED", "write");
+      await expectFerryError(a.stat(path, { signal }), "ABORTED", "stat");
+      await expectFerryError(a.remove(path, { signal }), "ABORTED", "remove");
+      await expectFerryError(a.mkdir(`${dir}/sub`, { signal }), "ABORTED", "mkdir");
+      if (caps().read) await expectFerryError(a.read(path, { signal }), "ABORTED", "read");
+      if (listable()) await expectFerryError(collect(a.list(dir, { signal })), "ABORTED", "list");
+      await expectFerryError(a.stat(other), "NOT_FOUND", "the aborted write left nothing");
+      await expectFerryError(a.stat(`${dir}/sub`), "NOT_FOUND", "the aborted mkdir made nothing");
+      await expectContent(a, path, Buffer.from("there"));
+    });
+
+    for (const replacing of [false, true]) {
+      check(`an abort mid-write ${replacing ? "keeps the previous file" : "leaves no file"}`, async (t) => {
+        if (skip(t, caps().partialWritesVisible, "partial writes are visible on this target")) return;
+        const dir = folder(`abort-mid-${replacing ? "replace" : "new"}`);
+        const path = `${dir}/file${ext}`;
+        const old = randomBytes(100);
+        if (replacing) await put(adapter(), path, old);
+        const controller = new AbortController();
+        const { source, consumed } = stallingSource(randomBytes(64 * 1024));
+        const writing = adapter().write(path, source, { size: 256 * 1024, signal: controller.signal });
+        const outcome = expectFerryError(writing, "ABORTED", "aborted write");
+        await consumed;
+        controller.abort();
+        await outcome;
+        if (replacing) await expectContent(adapter(), path, old);
+        else await expectNoFile(dir, path, "aborted write");
+      });
+    }
+
+    check("maxConcurrency parallel writes all land intact", async () => {
+      const dir = folder("parallel");
+      const count = Math.min(caps().maxConcurrency, 16);
+      const files = Array.from({ length: count }, (_, i) => ({
+        path: `${dir}/f${i}${ext}`,
+        data: randomBytes(32 * 1024),
+      }));
+      await Promise.all(files.map((f) => put(adapter(), f.path, f.data)));
+      for (const f of files) await expectContent(adapter(), f.path, f.data);
+      if (listable()) assert.equal((await keysOf(dir)).length, count);
+    });
+  });
 }

@@ -1,0 +1,5 @@
+/** Every storage adapter Ferry knows, by kind. Adding an adapter means adding it here. */
+import { localAdapter } from "./local/local.ts";
+import { memoryAdapter } from "./memory/memory.ts";
+
+export const storageAdapters = [localAdapter, memoryAdapter] as const;

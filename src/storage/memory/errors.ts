@@ -1,0 +1,25 @@
+/**
+ * Errors of the memory adapter. It has no native errors to translate, so this file only builds
+ * FerryErrors worded like the other adapters' (device name, then path).
+ */
+import { FerryError, type ErrorCode } from "../../core/errors.ts";
+
+export function memoryError(code: ErrorCode, storage: string, path: string, what: string): FerryError {
+  return new FerryError(code, `${storage}: ${path === "" ? "/" : path}: ${what}`, { subject: path });
+}
+
+export function notFound(storage: string, path: string): FerryError {
+  return memoryError("NOT_FOUND", storage, path, "no such file or folder");
+}
+
+/** The stream given to `write` carried more or fewer bytes than announced; the source may have changed. */
+export function sizeMismatch(storage: string, path: string, expected: number, got: string): FerryError {
+  return new FerryError(
+    "PROTOCOL",
+    `${storage}: ${path}: expected ${expected} bytes, the source gave ${got}`,
+    {
+      subject: path,
+      retryable: true,
+    },
+  );
+}
