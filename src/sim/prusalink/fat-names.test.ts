@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { invalidNameReason, isPrintFile, makeShortName, nameKey } from "./fat-names.ts";
 
-test("short names look like the ones FAT makes", () => {
+void test("short names look like the ones FAT makes", () => {
   const taken = new Set<string>();
   const add = (name: string) => {
     const short = makeShortName(name, taken);
@@ -23,7 +23,7 @@ test("short names look like the ones FAT makes", () => {
   for (const short of taken) assert.match(short, /^[^.]{1,8}(\.[^.]{1,3})?$/);
 });
 
-test("names are validated and compared as FAT does", () => {
+void test("names are validated and compared as FAT does", () => {
   for (const bad of [
     'a"b',
     "a*b",

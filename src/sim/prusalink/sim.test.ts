@@ -1,0 +1,450 @@
+/** The simulator's behaviour on the wire: authentication, uploads, conflicts, limits, faults, prints. */
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { request, type IncomingHttpHeaders } from "node:http";
+import { after, before, describe, test } from "node:test";
+import { PrusaLinkSim, startPrusaLinkSims, type PrusaLinkSimOptions } from "./index.ts";
+
+interface RawResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+interface RawOptions {
+  headers?: Record<string, string>;
+  body?: Buffer | string;
+  /** Send these bytes, then drop the connection. */
+  cutAfter?: Buffer;
+  /** Send the body in chunked encoding (no Content-Length). */
+  chunked?: boolean;
+}
+
+function raw(
+  sim: PrusaLinkSim,
+  method: string,
+  path: string,
+  options: RawOptions = {},
+): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    const body = options.body === undefined ? undefined : Buffer.from(options.body);
+    const headers: Record<string, string> = { Accept: "application/json", ...options.headers };
+    if (body && !options.chunked) headers["Content-Length"] = String(body.length);
+    const req = request(`${sim.url}${path}`, { method, headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (chunk: Buffer) => chunks.push(chunk));
+      res.on("end", () => {
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          body: Buffer.concat(chunks).toString(),
+        });
+      });
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    if (options.cutAfter) {
+      req.write(options.cutAfter, () => {
+        setTimeout(() => {
+          req.destroy();
+          resolve({ status: 0, headers: {}, body: "" });
+        }, 50);
+      });
+      return;
+    }
+    if (options.chunked && body) req.write(body);
+    req.end(options.chunked ? undefined : body);
+  });
+}
+
+const md5 = (s: string) => createHash("md5").update(s).digest("hex");
+
+function challengeOf(res: RawResponse): Record<string, string> {
+  const header = res.headers["www-authenticate"] ?? "";
+  const out: Record<string, string> = {};
+  for (const m of header.matchAll(/(\w+)=(?:"([^"]*)"|([^\s,]+))/g)) out[m[1] ?? ""] = m[2] ?? m[3] ?? "";
+  return out;
+}
+
+function digest(method: string, uri: string, nonce: string, password: string, user = "maker"): string {
+  const ha1 = md5(`${user}:Printer API:${password}`);
+  const response = md5(`${ha1}:${nonce}:${md5(`${method}:${uri}`)}`);
+  return `Digest username="${user}", realm="Printer API", nonce="${nonce}", uri="${uri}", response="${response}"`;
+}
+
+const KEY = { "X-Api-Key": "key" };
+const upload = (
+  sim: PrusaLinkSim,
+  path: string,
+  body: Buffer | string,
+  headers: Record<string, string> = {},
+) => raw(sim, "PUT", `/api/v1/files/usb/${path}`, { headers: { ...KEY, ...headers }, body });
+
+async function withSim(
+  options: PrusaLinkSimOptions,
+  fn: (sim: PrusaLinkSim) => Promise<void>,
+): Promise<void> {
+  const sim = await PrusaLinkSim.start({ apiKey: "key", password: "pw", ...options });
+  try {
+    await fn(sim);
+  } finally {
+    await sim.close();
+  }
+}
+
+void describe("Digest and API-key authentication", () => {
+  let now = 1_700_000_000_000;
+  let sim: PrusaLinkSim;
+  before(async () => {
+    sim = await PrusaLinkSim.start({ password: "pw", apiKey: "key", clock: () => now });
+  });
+  after(() => sim.close());
+
+  void test("a challenge without qop, then a valid answer", async () => {
+    const first = await raw(sim, "GET", "/api/v1/status");
+    assert.equal(first.status, 401);
+    const challenge = challengeOf(first);
+    assert.equal(challenge.realm, "Printer API");
+    assert.equal(challenge.stale, "false");
+    assert.equal(challenge.qop, undefined);
+    const ok = await raw(sim, "GET", "/api/v1/status", {
+      headers: { Authorization: digest("GET", "/api/v1/status", challenge.nonce ?? "", "pw") },
+    });
+    assert.equal(ok.status, 200);
+  });
+
+  void test("a wrong password is refused with stale=false; an expired nonce with stale=true", async () => {
+    const { nonce = "" } = challengeOf(await raw(sim, "GET", "/api/version"));
+    const wrong = await raw(sim, "GET", "/api/version", {
+      headers: { Authorization: digest("GET", "/api/version", nonce, "nope") },
+    });
+    assert.equal(wrong.status, 401);
+    assert.equal(challengeOf(wrong).stale, "false");
+    now += 4_000;
+    const aging = await raw(sim, "GET", "/api/version", {
+      headers: { Authorization: digest("GET", "/api/version", nonce, "pw") },
+    });
+    assert.equal(aging.status, 200, "a 4 s old nonce is still good");
+    now += 2_000;
+    const stale = await raw(sim, "GET", "/api/version", {
+      headers: { Authorization: digest("GET", "/api/version", nonce, "pw") },
+    });
+    assert.equal(stale.status, 401);
+    const fresh = challengeOf(stale);
+    assert.equal(fresh.stale, "true");
+    assert.notEqual(fresh.nonce, nonce);
+    const staleAndWrong = await raw(sim, "GET", "/api/version", {
+      headers: { Authorization: digest("GET", "/api/version", nonce, "nope") },
+    });
+    assert.equal(challengeOf(staleAndWrong).stale, "false");
+    const retried = await raw(sim, "GET", "/api/version", {
+      headers: { Authorization: digest("GET", "/api/version", fresh.nonce ?? "", "pw") },
+    });
+    assert.equal(retried.status, 200);
+  });
+
+  void test("forged nonces and mismatching URIs are refused", async () => {
+    const forged = await raw(sim, "GET", "/api/version", {
+      headers: { Authorization: digest("GET", "/api/version", "0".repeat(32), "pw") },
+    });
+    assert.equal(forged.status, 401);
+    const { nonce = "" } = challengeOf(forged);
+    const moved = await raw(sim, "GET", "/api/v1/info", {
+      headers: { Authorization: digest("GET", "/api/version", nonce, "pw") },
+    });
+    assert.equal(moved.status, 400);
+  });
+
+  void test("X-Api-Key works; a wrong key is 401; both at once is 400", async () => {
+    assert.equal((await raw(sim, "GET", "/api/v1/info", { headers: KEY })).status, 200);
+    assert.equal((await raw(sim, "GET", "/api/v1/info", { headers: { "X-Api-Key": "other" } })).status, 401);
+    const { nonce = "" } = challengeOf(await raw(sim, "GET", "/api/version"));
+    const both = await raw(sim, "GET", "/api/v1/info", {
+      headers: { ...KEY, Authorization: digest("GET", "/api/v1/info", nonce, "pw") },
+    });
+    assert.equal(both.status, 400);
+  });
+
+  void test("the control API needs no authentication", async () => {
+    assert.equal((await raw(sim, "GET", "/_sim/state")).status, 200);
+  });
+});
+
+void describe("uploads", () => {
+  void test("Content-Length is required (411 for chunked bodies)", () =>
+    withSim({}, async (sim) => {
+      const res = await raw(sim, "PUT", "/api/v1/files/usb/a.gcode", {
+        headers: KEY,
+        body: "G28\n",
+        chunked: true,
+      });
+      assert.equal(res.status, 411);
+      assert.deepEqual(sim.files(), []);
+    }));
+
+  void test("Overwrite, Create-Folder and folder creation by a trailing slash", () =>
+    withSim({}, async (sim) => {
+      assert.equal((await upload(sim, "a.gcode", "one")).status, 201);
+      assert.equal(
+        (await upload(sim, "A.GCODE", "two")).status,
+        409,
+        "exists (case-insensitively) without Overwrite",
+      );
+      assert.equal((await upload(sim, "A.GCODE", "three", { Overwrite: "?1" })).status, 201);
+      assert.deepEqual(
+        sim.files().map((f) => [f.path, f.size]),
+        [["a.gcode", 5]],
+        "the directory entry keeps its name",
+      );
+      assert.equal((await upload(sim, "x/y/b.gcode", "b")).status, 404);
+      assert.equal((await upload(sim, "x/y/b.gcode", "b", { "Create-Folder": "?1" })).status, 201);
+      assert.equal((await raw(sim, "PUT", "/api/v1/files/usb/x/z/", { headers: KEY })).status, 201);
+      assert.equal((await raw(sim, "PUT", "/api/v1/files/usb/x/z/", { headers: KEY })).status, 409, "exists");
+      assert.equal((await raw(sim, "PUT", "/api/v1/files/usb/q/r/", { headers: KEY })).status, 404);
+      assert.equal(
+        (await raw(sim, "PUT", "/api/v1/files/usb/q/r/", { headers: { ...KEY, "Create-Folder": "?1" } }))
+          .status,
+        201,
+      );
+      assert.equal(
+        (await raw(sim, "DELETE", "/api/v1/files/usb/x", { headers: KEY })).status,
+        409,
+        "not empty",
+      );
+      assert.equal(
+        (await raw(sim, "DELETE", "/api/v1/files/usb/x", { headers: { ...KEY, Force: "?1" } })).status,
+        204,
+      );
+      assert.equal((await raw(sim, "DELETE", "/api/v1/files/usb/x", { headers: KEY })).status, 404);
+      assert.deepEqual(
+        sim.files().map((f) => f.path),
+        ["a.gcode"],
+      );
+    }));
+
+  void test("names with characters FAT forbids are 400; long, short, NFD and other-case names resolve", () =>
+    withSim({}, async (sim) => {
+      for (const bad of ["a%3Ab.gcode", "a%22b.gcode", "a%3Fb.gcode", "a%7Cb.gcode", "a%01b.gcode"]) {
+        assert.equal((await upload(sim, bad, "x")).status, 400, bad);
+      }
+      const name = encodeURIComponent("Café #1 & more+.gcode");
+      assert.equal((await upload(sim, `Dossier%20long/${name}`, "x", { "Create-Folder": "?1" })).status, 201);
+      for (const path of [
+        "DOSSIE~1/" + encodeURIComponent("caf_#1~1.gco"),
+        "dossier%20LONG/" + encodeURIComponent("CAFÉ #1 & MORE+.GCODE"),
+        "Dossier%20long/" + encodeURIComponent("Cafe\u0301 #1 & more+.gcode"),
+      ]) {
+        const res = await raw(sim, "GET", `/api/v1/files/usb/${path}`, { headers: KEY });
+        assert.equal(res.status, 200, path);
+        assert.equal(
+          (JSON.parse(res.body) as { display_name: string }).display_name,
+          "Café #1 & more+.gcode",
+        );
+      }
+    }));
+
+  void test("one transfer at a time: a concurrent upload is 409", () =>
+    withSim({ rate: 500_000 }, async (sim) => {
+      const first = upload(sim, "first.gcode", Buffer.alloc(300_000));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const second = await upload(sim, "second.gcode", Buffer.alloc(10));
+      assert.equal(second.status, 409);
+      assert.match(second.body, /another upload/);
+      assert.equal((await first).status, 201);
+      assert.equal((await upload(sim, "second.gcode", Buffer.alloc(10))).status, 201);
+    }));
+
+  void test("507 when the upload does not fit; a replacement counts the space it frees", () =>
+    withSim({ capacity: 1000 }, async (sim) => {
+      assert.equal((await upload(sim, "a.gcode", Buffer.alloc(600))).status, 201);
+      assert.equal((await upload(sim, "b.gcode", Buffer.alloc(500))).status, 507);
+      assert.equal((await upload(sim, "a.gcode", Buffer.alloc(900), { Overwrite: "?1" })).status, 201);
+      const storage = JSON.parse((await raw(sim, "GET", "/api/v1/storage", { headers: KEY })).body) as {
+        storage_list: { free_space: number }[];
+      };
+      assert.equal(storage.storage_list[0]?.free_space, 100);
+    }));
+
+  void test("the ingest rate is held: 2 MB at 1 MB/s takes about 2 s", () =>
+    withSim({ rate: 1_000_000 }, async (sim) => {
+      const started = performance.now();
+      assert.equal((await upload(sim, "big.gcode", Buffer.alloc(2_000_000))).status, 201);
+      const seconds = (performance.now() - started) / 1000;
+      assert.ok(seconds >= 1.85 && seconds <= 2.1, `took ${seconds.toFixed(3)} s`);
+    }));
+
+  void test("an interrupted upload leaves no file, and a replaced file keeps its content until the new one is complete", () =>
+    withSim({}, async (sim) => {
+      assert.equal((await upload(sim, "keep.gcode", "old content")).status, 201);
+      await raw(sim, "PUT", "/api/v1/files/usb/keep.gcode", {
+        headers: { ...KEY, Overwrite: "?1", "Content-Length": "1000" },
+        cutAfter: Buffer.alloc(400, 1),
+      });
+      await raw(sim, "PUT", "/api/v1/files/usb/new.gcode", {
+        headers: { ...KEY, "Content-Length": "1000" },
+        cutAfter: Buffer.alloc(400, 1),
+      });
+      assert.deepEqual(
+        sim.files().map((f) => [f.path, f.size]),
+        [["keep.gcode", 11]],
+      );
+      const download = await raw(sim, "GET", "/api/files/usb/keep.gcode/raw", { headers: KEY });
+      assert.equal(download.body, "old content");
+      assert.equal(
+        (await raw(sim, "GET", "/api/v1/transfer", { headers: KEY })).status,
+        204,
+        "the transfer is over",
+      );
+    }));
+});
+
+void describe("printing", () => {
+  void test("a print runs with the clock, pauses, resumes and finishes; its file is protected meanwhile", async () => {
+    let now = 1_700_000_000_000;
+    await withSim({ clock: () => now }, async (sim) => {
+      await upload(sim, "jobs/part.gcode", "G28\n", { "Create-Folder": "?1" });
+      await upload(sim, "notes.txt", "hi");
+      assert.equal(
+        (await raw(sim, "POST", "/api/v1/files/usb/notes.txt", { headers: KEY })).status,
+        409,
+        "not a print file",
+      );
+      assert.equal(
+        (await raw(sim, "POST", "/api/v1/files/usb/JOBS/PART~1.GCO", { headers: KEY })).status,
+        204,
+      );
+      assert.equal(
+        (await raw(sim, "POST", "/api/v1/files/usb/jobs/part.gcode", { headers: KEY })).status,
+        409,
+        "a job runs",
+      );
+      const head = await raw(sim, "HEAD", "/api/v1/files/usb/jobs/part.gcode", { headers: KEY });
+      assert.equal(head.headers["currently-printed"], "true");
+      assert.equal(head.headers["read-only"], "false");
+      assert.equal(
+        (await upload(sim, "jobs/part.gcode", "x", { Overwrite: "?1" })).status,
+        409,
+        "overwrite the printed file",
+      );
+      assert.equal(
+        (await raw(sim, "DELETE", "/api/v1/files/usb/jobs/part.gcode", { headers: KEY })).status,
+        409,
+      );
+      assert.equal(
+        (await raw(sim, "DELETE", "/api/v1/files/usb/jobs", { headers: { ...KEY, Force: "?1" } })).status,
+        409,
+      );
+
+      const job = async () =>
+        JSON.parse((await raw(sim, "GET", "/api/v1/job", { headers: KEY })).body) as {
+          id: number;
+          state: string;
+          progress: number;
+        };
+      now += 60_000;
+      assert.deepEqual(await job(), { ...(await job()), state: "PRINTING", progress: 10 });
+      const { id } = await job();
+      assert.equal((await raw(sim, "PUT", `/api/v1/job/${id}/pause`, { headers: KEY })).status, 204);
+      assert.equal((await raw(sim, "PUT", `/api/v1/job/${id}/pause`, { headers: KEY })).status, 409);
+      now += 600_000;
+      assert.equal((await job()).progress, 10, "no progress while paused");
+      assert.equal(sim.state(), "PAUSED");
+      assert.equal((await raw(sim, "PUT", `/api/v1/job/${id + 1}/resume`, { headers: KEY })).status, 404);
+      assert.equal((await raw(sim, "PUT", `/api/v1/job/${id}/resume`, { headers: KEY })).status, 204);
+      now += 540_000;
+      assert.equal((await job()).state, "FINISHED");
+      assert.equal(sim.state(), "FINISHED");
+      assert.equal(
+        (await raw(sim, "DELETE", "/api/v1/files/usb/jobs/part.gcode", { headers: KEY })).status,
+        204,
+      );
+      sim.setState("IDLE");
+      assert.equal((await raw(sim, "GET", "/api/v1/job", { headers: KEY })).status, 204);
+    });
+  });
+
+  void test("stopping a job through the API", () =>
+    withSim({}, async (sim) => {
+      await upload(sim, "a.gcode", "G28\n");
+      sim.startPrint("a.gcode", 60);
+      const { id } = JSON.parse((await raw(sim, "GET", "/api/v1/job", { headers: KEY })).body) as {
+        id: number;
+      };
+      assert.equal((await raw(sim, "DELETE", `/api/v1/job/${id}`, { headers: KEY })).status, 204);
+      assert.equal(sim.state(), "STOPPED");
+      assert.equal((await raw(sim, "DELETE", `/api/v1/job/${id}`, { headers: KEY })).status, 409);
+    }));
+
+  void test("Print-After-Upload starts the uploaded file", () =>
+    withSim({}, async (sim) => {
+      assert.equal((await upload(sim, "go.gcode", "G28\n", { "Print-After-Upload": "?1" })).status, 201);
+      assert.equal(sim.state(), "PRINTING");
+      assert.equal((await upload(sim, "next.gcode", "G28\n", { "Print-After-Upload": "?1" })).status, 409);
+    }));
+});
+
+void describe("control API and faults", () => {
+  void test("state, print and faults over HTTP", () =>
+    withSim({}, async (sim) => {
+      await upload(sim, "a.gcode", "G28\n");
+      const json = (body: unknown) => ({
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(body),
+      });
+      assert.equal((await raw(sim, "PUT", "/_sim/state", json({ state: "BUSY" }))).status, 204);
+      assert.equal((await raw(sim, "POST", "/_sim/print", json({ path: "a.gcode" }))).status, 409, "busy");
+      assert.equal((await raw(sim, "PUT", "/_sim/state", json({ state: "SLEEPING" }))).status, 400);
+      assert.equal((await raw(sim, "PUT", "/_sim/state", json({ state: "IDLE" }))).status, 204);
+      assert.equal(
+        (await raw(sim, "POST", "/_sim/print", json({ path: "/usb/a.gcode", duration_s: 30 }))).status,
+        204,
+      );
+      const state = JSON.parse((await raw(sim, "GET", "/_sim/state")).body) as {
+        state: string;
+        files: { path: string }[];
+        job: { file: { display_name: string } };
+      };
+      assert.equal(state.state, "PRINTING");
+      assert.equal(state.job.file.display_name, "a.gcode");
+      assert.deepEqual(
+        state.files.map((f) => f.path),
+        ["a.gcode"],
+      );
+
+      assert.equal((await raw(sim, "POST", "/_sim/faults", json({ status: 503, count: 2 }))).status, 204);
+      assert.equal((await raw(sim, "GET", "/api/v1/status", { headers: KEY })).status, 503);
+      assert.equal((await raw(sim, "GET", "/_sim/state")).status, 200, "the control API is not affected");
+      assert.equal((await raw(sim, "GET", "/api/v1/status", { headers: KEY })).status, 503);
+      assert.equal((await raw(sim, "GET", "/api/v1/status", { headers: KEY })).status, 200);
+      await raw(sim, "POST", "/_sim/faults", json({ status: 500, count: 5 }));
+      assert.equal((await raw(sim, "DELETE", "/_sim/faults")).status, 204);
+      assert.equal((await raw(sim, "GET", "/api/v1/status", { headers: KEY })).status, 200);
+    }));
+
+  void test("reset_after_bytes drops the next upload once, leaving no file", () =>
+    withSim({}, async (sim) => {
+      sim.injectFault({ resetAfterBytes: 1000 });
+      await assert.rejects(upload(sim, "a.gcode", Buffer.alloc(100_000)), /socket hang up|ECONNRESET|EPIPE/);
+      assert.deepEqual(sim.files(), []);
+      assert.equal((await upload(sim, "a.gcode", Buffer.alloc(100_000))).status, 201);
+    }));
+
+  void test("startPrusaLinkSims takes consecutive ports", async () => {
+    const probe = await PrusaLinkSim.start({});
+    const base = probe.port;
+    await probe.close();
+    const sims = await startPrusaLinkSims({ count: 3, port: base, name: "farm" });
+    try {
+      assert.deepEqual(
+        sims.map((s) => s.port),
+        [base, base + 1, base + 2],
+      );
+      assert.deepEqual(
+        sims.map((s) => s.name),
+        ["farm-1", "farm-2", "farm-3"],
+      );
+    } finally {
+      await Promise.all(sims.map((s) => s.close()));
+    }
+  });
+});
