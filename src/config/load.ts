@@ -91,7 +91,10 @@ function parse(
   const data = source.toJS(problems);
 
   const parsed = buildSchema(kinds).safeParse(data, {
-    error: (issue) => (issue.code === "invalid_type" && issue.input === undefined ? "required" : undefined),
+    error: (issue) =>
+      issue.input === undefined && (issue.code === "invalid_type" || issue.code === "invalid_value")
+        ? "required"
+        : undefined,
   });
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
