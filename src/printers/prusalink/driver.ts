@@ -1,0 +1,205 @@
+/**
+ * A PrusaLink printer (MK4/XL/MINI with Buddy firmware, MK3 with Prusa-Link) as a PrinterDriver:
+ * one normalized snapshot from /api/v1/status and /api/v1/job, print control, and its files as a
+ * StorageAdapter sharing the same HTTP client (and Digest nonce).
+ */
+import { FerryError, toFerryError } from "../../core/errors.ts";
+import { joinPath, pathKey } from "../../core/paths.ts";
+import type { AdapterContext } from "../../storage/adapter.ts";
+import {
+  definePrinterDriver,
+  type Activity,
+  type JobSnapshot,
+  type PrinterCapabilities,
+  type PrinterDriver,
+  type PrinterSnapshot,
+  type Temperature,
+} from "../driver.ts";
+import { jobSchema, statusSchema, type WireJob, type WireStatus } from "./api-types.ts";
+import type { PrusaLinkClient } from "./client.ts";
+import {
+  createClient,
+  KIND,
+  prusalinkOptionsSchema,
+  PrusaLinkStorage,
+  type ClientTuning,
+  type PrusaLinkOptions,
+} from "./storage.ts";
+
+type Signal = { signal?: AbortSignal };
+
+const ACTIVITY: Readonly<Record<string, Activity>> = {
+  IDLE: "idle",
+  READY: "idle",
+  BUSY: "busy",
+  PRINTING: "printing",
+  PAUSED: "paused",
+  FINISHED: "finished",
+  STOPPED: "stopped",
+  ERROR: "error",
+  ATTENTION: "attention",
+};
+
+/** A state word Ferry does not know is treated as busy: never quiet, so files are left alone. */
+export function activityOf(state: string): Activity {
+  return ACTIVITY[state.toUpperCase()] ?? "busy";
+}
+
+export const prusalinkPrinterCapabilities: Readonly<PrinterCapabilities> = Object.freeze({
+  pause: true,
+  resume: true,
+  cancel: true,
+});
+
+type WireJobFile = NonNullable<WireJob["file"]>;
+
+/**
+ * The printed file as a path of the storage adapter (long names, relative to the storage root),
+ * or undefined when it lies on another storage. `path` and `display_path` name the file's folder
+ * with the storage first ("/usb/SUBDIR~1", "/usb/Sub dir"; the MK3 shows "/PrusaLink gcodes");
+ * a firmware that puts the file name at their end is understood too.
+ */
+export function jobFilePath(file: WireJobFile, storage: string): string | undefined {
+  const shortParts = file.path.split("/").filter((p) => p !== "");
+  if (shortParts.length > 0 && shortParts[0]?.toLowerCase() !== storage.toLowerCase()) return undefined;
+  const name = file.display_name ?? file.name;
+  const folders = (file.display_path ?? file.path)
+    .split("/")
+    .filter((p) => p !== "")
+    .slice(1);
+  const last = folders.at(-1);
+  if (last !== undefined && [name, file.name].some((n) => pathKey(n, true) === pathKey(last, true)))
+    folders.pop();
+  return joinPath(...folders, name);
+}
+
+function temperatures(status: WireStatus): Temperature[] {
+  const out: Temperature[] = [];
+  const { printer } = status;
+  const add = (name: string, actual: number | undefined, target: number | undefined) => {
+    if (actual === undefined) return;
+    out.push(target === undefined ? { name, actual } : { name, actual, target });
+  };
+  add("nozzle", printer.temp_nozzle, printer.target_nozzle);
+  add("bed", printer.temp_bed, printer.target_bed);
+  return out;
+}
+
+export class PrusaLinkDriver implements PrinterDriver {
+  readonly kind = KIND;
+  readonly name: string;
+  readonly capabilities = prusalinkPrinterCapabilities;
+  readonly #client: PrusaLinkClient;
+  readonly #storage: PrusaLinkStorage;
+  readonly #clock: () => number;
+
+  constructor(client: PrusaLinkClient, options: PrusaLinkOptions, clock: () => number = Date.now) {
+    this.#client = client;
+    this.name = client.printer;
+    this.#clock = clock;
+    this.#storage = new PrusaLinkStorage(client, { storage: options.storage, ownsClient: false });
+  }
+
+  async snapshot(options: Signal = {}): Promise<PrinterSnapshot> {
+    const call = { signal: options.signal, operation: "status" };
+    try {
+      const status = await this.#client.getJson("/api/v1/status", statusSchema, call);
+      if (!status) throw new FerryError("PROTOCOL", `${this.name}: status: empty reply`);
+      const snapshot: PrinterSnapshot = {
+        connection: "online",
+        activity: activityOf(status.printer.state),
+        rawState: status.printer.state,
+        temperatures: temperatures(status),
+        observedAt: this.#clock(),
+      };
+      if (status.job) {
+        const job = await this.#client.getJson("/api/v1/job", jobSchema, { ...call, operation: "job" });
+        const merged: JobSnapshot = {};
+        const progress = job?.progress ?? status.job.progress;
+        if (progress !== undefined) merged.progress = Math.min(1, Math.max(0, progress / 100));
+        const elapsed = job?.time_printing ?? status.job.time_printing;
+        if (elapsed !== undefined) merged.elapsedS = elapsed;
+        const remaining = job?.time_remaining ?? status.job.time_remaining;
+        if (remaining !== undefined) merged.remainingS = remaining;
+        if (job?.file) {
+          const file = jobFilePath(job.file, await this.#storage.storageName(options));
+          if (file !== undefined) merged.file = file;
+        }
+        snapshot.job = merged;
+      }
+      return snapshot;
+    } catch (error) {
+      const failure = toFerryError(error);
+      if (failure.code !== "UNAVAILABLE" && failure.code !== "TRANSIENT") throw failure;
+      // Unreachable or failing: report it instead of throwing, as the contract asks.
+      return { connection: "offline", activity: "busy", temperatures: [], observedAt: this.#clock() };
+    }
+  }
+
+  async startJob(path: string, options: Signal = {}): Promise<void> {
+    const apiPath = await this.#storage.apiPath(path, options);
+    const res = await this.#client.call("POST", apiPath, [200, 204], {
+      signal: options.signal,
+      subject: path,
+      operation: "start print",
+    });
+    await res.body.dump();
+  }
+
+  async #job(options: Signal): Promise<WireJob | undefined> {
+    return this.#client.getJson("/api/v1/job", jobSchema, { signal: options.signal, operation: "job" });
+  }
+
+  async #jobAction(method: string, suffix: string, operation: string, options: Signal): Promise<void> {
+    const job = await this.#job(options);
+    if (!job) throw new FerryError("NOT_FOUND", `${this.name}: ${operation}: no job on the printer`);
+    const res = await this.#client.call(method, `/api/v1/job/${job.id}${suffix}`, [200, 204], {
+      signal: options.signal,
+      operation,
+    });
+    await res.body.dump();
+  }
+
+  pause(options: Signal = {}): Promise<void> {
+    return this.#jobAction("PUT", "/pause", "pause", options);
+  }
+
+  resume(options: Signal = {}): Promise<void> {
+    return this.#jobAction("PUT", "/resume", "resume", options);
+  }
+
+  /** Stops the running job; succeeds when nothing runs any more. */
+  async cancel(options: Signal = {}): Promise<void> {
+    const job = await this.#job(options);
+    if (!job || (job.state !== "PRINTING" && job.state !== "PAUSED")) return;
+    const res = await this.#client.call("DELETE", `/api/v1/job/${job.id}`, [200, 204], {
+      signal: options.signal,
+      operation: "cancel",
+    });
+    await res.body.dump();
+  }
+
+  storage(): PrusaLinkStorage {
+    return this.#storage;
+  }
+
+  close(): Promise<void> {
+    return this.#client.close();
+  }
+}
+
+/** Opens the driver (tests pass `tuning` for an injected clock). */
+export function openPrusaLinkDriver(
+  options: PrusaLinkOptions,
+  context: AdapterContext,
+  tuning: ClientTuning = {},
+): PrusaLinkDriver {
+  return new PrusaLinkDriver(createClient(options, context, tuning), options, tuning.clock);
+}
+
+export const prusalinkDriver = definePrinterDriver<PrusaLinkOptions>({
+  kind: KIND,
+  optionsSchema: prusalinkOptionsSchema,
+  capabilities: prusalinkPrinterCapabilities,
+  create: (options, context) => openPrusaLinkDriver(options, context),
+});
