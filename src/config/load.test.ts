@@ -229,6 +229,14 @@ describe("device kinds", () => {
     );
   });
 
+  it("makes every kind's options strict, refined or not", () => {
+    const error = configError(() => parse("devices:\n  nas: { type: ftp, host: nas.lan, colour: red }\n"));
+    assert.deepEqual(
+      error.problems.map((p) => [p.path, p.message]),
+      [["devices.nas.colour", 'unknown key "colour"; known keys: type, host, port, password']],
+    );
+  });
+
   it("refuses a build that defines one kind twice", () => {
     assert.throws(
       () => parseConfig("", "ferry.yaml", { deviceKinds: [...KINDS, printerKind], env: {} }),

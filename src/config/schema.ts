@@ -98,12 +98,13 @@ function deviceEntry(definition: DeviceKind) {
   const type = z.literal(definition.kind);
   if (schema instanceof z.ZodObject) {
     try {
+      // safeExtend keeps the kind's refinements (plain extend refuses objects that have some).
       return schema
-        .extend({ type })
+        .safeExtend({ type })
         .strict()
         .transform(({ type: _type, ...options }): ParsedDevice => ({ kind: definition.kind, options }));
     } catch {
-      // An object with refinements cannot be extended; fall through to the general form.
+      // Not extendable after all: fall through to the general form.
     }
   }
   return (

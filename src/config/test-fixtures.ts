@@ -25,7 +25,7 @@ export const folderKind: DeviceKind = {
     .transform((options) => ({ ...options, resolved: true })),
 };
 
-/** A ZodObject with a refinement: zod refuses to extend it. */
+/** A ZodObject with a refinement (plain `.extend` refuses it), not strict of its own. */
 export const ftpKind: DeviceKind = {
   kind: "ftp",
   optionsSchema: z
