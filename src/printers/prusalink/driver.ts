@@ -51,7 +51,13 @@ export const prusalinkPrinterCapabilities: Readonly<PrinterCapabilities> = Objec
   cancel: true,
 });
 
-type WireJobFile = NonNullable<WireJob["file"]>;
+/** The fields of a job's `file` that locate it. */
+export interface JobFileRef {
+  name: string;
+  path: string;
+  display_name?: string | undefined;
+  display_path?: string | undefined;
+}
 
 /**
  * The printed file as a path of the storage adapter (long names, relative to the storage root),
@@ -59,7 +65,7 @@ type WireJobFile = NonNullable<WireJob["file"]>;
  * with the storage first ("/usb/SUBDIR~1", "/usb/Sub dir"; the MK3 shows "/PrusaLink gcodes");
  * a firmware that puts the file name at their end is understood too.
  */
-export function jobFilePath(file: WireJobFile, storage: string): string | undefined {
+export function jobFilePath(file: JobFileRef, storage: string): string | undefined {
   const shortParts = file.path.split("/").filter((p) => p !== "");
   if (shortParts.length > 0 && shortParts[0]?.toLowerCase() !== storage.toLowerCase()) return undefined;
   const name = file.display_name ?? file.name;

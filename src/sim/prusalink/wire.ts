@@ -124,9 +124,10 @@ export function statusJson(printer: VirtualPrinter): Record<string, unknown> {
   return body;
 }
 
-function displayFolder(storage: SimStorage, folder: SimFolder, short: boolean): string {
-  const root = short ? storage.name : storage.displayName;
-  return "/" + [root, ...nodeNames(folder, short)].join("/");
+/** A folder as the job's `path` ("/usb/SUBDIR~1", "/local/examples") or `display_path` ("/PrusaLink gcodes/examples"). */
+function folderPath(storage: SimStorage, folder: SimFolder, display: boolean): string {
+  const root = display ? storage.displayName : storage.name;
+  return "/" + [root, ...nodeNames(folder, !display && storage.shortNames)].join("/");
 }
 
 function refs(storage: SimStorage, file: SimFile): Record<string, string> {
@@ -150,8 +151,8 @@ export function jobJson(printer: VirtualPrinter, job: SimJob): Record<string, un
     file: {
       name: storage.shortNames ? file.shortName : file.name,
       display_name: file.name,
-      path: displayFolder(storage, file.parent, storage.shortNames),
-      display_path: displayFolder(storage, file.parent, false),
+      path: folderPath(storage, file.parent, false),
+      display_path: folderPath(storage, file.parent, true),
       size: file.size,
       m_timestamp: file.mTimestamp,
       meta: {},
