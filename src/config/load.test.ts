@@ -1,6 +1,6 @@
 /* eslint-disable @typescript-eslint/no-floating-promises -- node:test tracks the promises describe() and it() return */
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -47,6 +47,17 @@ describe("the documented example", () => {
       modTimeToleranceS: 60,
       compare: "size-mtime",
     });
+  });
+
+  it("in docs/configuration.md loads too", async () => {
+    const doc = await readFile(join(import.meta.dirname, "../../docs/configuration.md"), "utf8");
+    const yaml = /```yaml\n([\s\S]*?)```/.exec(doc)?.[1];
+    assert.ok(yaml);
+    const config = parse(yaml);
+    assert.deepEqual(
+      config.syncs.get("gcode")?.targets.map((t) => t.label),
+      ["mk4-a", "mk4-b"],
+    );
   });
 
   it("loads from disk with the password in .env next to it", async () => {
