@@ -1,4 +1,5 @@
 /** Problems found in a config file, all reported at once with the line they are on. */
+import { isAbsolute, relative, resolve, sep } from "node:path";
 
 export interface ConfigProblem {
   /** The field, e.g. "devices.mk4-a.url" or "groups.farm[1]"; "" for the file as a whole. */
@@ -22,6 +23,12 @@ export function formatProblem(file: string, problem: ConfigProblem): string {
     : `${where} ${problem.path}: ${problem.message}`;
 }
 
+/** The file as the user knows it: relative to the working folder when it lies within it. */
+function shownName(file: string): string {
+  const rel = relative(process.cwd(), resolve(file));
+  return rel !== "" && rel.split(sep)[0] !== ".." && !isAbsolute(rel) ? rel : file;
+}
+
 /**
  * A config file that cannot be used. `message` lists every problem, one per line:
  *
@@ -31,14 +38,15 @@ export function formatProblem(file: string, problem: ConfigProblem): string {
  */
 export class ConfigError extends Error {
   override readonly name = "ConfigError";
-  /** The config file, as it was given. */
+  /** The config file, as it was given (the message shows it relative to the working folder when within it). */
   readonly file: string;
   readonly problems: ConfigProblem[];
 
   constructor(file: string, problems: readonly ConfigProblem[]) {
     const sorted = [...problems].sort(byPosition);
     const count = `${sorted.length} problem${sorted.length === 1 ? "" : "s"}`;
-    super([`${file}: ${count}`, ...sorted.map((p) => `  ${formatProblem(file, p)}`)].join("\n"));
+    const shown = shownName(file);
+    super([`${shown}: ${count}`, ...sorted.map((p) => `  ${formatProblem(shown, p)}`)].join("\n"));
     this.file = file;
     this.problems = sorted;
   }

@@ -338,6 +338,23 @@ describe("files on disk", () => {
     assert.equal(config.dataDir, join(dir, "state"));
   });
 
+  it("reports a .env it cannot read, together with what that causes", async () => {
+    const sub = join(dir, "env-folder");
+    await mkdir(join(sub, ".env"), { recursive: true });
+    await writeFile(join(sub, "ferry.yaml"), EXAMPLE);
+    const error = await configErrorAsync(() =>
+      loadConfig(join(sub, "ferry.yaml"), { deviceKinds: KINDS, env: {} }),
+    );
+    assert.deepEqual(
+      error.problems.map((p) => p.message),
+      [
+        `cannot read ${join(sub, ".env")} (EISDIR)`,
+        "environment variable PRUSA_PASSWORD is not set (nor in .env next to the config)",
+        "environment variable PRUSA_PASSWORD is not set (nor in .env next to the config)",
+      ],
+    );
+  });
+
   it("loads without a .env", async () => {
     const sub = join(dir, "no-env");
     await mkdir(sub);

@@ -213,3 +213,13 @@ describe("describeConfig", () => {
     );
   });
 });
+
+describe("ConfigError", () => {
+  it("names a file in the working folder by its relative path", () => {
+    const error = new ConfigError(`${process.cwd()}/ferry.yaml`, [{ path: "", message: "file not found" }]);
+    assert.equal(error.message, "ferry.yaml: 1 problem\n  ferry.yaml: file not found");
+    assert.equal(error.file, `${process.cwd()}/ferry.yaml`);
+    const outside = new ConfigError("/elsewhere/ferry.yaml", [{ path: "", message: "file not found" }]);
+    assert.match(outside.message, /^\/elsewhere\/ferry\.yaml: 1 problem/);
+  });
+});
