@@ -12,7 +12,7 @@ import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
 import { Agent, type Dispatcher } from "undici";
 import type { z } from "zod";
-import { FerryError, throwIfAborted } from "../../core/errors.ts";
+import { FerryError, isFerryError, throwIfAborted } from "../../core/errors.ts";
 import { silentLogger, type Logger } from "../../core/logger.ts";
 import type { Secret } from "../../core/secret.ts";
 import { parseWire } from "./api-types.ts";
@@ -237,13 +237,34 @@ export class PrusaLinkClient {
   }
 
   /**
+   * A bodiless request; a GET or HEAD that loses its (kept-alive) connection is sent once more, since
+   * printers close idle connections at will.
+   */
+  async #dispatchOnce(method: string, target: string, options: CallOptions): Promise<ClientResponse> {
+    try {
+      return await this.#dispatch(method, target, options);
+    } catch (error) {
+      const retry =
+        (method === "GET" || method === "HEAD") &&
+        isFerryError(error, "TRANSIENT") &&
+        !options.signal?.aborted;
+      if (!retry) throw error;
+      this.#logger.debug(
+        { printer: this.printer, err: error },
+        "PrusaLink connection lost; sending the request again",
+      );
+      return this.#dispatch(method, target, options);
+    }
+  }
+
+  /**
    * Sends a bodiless request and returns the response, whatever its status (after the Digest
    * handshake). `path` is the API path, e.g. "/api/v1/status".
    */
   async send(method: string, path: string, options: CallOptions = {}): Promise<ClientResponse> {
     const target = this.#base + path;
     for (let attempt = 0; ; attempt++) {
-      const res = await this.#dispatch(method, target, options);
+      const res = await this.#dispatchOnce(method, target, options);
       if (res.status !== 401 || this.#apiKey) return res;
       const challenge = parseChallenge(res.headers["www-authenticate"]);
       await res.body.dump();

@@ -3,7 +3,7 @@
  * one normalized snapshot from /api/v1/status and /api/v1/job, print control, and its files as a
  * StorageAdapter sharing the same HTTP client (and Digest nonce).
  */
-import { FerryError, toFerryError } from "../../core/errors.ts";
+import { FerryError, isFerryError, toFerryError } from "../../core/errors.ts";
 import { joinPath, pathKey } from "../../core/paths.ts";
 import type { AdapterContext } from "../../storage/adapter.ts";
 import {
@@ -128,7 +128,7 @@ export class PrusaLinkDriver implements PrinterDriver {
         const remaining = job?.time_remaining ?? status.job.time_remaining;
         if (remaining !== undefined) merged.remainingS = remaining;
         if (job?.file) {
-          const file = jobFilePath(job.file, await this.#storage.storageName(options));
+          const file = jobFilePath(job.file, await this.#storageName(options));
           if (file !== undefined) merged.file = file;
         }
         snapshot.job = merged;
@@ -139,6 +139,16 @@ export class PrusaLinkDriver implements PrinterDriver {
       if (failure.code !== "UNAVAILABLE" && failure.code !== "TRANSIENT") throw failure;
       // Unreachable or failing: report it instead of throwing, as the contract asks.
       return { connection: "offline", activity: "busy", temperatures: [], observedAt: this.#clock() };
+    }
+  }
+
+  /** The adapter's storage, or "" when the printer has none to offer (no USB stick): the job is shown without its file then. */
+  async #storageName(options: Signal): Promise<string> {
+    try {
+      return await this.#storage.storageName(options);
+    } catch (error) {
+      if (isFerryError(error, "NOT_FOUND")) return "";
+      throw error;
     }
   }
 

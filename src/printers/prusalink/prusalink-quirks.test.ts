@@ -1,5 +1,7 @@
 /** What is particular to PrusaLink: short-lived nonces, one transfer at a time, the printed file, states. */
 import assert from "node:assert/strict";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { Readable } from "node:stream";
 import { text } from "node:stream/consumers";
 import { describe, test } from "node:test";
@@ -318,6 +320,32 @@ void describe("driver", () => {
       await rejectsWith(driver.storage().stat("x.gcode"), "UNAVAILABLE", /mk4-test.*unreachable/);
     } finally {
       await driver.close();
+    }
+  });
+
+  void test("a status request whose connection drops is sent once more", async () => {
+    let requests = 0;
+    const server = createServer((req, res) => {
+      if (++requests === 1) {
+        req.socket.destroy();
+        return;
+      }
+      res.writeHead(200, { "Content-Type": "application/json" });
+      res.end(JSON.stringify({ printer: { state: "IDLE" } }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as AddressInfo;
+    const driver = openPrusaLinkDriver(
+      { url: `http://127.0.0.1:${port}`, api_key: new Secret("k") },
+      context,
+    );
+    try {
+      assert.equal((await driver.snapshot()).connection, "online");
+      assert.equal(requests, 2);
+    } finally {
+      await driver.close();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
     }
   });
 
