@@ -31,13 +31,29 @@ const port = Number(values.port);
 const cli = new URL("../src/cli/main.ts", import.meta.url).pathname;
 
 async function startSims(): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [cli, "sim", "prusalink", "--count", String(printers), "--port", String(port), "--rate", String(rate), "--password", "bench"], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      cli,
+      "sim",
+      "prusalink",
+      "--count",
+      String(printers),
+      "--port",
+      String(port),
+      "--rate",
+      String(rate),
+      "--password",
+      "bench",
+    ],
+    {
+      stdio: ["ignore", "pipe", "inherit"],
+    },
+  );
   let seen = 0;
   await new Promise<void>((resolve, reject) => {
     child.once("exit", (code) => reject(new Error(`simulators exited with ${code}`)));
-    child.stdout?.on("data", (chunk: Buffer) => {
+    child.stdout.on("data", (chunk: Buffer) => {
       seen += chunk.toString().split("simulator on").length - 1;
       if (seen >= printers) resolve();
     });
@@ -68,7 +84,10 @@ try {
     join(work, "ferry.yaml"),
     [
       "devices:",
-      ...names.map((n, i) => `  ${n}: { type: prusalink, url: "http://127.0.0.1:${port + i}", username: maker, password: bench }`),
+      ...names.map(
+        (n, i) =>
+          `  ${n}: { type: prusalink, url: "http://127.0.0.1:${port + i}", username: maker, password: bench }`,
+      ),
       "syncs:",
       "  bench:",
       "    source: ./master",
@@ -79,7 +98,9 @@ try {
   );
 
   const started = performance.now();
-  const sync = spawn(process.execPath, [cli, "sync", "-c", join(work, "ferry.yaml"), "--json"], { stdio: ["ignore", "pipe", "inherit"] });
+  const sync = spawn(process.execPath, [cli, "sync", "-c", join(work, "ferry.yaml"), "--json"], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   let output = "";
   sync.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
   let rss = 0;
@@ -93,9 +114,13 @@ try {
   const done = summary.targets.reduce((n, t) => n + t.done, 0);
   const bytes = summary.targets.reduce((n, t) => n + t.bytes, 0);
   const ideal = (files * size) / rate;
-  console.log(`printers ${printers}, files ${files} x ${formatBytes(size)}, rate ${formatBytes(rate)}/s per printer`);
+  console.log(
+    `printers ${printers}, files ${files} x ${formatBytes(size)}, rate ${formatBytes(rate)}/s per printer`,
+  );
   console.log(`transfers done ${done}/${printers * files}, ${formatBytes(bytes)} sent, exit code ${code}`);
-  console.log(`wall ${wall.toFixed(2)} s, ideal ${ideal.toFixed(2)} s, ratio ${(wall / ideal).toFixed(3)} (target <= 1.15)`);
+  console.log(
+    `wall ${wall.toFixed(2)} s, ideal ${ideal.toFixed(2)} s, ratio ${(wall / ideal).toFixed(3)} (target <= 1.15)`,
+  );
   console.log(`sync peak RSS ${formatBytes(rss)} (target <= 200 MB)`);
   if (code !== 0 || done !== printers * files) process.exitCode = 1;
 } finally {

@@ -15,18 +15,35 @@ const PASSWORD = "farm-secret-42";
 
 interface Summary {
   ok: boolean;
-  targets: { target: string; outcome: string; planned: number; done: number; failed: number; skipped: number; state?: string; reason?: string }[];
+  targets: {
+    target: string;
+    outcome: string;
+    planned: number;
+    done: number;
+    failed: number;
+    skipped: number;
+    state?: string;
+    reason?: string;
+  }[];
 }
 
 function ferry(args: string[], cwd: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [cli, ...args], { cwd, env: { ...process.env, PRUSA_PASSWORD: PASSWORD, FERRY_LOG_LEVEL: "error" } }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === "number" ? error.code : 1) : 0, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [cli, ...args],
+      { cwd, env: { ...process.env, PRUSA_PASSWORD: PASSWORD, FERRY_LOG_LEVEL: "error" } },
+      (error, stdout, stderr) => {
+        resolve({ code: error ? (typeof error.code === "number" ? error.code : 1) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
-async function syncJson(cwd: string, ...args: string[]): Promise<{ code: number; summary: Summary; stderr: string }> {
+async function syncJson(
+  cwd: string,
+  ...args: string[]
+): Promise<{ code: number; summary: Summary; stderr: string }> {
   const { code, stdout, stderr } = await ferry(["sync", "--json", ...args], cwd);
   assert.doesNotMatch(stdout + stderr, new RegExp(PASSWORD), "the password must never be printed");
   return { code, summary: JSON.parse(stdout) as Summary, stderr };
@@ -68,7 +85,10 @@ describe("ferry sync onto a PrusaLink farm", () => {
       join(dir, "ferry.yaml"),
       [
         "devices:",
-        ...sims.map((s, i) => `  mk4-${"abc"[i]}: { type: prusalink, url: "${s.url}", username: maker, password: "\${PRUSA_PASSWORD}" }`),
+        ...sims.map(
+          (s, i) =>
+            `  mk4-${"abc"[i]}: { type: prusalink, url: "${s.url}", username: maker, password: "\${PRUSA_PASSWORD}" }`,
+        ),
         "groups:",
         "  farm: [mk4-a, mk4-b, mk4-c]",
         "syncs:",
@@ -97,7 +117,14 @@ describe("ferry sync onto a PrusaLink farm", () => {
   test("mirrors nested, long and Cyrillic names onto every printer; a re-run plans nothing", async () => {
     const first = await syncJson(dir);
     assert.equal(first.code, 0, first.stderr);
-    assert.deepEqual(first.summary.targets.map((t) => [t.target, t.outcome, t.done]), [["mk4-a", "done", 5], ["mk4-b", "done", 5], ["mk4-c", "done", 5]]);
+    assert.deepEqual(
+      first.summary.targets.map((t) => [t.target, t.outcome, t.done]),
+      [
+        ["mk4-a", "done", 5],
+        ["mk4-b", "done", 5],
+        ["mk4-c", "done", 5],
+      ],
+    );
     for (const sim of sims) assert.deepEqual(sortedFiles(sim), expected(source));
 
     const second = await syncJson(dir);
@@ -117,7 +144,7 @@ describe("ferry sync onto a PrusaLink farm", () => {
     assert.equal(gated.code, 0, "skipped-busy is not a failure");
     const skipped = gated.summary.targets.find((t) => t.target === "mk4-a");
     assert.equal(skipped?.outcome, "skipped");
-    assert.equal(skipped?.state, "PRINTING");
+    assert.equal(skipped.state, "PRINTING");
     assert.ok(sortedFiles(a).includes("benchy.gcode:20000"));
     assert.ok(!sortedFiles(a).some((f) => f.startsWith("new part")));
     for (const sim of sims.slice(1)) assert.deepEqual(sortedFiles(sim), expected(source));
@@ -126,7 +153,7 @@ describe("ferry sync onto a PrusaLink farm", () => {
     assert.equal(forced.code, 0);
     const target = forced.summary.targets.find((t) => t.target === "mk4-a");
     assert.equal(target?.outcome, "done");
-    assert.equal(target?.skipped, 1);
+    assert.equal(target.skipped, 1);
     assert.deepEqual(sortedFiles(a), [...expected(source), "benchy.gcode:20000"].sort());
   });
 
@@ -137,7 +164,13 @@ describe("ferry sync onto a PrusaLink farm", () => {
     await writeFile(join(dir, "master", "late.gcode"), Buffer.alloc(1_000, 2));
     const { code, summary } = await syncJson(dir, "-x", "mk4-a");
     assert.equal(code, 1);
-    assert.deepEqual(summary.targets.map((t) => [t.target, t.outcome]), [["mk4-b", "done"], ["mk4-c", "unreachable"]]);
+    assert.deepEqual(
+      summary.targets.map((t) => [t.target, t.outcome]),
+      [
+        ["mk4-b", "done"],
+        ["mk4-c", "unreachable"],
+      ],
+    );
     assert.ok(sortedFiles(sims[1] as PrusaLinkSim).includes("late.gcode:1000"));
   });
 
@@ -150,12 +183,24 @@ describe("ferry sync onto a PrusaLink farm", () => {
     b.injectFault({ resetAfterBytes: 100 });
     const { code, summary } = await syncJson(dir, "-p", "mk4-b");
     assert.equal(code, 0);
-    assert.deepEqual(summary.targets.map((t) => [t.target, t.done, t.failed]), [["mk4-b", 1, 0]]);
+    assert.deepEqual(
+      summary.targets.map((t) => [t.target, t.done, t.failed]),
+      [["mk4-b", 1, 0]],
+    );
     assert.ok(sortedFiles(b).includes("calibration/first layer.gcode:6000"));
   });
 
   test("a bad config exits 2 naming the line and the field", async () => {
-    await writeFile(join(dir, "bad.yaml"), ["devices:", "  p1: { type: prusalink, url: 42, username: maker, password: x }", "groups:", "  farm: [p1, nope]", ""].join("\n"));
+    await writeFile(
+      join(dir, "bad.yaml"),
+      [
+        "devices:",
+        "  p1: { type: prusalink, url: 42, username: maker, password: x }",
+        "groups:",
+        "  farm: [p1, nope]",
+        "",
+      ].join("\n"),
+    );
     const { code, stderr } = await ferry(["sync", "-c", "bad.yaml"], dir);
     assert.equal(code, 2);
     assert.match(stderr, /bad\.yaml:2:\d+ devices\.p1\.url/);

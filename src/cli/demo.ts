@@ -33,7 +33,9 @@ export async function demoCommand(options: { dir: string }): Promise<number> {
     await writeFile(join(master, path), gcode(size));
   }
   const sims = await Promise.all(
-    ["mk4-a", "mk4-b", "mk4-c"].map((name) => PrusaLinkSim.start({ name, port: 0, password: PASSWORD, rate: 2_000_000 })),
+    ["mk4-a", "mk4-b", "mk4-c"].map((name) =>
+      PrusaLinkSim.start({ name, port: 0, password: PASSWORD, rate: 2_000_000 }),
+    ),
   );
   const [a, , c] = sims as [PrusaLinkSim, PrusaLinkSim, PrusaLinkSim];
   const config = join(root, "ferry.yaml");
@@ -43,7 +45,10 @@ export async function demoCommand(options: { dir: string }): Promise<number> {
     [
       "# Written by `ferry demo`: three simulated PrusaLink printers fed from ./master.",
       "devices:",
-      ...sims.map((sim, i) => `  mk4-${"abc"[i] ?? i}: { type: prusalink, url: "${sim.url}", username: maker, password: "\${PRUSA_PASSWORD}" }`),
+      ...sims.map(
+        (sim, i) =>
+          `  mk4-${"abc"[i] ?? i}: { type: prusalink, url: "${sim.url}", username: maker, password: "\${PRUSA_PASSWORD}" }`,
+      ),
       "groups:",
       "  farm: [mk4-a, mk4-b, mk4-c]",
       "syncs:",
@@ -71,7 +76,9 @@ export async function demoCommand(options: { dir: string }): Promise<number> {
     c.setState("IDLE");
     await sync();
 
-    say("3. mk4-a prints benchy; benchy leaves the master folder and a new file arrives. --include-busy syncs mk4-a too, but never touches the printed file.");
+    say(
+      "3. mk4-a prints benchy; benchy leaves the master folder and a new file arrives. --include-busy syncs mk4-a too, but never touches the printed file.",
+    );
     a.startPrint("benchy.gcode", 600);
     await rm(join(master, "benchy.gcode"));
     await writeFile(join(master, "calibration/flow.gcode"), gcode(400_000));
@@ -79,7 +86,12 @@ export async function demoCommand(options: { dir: string }): Promise<number> {
 
     say("4. The plan for the next run, without changing anything (--dry-run):");
     await sync({ dryRun: true, includeBusy: true });
-    say(`Done. Try it yourself: npm run ferry -- sync -c ${config} --dry-run   (printers stay up only while the demo runs)`);
+    say(
+      "Done. To try it by hand: `npm run ferry -- sim prusalink --count 3` in one terminal, a ferry.yaml like",
+    );
+    process.stdout.write(
+      `${config} pointing at ports 18100-18102 in another, then \`npm run ferry -- sync --dry-run\`.\n`,
+    );
   } finally {
     await Promise.all(sims.map((sim) => sim.close()));
   }

@@ -18,7 +18,8 @@ const size = (what: string) => (value: string) => {
 };
 const integer = (what: string) => (value: string) => {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${what} must be a whole number, got "${value}"`);
+  if (!Number.isInteger(n) || n < 0)
+    throw new InvalidArgumentError(`${what} must be a whole number, got "${value}"`);
   return n;
 };
 
@@ -31,7 +32,9 @@ function program(): Command {
 
   ferry
     .command("sync")
-    .description("bring targets in line with their source once, then exit (0 all done, 1 something failed, 2 bad config)")
+    .description(
+      "bring targets in line with their source once, then exit (0 all done, 1 something failed, 2 bad config)",
+    )
     .argument("[sync...]", "syncs to run (default: all in the config)")
     .option("-c, --config <file>", "config file (default: ferry.yaml, ferry.yml or ferry.json here)")
     .option("--dry-run", "print the plan and change nothing")
@@ -43,14 +46,16 @@ function program(): Command {
       process.exitCode = await syncCommand(names, options);
     });
 
-  const sim = ferry.command("sim").description("run faithful device simulators (for tests, demos and benchmarks)");
+  const sim = ferry
+    .command("sim")
+    .description("run faithful device simulators (for tests, demos and benchmarks)");
   sim
     .command("prusalink")
     .description("simulated PrusaLink printers on consecutive ports of 127.0.0.1")
     .option("--port <port>", "first port", integer("--port"), 18100)
     .option("--count <n>", "number of printers", integer("--count"), 1)
     .option("--username <name>", "digest user", "maker")
-    .option("--password <password>", "digest password (default: $PRUSA_PASSWORD or \"maker\")")
+    .option("--password <password>", 'digest password (default: $PRUSA_PASSWORD or "maker")')
     .option("--api-key <key>", "also accept this X-Api-Key")
     .option("--rate <bytes/s>", "upload ingest limit per printer, e.g. 1MB", size("--rate"))
     .option("--capacity <bytes>", "storage size per printer, e.g. 8GB", size("--capacity"))

@@ -36,12 +36,20 @@ export async function syncCommand(names: string[], options: SyncCommandOptions):
   }
   const unknown = names.filter((name) => !config.syncs.has(name));
   if (unknown.length > 0) {
-    throw new UsageError(`unknown sync ${unknown.map((n) => `"${n}"`).join(", ")}; ${config.file} has: ${[...config.syncs.keys()].join(", ") || "none"}`);
+    throw new UsageError(
+      `unknown sync ${unknown.map((n) => `"${n}"`).join(", ")}; ${config.file} has: ${[...config.syncs.keys()].join(", ") || "none"}`,
+    );
   }
   for (const device of [...(options.printer ?? []), ...(options.exclude ?? [])]) {
-    if (!config.devices.has(device)) throw new UsageError(`unknown device "${device}" in -p/-x; ${config.file} has: ${[...config.devices.keys()].join(", ")}`);
+    if (!config.devices.has(device))
+      throw new UsageError(
+        `unknown device "${device}" in -p/-x; ${config.file} has: ${[...config.devices.keys()].join(", ")}`,
+      );
   }
-  const syncs = names.length > 0 ? names.map((n) => config.syncs.get(n)).filter((s) => s !== undefined) : [...config.syncs.values()];
+  const syncs =
+    names.length > 0
+      ? names.map((n) => config.syncs.get(n)).filter((s) => s !== undefined)
+      : [...config.syncs.values()];
 
   const mode: OutputMode = options.json ? "json" : process.stdout.isTTY ? "tty" : "plain";
   const bus = new EventBus<SyncEvents>();

@@ -35,7 +35,11 @@ const describe = (a: Action): string => {
   }
 };
 
-export function attachSyncOutput(bus: EventBus<SyncEvents>, mode: OutputMode, out: NodeJS.WriteStream): () => void {
+export function attachSyncOutput(
+  bus: EventBus<SyncEvents>,
+  mode: OutputMode,
+  out: NodeJS.WriteStream,
+): () => void {
   if (mode === "json") return () => undefined;
   const key = (e: { sync: string; target: string }) => `${e.sync} → ${e.target}`;
   const offs: (() => void)[] = [];
@@ -45,7 +49,9 @@ export function attachSyncOutput(bus: EventBus<SyncEvents>, mode: OutputMode, ou
     offs.push(
       bus.on("sync.target.planned", (e) => {
         const n = e.actions.filter((a) => a.type !== "skip").length;
-        line(`${key(e)}: ${n === 0 ? "up to date" : `${n} to do, ${formatBytes(e.bytes)} to send`}${e.dryRun ? " (dry run)" : ""}`);
+        line(
+          `${key(e)}: ${n === 0 ? "up to date" : `${n} to do, ${formatBytes(e.bytes)} to send`}${e.dryRun ? " (dry run)" : ""}`,
+        );
         if (e.dryRun) for (const a of e.actions) line(`  ${describe(a)}`);
       }),
       bus.on("sync.action.done", (e) => {
@@ -53,9 +59,13 @@ export function attachSyncOutput(bus: EventBus<SyncEvents>, mode: OutputMode, ou
         line(`${key(e)}: ${describe(e.action)} ok in ${formatDuration(e.ms / 1000)}${rate}`);
       }),
       bus.on("sync.action.failed", (e) => {
-        line(`${key(e)}: ${describe(e.action)} failed: ${e.error.message}${e.willRetry ? " (retrying)" : ""}`);
+        line(
+          `${key(e)}: ${describe(e.action)} failed: ${e.error.message}${e.willRetry ? " (retrying)" : ""}`,
+        );
       }),
-      bus.on("sync.target.finished", (r) => line(finishLine(r))),
+      bus.on("sync.target.finished", (r) => {
+        if (!quietFinish(r)) line(finishLine(r));
+      }),
     );
     return () => offs.forEach((off) => off());
   }
@@ -83,11 +93,21 @@ export function attachSyncOutput(bus: EventBus<SyncEvents>, mode: OutputMode, ou
     bus.on("sync.target.planned", (e) => {
       const n = e.actions.filter((a) => a.type !== "skip").length;
       if (e.dryRun) {
-        above(`${key(e)}: ${n === 0 ? "up to date" : `${n} to do, ${formatBytes(e.bytes)} to send`} (dry run)`);
+        above(
+          `${key(e)}: ${n === 0 ? "up to date" : `${n} to do, ${formatBytes(e.bytes)} to send`} (dry run)`,
+        );
         for (const a of e.actions) above(`  ${describe(a)}`);
         return;
       }
-      live.set(key(e), { label: key(e), fileBytes: 0, fileSize: 0, doneBytes: 0, totalBytes: e.bytes, startedAt: performance.now(), status: n === 0 ? "up to date" : "starting" });
+      live.set(key(e), {
+        label: key(e),
+        fileBytes: 0,
+        fileSize: 0,
+        doneBytes: 0,
+        totalBytes: e.bytes,
+        startedAt: performance.now(),
+        status: n === 0 ? "up to date" : "starting",
+      });
     }),
     bus.on("sync.action.started", (e) => {
       const l = live.get(key(e));
@@ -108,10 +128,12 @@ export function attachSyncOutput(bus: EventBus<SyncEvents>, mode: OutputMode, ou
         l.fileBytes = 0;
       }
     }),
-    bus.on("sync.action.failed", (e) => above(`${key(e)}: ${describe(e.action)} failed: ${e.error.message}${e.willRetry ? " (retrying)" : ""}`)),
+    bus.on("sync.action.failed", (e) =>
+      above(`${key(e)}: ${describe(e.action)} failed: ${e.error.message}${e.willRetry ? " (retrying)" : ""}`),
+    ),
     bus.on("sync.target.finished", (r) => {
-      live.delete(key(r));
-      above(finishLine(r));
+      const wasLive = live.delete(key(r));
+      if (!(quietFinish(r) && !wasLive)) above(finishLine(r));
     }),
   );
   return () => {
@@ -139,6 +161,11 @@ function liveLine(l: Live, width: number): string {
   return `${head} ${bar(fraction, 20)} ${file} ${stats}`.slice(0, width - 1);
 }
 
+/** A finish that adds nothing to the plan line already shown: up to date, or a dry run. */
+function quietFinish(r: TargetReport): boolean {
+  return r.outcome === "done" && (r.dryRun || (r.planned === 0 && r.skipped === 0));
+}
+
 export function finishLine(r: TargetReport): string {
   const who = `${r.sync} → ${r.target}`;
   switch (r.outcome) {
@@ -147,6 +174,8 @@ export function finishLine(r: TargetReport): string {
     case "unreachable":
       return `${who}: UNREACHABLE, ${r.reason ?? "no answer"}${r.done > 0 ? ` (${r.done} done before)` : ""}`;
     default: {
+      if (r.planned === 0 && r.failed === 0)
+        return `${who}: up to date${r.skipped > 0 ? `, ${r.skipped} left alone` : ""}`;
       const parts = [`${r.done}/${r.planned} done`];
       if (r.failed > 0) parts.push(`${r.failed} FAILED`);
       if (r.skipped > 0) parts.push(`${r.skipped} left alone`);
@@ -161,10 +190,27 @@ export function finishLine(r: TargetReport): string {
 export function summaryTable(reports: readonly TargetReport[]): string {
   const rows = [["sync", "target", "result", "planned", "done", "failed", "skipped", "sent", "time"]];
   for (const r of reports) {
-    rows.push([r.sync, r.target, r.outcome + (r.state ? ` (${r.state})` : ""), String(r.planned), String(r.done), String(r.failed), String(r.skipped), formatBytes(r.bytes), formatDuration(r.seconds)]);
+    rows.push([
+      r.sync,
+      r.target,
+      r.outcome + (r.state ? ` (${r.state})` : ""),
+      String(r.planned),
+      String(r.done),
+      String(r.failed),
+      String(r.skipped),
+      formatBytes(r.bytes),
+      formatDuration(r.seconds),
+    ]);
   }
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((row) => (row[i] ?? "").length))) ?? [];
-  return rows.map((row) => row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join("  ").trimEnd()).join("\n");
+  return rows
+    .map((row) =>
+      row
+        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
 }
 
 /** The machine-readable summary of --json: no plan details beyond counts, never a secret. */
@@ -175,6 +221,7 @@ export function jsonSummary(reports: readonly TargetReport[]) {
       sync: r.sync,
       target: r.target,
       outcome: r.outcome,
+      dryRun: r.dryRun,
       ...(r.reason === undefined ? {} : { reason: r.reason }),
       ...(r.state === undefined ? {} : { state: r.state }),
       planned: r.planned,

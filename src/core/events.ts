@@ -11,14 +11,19 @@ export class EventBus<Events extends EventMap> {
   readonly #onListenerError: (error: unknown) => void;
 
   constructor(options: { onListenerError?: (error: unknown) => void } = {}) {
-    this.#onListenerError = options.onListenerError ?? ((error) => queueMicrotask(() => { throw error; }));
+    this.#onListenerError =
+      options.onListenerError ??
+      ((error) =>
+        queueMicrotask(() => {
+          throw error;
+        }));
   }
 
   on<K extends keyof Events>(type: K, listener: Listener<Events[K]>): () => void {
     let set = this.#listeners.get(type);
     if (!set) this.#listeners.set(type, (set = new Set()));
-    set.add(listener as Listener<never>);
-    return () => set.delete(listener as Listener<never>);
+    set.add(listener);
+    return () => set.delete(listener);
   }
 
   emit<K extends keyof Events>(type: K, event: Events[K]): void {

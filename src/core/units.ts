@@ -23,7 +23,11 @@ export function parseSize(text: string, what = "size"): number {
   const match = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*(?:\/s)?\s*$/i.exec(text);
   const factor = match ? SIZE_UNITS[(match[2] ?? "").toLowerCase()] : undefined;
   if (!match || factor === undefined) {
-    throw new FerryError("NAME_INVALID", `${what}: "${text}" is not a size (examples: 512, 64KB, 2MB, 1GiB)`, { subject: what });
+    throw new FerryError(
+      "NAME_INVALID",
+      `${what}: "${text}" is not a size (examples: 512, 64KB, 2MB, 1GiB)`,
+      { subject: what },
+    );
   }
   return Math.round(Number(match[1]) * factor);
 }
@@ -47,5 +51,7 @@ export function formatDuration(seconds: number): string {
   if (seconds < 60) return `${Math.round(seconds)}s`;
   const m = Math.floor(seconds / 60);
   const s = Math.round(seconds % 60);
-  return m < 60 ? `${m}m${String(s).padStart(2, "0")}s` : `${Math.floor(m / 60)}h${String(m % 60).padStart(2, "0")}m`;
+  return m < 60
+    ? `${m}m${String(s).padStart(2, "0")}s`
+    : `${Math.floor(m / 60)}h${String(m % 60).padStart(2, "0")}m`;
 }

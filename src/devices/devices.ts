@@ -11,10 +11,10 @@ import type { StorageAdapter, StorageAdapterDefinition } from "../storage/adapte
 import { storageAdapters } from "../storage/all.ts";
 import { localAdapter } from "../storage/local/local.ts";
 import { subtree } from "../storage/wrappers/subtree.ts";
-import type { Endpoint } from "../config/index.ts";
+import type { DeviceKind, Endpoint } from "../config/index.ts";
 
 /** Every kind a device in ferry.yaml may have, for config validation. */
-export const deviceKinds: readonly { kind: string; optionsSchema: unknown }[] = [...storageAdapters, ...printerDrivers];
+export const deviceKinds: readonly DeviceKind[] = [...storageAdapters, ...printerDrivers];
 
 function findKind<T extends { kind: string }>(list: readonly T[], kind: string): T | undefined {
   return list.find((definition) => definition.kind === kind);
@@ -63,8 +63,10 @@ export class Devices {
       adapter = printer.storage();
     } else {
       const device = this.#device(name);
-      const definition = findKind(storageAdapters, device.kind) as StorageAdapterDefinition<unknown> | undefined;
-      if (!definition) throw new FerryError("UNSUPPORTED", `device "${name}" has unknown type "${device.kind}"`);
+      const definition = findKind(storageAdapters, device.kind) as
+        StorageAdapterDefinition<unknown> | undefined;
+      if (!definition)
+        throw new FerryError("UNSUPPORTED", `device "${name}" has unknown type "${device.kind}"`);
       adapter = definition.create(device.options, this.#context(name));
     }
     this.#storages.set(name, adapter);

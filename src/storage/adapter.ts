@@ -145,7 +145,10 @@ export function assertCapabilitiesMatch(adapter: StorageAdapter): void {
 export function defineStorageAdapter<Options>(
   definition: StorageAdapterDefinition<Options>,
 ): StorageAdapterDefinition<Options> {
-  const capabilities = Object.freeze({ ...definition.capabilities, hashes: Object.freeze([...definition.capabilities.hashes]) });
+  const capabilities = Object.freeze({
+    ...definition.capabilities,
+    hashes: Object.freeze([...definition.capabilities.hashes]),
+  });
   return Object.freeze({
     ...definition,
     capabilities,

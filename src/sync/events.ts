@@ -30,6 +30,8 @@ export interface TargetReport extends TargetRef {
   bytes: number;
   seconds: number;
   errors: ActionError[];
+  /** Planned only, nothing changed. */
+  dryRun: boolean;
   /** The plan, for --dry-run and --json. */
   actions: Action[];
 }

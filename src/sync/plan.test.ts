@@ -11,7 +11,10 @@ const rules: PlanRules = {
 };
 const T = 1_700_000_000_000;
 const file = (path: string, size = 10, modTime = T): SourceFile => ({ path, size, modTime });
-const remote = (path: string, over: Omit<Partial<TargetEntry>, "size"> & { size?: number | null } = {}): TargetEntry => {
+const remote = (
+  path: string,
+  over: Omit<Partial<TargetEntry>, "size"> & { size?: number | null } = {},
+): TargetEntry => {
   const { size = 10, ...rest } = over;
   const entry: TargetEntry = { path, type: "file", modTime: T, selected: true, ...rest };
   if (size !== null) entry.size = size;
@@ -22,7 +25,11 @@ const summary = (actions: ReturnType<typeof plan>) => actions.map((a) => `${a.ty
 
 describe("plan", () => {
   test("adds missing files, keeps up-to-date ones", () => {
-    const actions = plan({ source: [file("a.gcode"), file("d/b.gcode")], target: [remote("a.gcode")], rules });
+    const actions = plan({
+      source: [file("a.gcode"), file("d/b.gcode")],
+      target: [remote("a.gcode")],
+      rules,
+    });
     assert.deepEqual(summary(actions), ["upload d/b.gcode"]);
     assert.equal(actions[0]?.type === "upload" && actions[0].reason, "missing");
   });
@@ -51,10 +58,22 @@ describe("plan", () => {
   test("mirror deletes selected excess files and the folders they leave empty, deepest first", () => {
     const actions = plan({
       source: [file("keep/a.gcode")],
-      target: [dir("keep"), remote("keep/a.gcode"), dir("old"), dir("old/deep"), remote("old/deep/x.gcode"), remote("keep/z.gcode")],
+      target: [
+        dir("keep"),
+        remote("keep/a.gcode"),
+        dir("old"),
+        dir("old/deep"),
+        remote("old/deep/x.gcode"),
+        remote("keep/z.gcode"),
+      ],
       rules,
     });
-    assert.deepEqual(summary(actions), ["delete old/deep/x.gcode", "delete keep/z.gcode", "rmdir old/deep", "rmdir old"]);
+    assert.deepEqual(summary(actions), [
+      "delete old/deep/x.gcode",
+      "delete keep/z.gcode",
+      "rmdir old/deep",
+      "rmdir old",
+    ]);
   });
 
   test("never deletes unselected files nor their folders", () => {
@@ -67,7 +86,11 @@ describe("plan", () => {
   });
 
   test("copy mode never deletes", () => {
-    const actions = plan({ source: [], target: [dir("d"), remote("d/x.gcode")], rules: { ...rules, mode: "copy" } });
+    const actions = plan({
+      source: [],
+      target: [dir("d"), remote("d/x.gcode")],
+      rules: { ...rules, mode: "copy" },
+    });
     assert.deepEqual(actions, []);
   });
 
@@ -83,7 +106,11 @@ describe("plan", () => {
       rules: { ...rules, protectedPath: "p.gcode" },
     });
     assert.deepEqual(summary(replace), ["skip p.gcode"]);
-    const remove = plan({ source: [], target: [dir("d"), remote("d/P.gcode")], rules: { ...rules, caseInsensitive: true, protectedPath: "d/p.gcode" } });
+    const remove = plan({
+      source: [],
+      target: [dir("d"), remote("d/P.gcode")],
+      rules: { ...rules, caseInsensitive: true, protectedPath: "d/p.gcode" },
+    });
     assert.deepEqual(summary(remove), ["skip d/P.gcode"]);
   });
 

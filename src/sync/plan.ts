@@ -65,7 +65,11 @@ export function nameProblem(path: string, rules: PlanRules): string | undefined 
 
 function needsUpload(file: SourceFile, existing: TargetEntry, toleranceMs: number): UploadReason | undefined {
   if (existing.size !== undefined && existing.size !== file.size) return "size";
-  if (file.modTime !== undefined && existing.modTime !== undefined && file.modTime - existing.modTime > toleranceMs) {
+  if (
+    file.modTime !== undefined &&
+    existing.modTime !== undefined &&
+    file.modTime - existing.modTime > toleranceMs
+  ) {
     return "newer";
   }
   return undefined;
@@ -92,7 +96,11 @@ export function plan({ source, sourceDirs = [], target, rules }: PlanInput): Act
     const k = key(file.path);
     const clash = sourceKeys.get(k);
     if (clash !== undefined) {
-      others.push({ type: "invalid", path: file.path, reason: `same name as "${clash}" on a case-insensitive target` });
+      others.push({
+        type: "invalid",
+        path: file.path,
+        reason: `same name as "${clash}" on a case-insensitive target`,
+      });
       continue;
     }
     sourceKeys.set(k, file.path);
@@ -109,7 +117,13 @@ export function plan({ source, sourceDirs = [], target, rules }: PlanInput): Act
       others.push({ type: "skip", path: file.path, reason: "being printed" });
       continue;
     }
-    const upload: Action = { type: "upload", path: file.path, targetPath: existing?.path ?? file.path, size: file.size, reason };
+    const upload: Action = {
+      type: "upload",
+      path: file.path,
+      targetPath: existing?.path ?? file.path,
+      size: file.size,
+      reason,
+    };
     if (file.modTime !== undefined) upload.modTime = file.modTime;
     uploads.push(upload);
   }

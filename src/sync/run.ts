@@ -41,7 +41,10 @@ interface SourceScan {
 
 const endpointName = (endpoint: Endpoint) => (endpoint.type === "device" ? endpoint.device : endpoint.label);
 
-export function selectTargets(sync: SyncConfig, options: Pick<SyncRunOptions, "only" | "except">): Endpoint[] {
+export function selectTargets(
+  sync: SyncConfig,
+  options: Pick<SyncRunOptions, "only" | "except">,
+): Endpoint[] {
   return sync.targets.filter((target) => {
     const names = [endpointName(target), target.label];
     if (options.only && options.only.size > 0 && !names.some((n) => options.only?.has(n))) return false;
@@ -49,7 +52,11 @@ export function selectTargets(sync: SyncConfig, options: Pick<SyncRunOptions, "o
   });
 }
 
-export async function runSync(sync: SyncConfig, devices: Devices, options: SyncRunOptions = {}): Promise<TargetReport[]> {
+export async function runSync(
+  sync: SyncConfig,
+  devices: Devices,
+  options: SyncRunOptions = {},
+): Promise<TargetReport[]> {
   const filter = fileFilter(sync.include, sync.exclude);
   const targets = selectTargets(sync, options);
   let scan: SourceScan;
@@ -68,7 +75,11 @@ export async function runSync(sync: SyncConfig, devices: Devices, options: SyncR
   return Promise.all(targets.map((target) => syncTarget(sync, target, scan, filter, devices, options)));
 }
 
-async function scanSource(adapter: StorageAdapter, filter: FileFilter, signal?: AbortSignal): Promise<SourceScan> {
+async function scanSource(
+  adapter: StorageAdapter,
+  filter: FileFilter,
+  signal?: AbortSignal,
+): Promise<SourceScan> {
   const files: SourceFile[] = [];
   const dirs: string[] = [];
   const opts = signal ? { signal } : {};
@@ -77,7 +88,11 @@ async function scanSource(adapter: StorageAdapter, filter: FileFilter, signal?: 
       dirs.push(entry.path);
     } else if (filter(entry.path)) {
       const size = entry.size ?? (await adapter.stat(entry.path, opts)).size ?? 0;
-      files.push({ path: entry.path, size, ...(entry.modTime === undefined ? {} : { modTime: entry.modTime }) });
+      files.push({
+        path: entry.path,
+        size,
+        ...(entry.modTime === undefined ? {} : { modTime: entry.modTime }),
+      });
     }
   }
   return { files, dirs };
@@ -115,8 +130,21 @@ async function scanTarget(
   return entries;
 }
 
-function emptyReport(sync: string, target: string): TargetReport {
-  return { sync, target, outcome: "done", planned: 0, done: 0, failed: 0, skipped: 0, bytes: 0, seconds: 0, errors: [], actions: [] };
+function emptyReport(sync: string, target: string, dryRun = false): TargetReport {
+  return {
+    sync,
+    target,
+    outcome: "done",
+    dryRun,
+    planned: 0,
+    done: 0,
+    failed: 0,
+    skipped: 0,
+    bytes: 0,
+    seconds: 0,
+    errors: [],
+    actions: [],
+  };
 }
 
 /** Why the printer may not be touched now, or undefined when it may. */
@@ -124,10 +152,15 @@ async function printerGate(
   printer: PrinterDriver,
   gated: boolean,
   signal?: AbortSignal,
-): Promise<{ blocked?: { outcome: "unreachable" | "skipped"; reason: string }; state?: string; printing?: string }> {
+): Promise<{
+  blocked?: { outcome: "unreachable" | "skipped"; reason: string };
+  state?: string;
+  printing?: string;
+}> {
   const snapshot = await printer.snapshot(signal ? { signal } : {});
   const state = snapshot.rawState ?? snapshot.activity;
-  if (snapshot.connection === "offline") return { blocked: { outcome: "unreachable", reason: "printer is offline" }, state };
+  if (snapshot.connection === "offline")
+    return { blocked: { outcome: "unreachable", reason: "printer is offline" }, state };
   const quiet = QUIET_ACTIVITIES.has(snapshot.activity);
   const printing = quiet ? undefined : snapshot.job?.file;
   if (gated && !quiet) return { blocked: { outcome: "skipped", reason: `printer is ${state}` }, state };
@@ -145,7 +178,7 @@ async function syncTarget(
   const started = performance.now();
   const { bus, signal } = options;
   const ref = { sync: sync.name, target: endpoint.label };
-  const report = emptyReport(sync.name, endpoint.label);
+  const report = emptyReport(sync.name, endpoint.label, options.dryRun === true);
   const finish = () => {
     report.seconds = (performance.now() - started) / 1000;
     bus?.emit("sync.target.finished", report);
@@ -207,14 +240,19 @@ async function syncTarget(
       if (printer && gated) {
         const gate = await printerGate(printer, true, signal);
         if (gate.blocked) {
-          stop = { outcome: gate.blocked.outcome, reason: `${gate.blocked.reason}; the rest waits for the next run` };
+          stop = {
+            outcome: gate.blocked.outcome,
+            reason: `${gate.blocked.reason}; the rest waits for the next run`,
+          };
           report.skipped++;
           return;
         }
       }
       const t0 = performance.now();
       try {
-        const sent = await withRetry(action, ref, options, () => execute(action, sourceAdapter, target, ref, options));
+        const sent = await withRetry(action, ref, options, () =>
+          execute(action, sourceAdapter, target, ref, options),
+        );
         report.done++;
         report.bytes += sent;
         bus?.emit("sync.action.done", { ...ref, action, bytes: sent, ms: performance.now() - t0 });
@@ -230,11 +268,13 @@ async function syncTarget(
     const uploads = actions.filter((a) => a.type === "upload");
     await runPool(uploads, caps.maxConcurrency, perform);
     // Deletions only after every upload, so a failed replacement never costs a file.
-    for (const action of actions) if (action.type === "delete" || action.type === "rmdir") await perform(action);
+    for (const action of actions)
+      if (action.type === "delete" || action.type === "rmdir") await perform(action);
 
     if (report.failed > 0) report.outcome = "failed";
     if (stop) {
-      report.outcome = stop.outcome === "unreachable" ? "unreachable" : report.failed > 0 ? "failed" : "skipped";
+      report.outcome =
+        stop.outcome === "unreachable" ? "unreachable" : report.failed > 0 ? "failed" : "skipped";
       report.reason = stop.reason;
     }
     return finish();
@@ -267,7 +307,8 @@ async function execute(
       options.bus?.emit("sync.action.started", { ...ref, action });
       await sendFile(source, target, action, {
         ...opts,
-        onProgress: (bytes) => options.bus?.emit("sync.action.progress", { ...ref, path: action.path, bytes, size: action.size }),
+        onProgress: (bytes) =>
+          options.bus?.emit("sync.action.progress", { ...ref, path: action.path, bytes, size: action.size }),
       });
       return action.size;
     }
@@ -297,7 +338,11 @@ async function withRetry(
       const willRetry = failure.retryable && attempt < attempts && !options.signal?.aborted;
       options.bus?.emit("sync.action.failed", { ...ref, action, error: failure, willRetry });
       if (!willRetry) throw failure;
-      await sleep(baseDelay * 2 ** (attempt - 1), undefined, options.signal ? { signal: options.signal } : {});
+      await sleep(
+        baseDelay * 2 ** (attempt - 1),
+        undefined,
+        options.signal ? { signal: options.signal } : {},
+      );
     }
   }
 }

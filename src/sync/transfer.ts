@@ -39,13 +39,20 @@ export async function sendFile(
   });
   input.on("error", (error) => counter.destroy(error));
   const body = input.pipe(counter);
-  const writeOptions = { size: request.size, ...(request.modTime === undefined ? {} : { modTime: request.modTime }), ...(signal ? { signal } : {}) };
+  const writeOptions = {
+    size: request.size,
+    ...(request.modTime === undefined ? {} : { modTime: request.modTime }),
+    ...(signal ? { signal } : {}),
+  };
 
   let stored: Entry;
   const caps = target.capabilities;
   if (caps.partialWritesVisible && caps.serverSideMove && target.move) {
     // The target would show a half-written file: write beside it, then move it into place.
-    const temp = joinPath(dirname(request.targetPath), `.ferry-${randomBytes(6).toString("hex")}.${basename(request.targetPath)}.part`);
+    const temp = joinPath(
+      dirname(request.targetPath),
+      `.ferry-${randomBytes(6).toString("hex")}.${basename(request.targetPath)}.part`,
+    );
     try {
       await target.write(temp, body, writeOptions);
       await target.move(temp, request.targetPath, signal ? { signal } : {});

@@ -24,10 +24,18 @@ export function subtree(inner: StorageAdapter, prefix: string): StorageAdapter {
     // The inner adapter belongs to its device; whoever opened the device closes it.
     close: () => Promise.resolve(),
   };
-  const { move, setModTime, hash, usage } = inner;
-  if (move) adapter.move = (from, to, options) => move.call(inner, at(from), at(to), options);
-  if (setModTime) adapter.setModTime = (path, time, options) => setModTime.call(inner, at(path), time, options);
-  if (hash) adapter.hash = (path, kind, options) => hash.call(inner, at(path), kind, options);
-  if (usage) adapter.usage = (options) => usage.call(inner, options);
+  if (inner.move) {
+    const move = inner.move.bind(inner);
+    adapter.move = (from, to, options) => move(at(from), at(to), options);
+  }
+  if (inner.setModTime) {
+    const setModTime = inner.setModTime.bind(inner);
+    adapter.setModTime = (path, time, options) => setModTime(at(path), time, options);
+  }
+  if (inner.hash) {
+    const hash = inner.hash.bind(inner);
+    adapter.hash = (path, kind, options) => hash(at(path), kind, options);
+  }
+  if (inner.usage) adapter.usage = inner.usage.bind(inner);
   return adapter;
 }
