@@ -55,15 +55,15 @@ const ALL = [
   "f:z/four.gcode",
 ];
 
-void describe("walk", () => {
-  void it("yields every file and folder once with one recursive listing", async () => {
+describe("walk", () => {
+  it("yields every file and folder once with one recursive listing", async () => {
     const adapter = await tree();
     const entries = await collect(walk(adapter, ""));
     assert.deepEqual(paths(entries).sort(), [...ALL].sort());
     assert.equal(entries.find((e) => e.path === "a/b/two.gcode")?.size, "a/b/two.gcode".length);
   });
 
-  void it("lists folder by folder on a flat adapter, each folder before its contents", async () => {
+  it("lists folder by folder on a flat adapter, each folder before its contents", async () => {
     const listed: string[] = [];
     const entries = await collect(
       walk(
@@ -83,7 +83,7 @@ void describe("walk", () => {
     assert.deepEqual(listed.sort(), ["", "a", "a/b", "a/b/c", "empty", "z"]);
   });
 
-  void it("walks a subfolder with paths relative to the adapter's root", async () => {
+  it("walks a subfolder with paths relative to the adapter's root", async () => {
     for (const adapter of [await tree(), flat(await tree())]) {
       assert.deepEqual(paths(await collect(walk(adapter, "a/b"))).sort(), [
         "d:a/b/c",
@@ -93,7 +93,7 @@ void describe("walk", () => {
     }
   });
 
-  void it("streams: the first entry arrives before deeper folders are listed", async () => {
+  it("streams: the first entry arrives before deeper folders are listed", async () => {
     const listed: string[] = [];
     const iterator = walk(
       flat(await tree(), (dir) => listed.push(dir)),
@@ -105,7 +105,7 @@ void describe("walk", () => {
     await iterator.return?.();
   });
 
-  void it("is NOT_FOUND for a missing folder and skips a subfolder removed meanwhile", async () => {
+  it("is NOT_FOUND for a missing folder and skips a subfolder removed meanwhile", async () => {
     const adapter = flat(await tree());
     await assert.rejects(collect(walk(adapter, "nope")), (error) => isFerryError(error, "NOT_FOUND"));
     const seen: string[] = [];
@@ -119,7 +119,7 @@ void describe("walk", () => {
     assert.ok(seen.includes("z") && !seen.includes("z/four.gcode"));
   });
 
-  void it("stops with ABORTED when its signal fires", async () => {
+  it("stops with ABORTED when its signal fires", async () => {
     const controller = new AbortController();
     const seen: string[] = [];
     const walking = (async () => {
@@ -132,7 +132,7 @@ void describe("walk", () => {
     assert.equal(seen.length, 1);
   });
 
-  void it("is UNSUPPORTED on an adapter that cannot list", async () => {
+  it("is UNSUPPORTED on an adapter that cannot list", async () => {
     const adapter = await tree();
     const blind = { ...adapter, capabilities: { ...adapter.capabilities, list: "none" as const } };
     await assert.rejects(collect(walk(blind, "")), (error) => isFerryError(error, "UNSUPPORTED"));

@@ -73,7 +73,7 @@ export function describeStorageConformance(label: string, harness: StorageHarnes
   const key = (path: string) => pathKey(path, caps().caseInsensitive);
   const keysOf = async (dir: string) => (await collect(adapter().list(dir))).map((e) => key(e.path));
   const check = (name: string, body: (t: TestContext) => Promise<void> | void) => {
-    void it(name, { timeout: harness.timeoutMs ?? 30_000 }, body);
+    it(name, { timeout: harness.timeoutMs ?? 30_000 }, body);
   };
   /** Reports the test skipped when `when` holds. */
   const skip = (t: TestContext, when: boolean, reason: string) => {
@@ -88,7 +88,7 @@ export function describeStorageConformance(label: string, harness: StorageHarnes
     assert.deepEqual(files, [], `${what}: files left in ${dir}`);
   };
 
-  void describe(`${label}: storage conformance`, () => {
+  describe(`${label}: storage conformance`, () => {
     before(async () => {
       current = await harness.open();
       opened.add(current);

@@ -27,13 +27,13 @@ after(() => fs.rm(base, { recursive: true, force: true }));
 /** Names on disk in a folder of the adapter. */
 const onDisk = (dir: string) => fs.readdir(join(root, dir));
 
-void describe("local adapter quirks", () => {
-  void it("resolves a relative path against the config file's folder", async () => {
+describe("local adapter quirks", () => {
+  it("resolves a relative path against the config file's folder", async () => {
     await put(local, "a.txt", Buffer.from("a"));
     assert.equal(await fs.readFile(join(base, "files", "a.txt"), "utf8"), "a");
   });
 
-  void it("finds, replaces and removes a file stored in NFD by its NFC name", async () => {
+  it("finds, replaces and removes a file stored in NFD by its NFC name", async () => {
     const nfc = "Čeština ёж.gcode".normalize("NFC");
     await fs.mkdir(join(root, "nfd"), { recursive: true });
     await fs.writeFile(join(root, "nfd", nfc.normalize("NFD")), "from a Mac");
@@ -46,7 +46,7 @@ void describe("local adapter quirks", () => {
     assert.deepEqual(await onDisk("nfd"), []);
   });
 
-  void it("finds a folder stored in NFD by its NFC name", async () => {
+  it("finds a folder stored in NFD by its NFC name", async () => {
     const folder = "Ünïcode".normalize("NFC");
     await fs.mkdir(join(root, folder.normalize("NFD"), "x"), { recursive: true });
     await put(local, `${folder}/x/f.gcode`, Buffer.from("f"));
@@ -58,7 +58,7 @@ void describe("local adapter quirks", () => {
     );
   });
 
-  void it("hides Ferry's temp files and refuses their names", async () => {
+  it("hides Ferry's temp files and refuses their names", async () => {
     await fs.mkdir(join(root, "temps"), { recursive: true });
     await fs.writeFile(join(root, "temps", TEMP), "half a file");
     await fs.writeFile(join(root, "temps", "real.gcode"), "whole");
@@ -70,7 +70,7 @@ void describe("local adapter quirks", () => {
     await expectFerryError(local.stat(`temps/${TEMP}`), "NAME_INVALID", "temp name");
   });
 
-  void it("leaves no temp file behind after a failed write", async () => {
+  it("leaves no temp file behind after a failed write", async () => {
     await put(local, "failed/old.gcode", Buffer.from("old"));
     await expectFerryError(
       put(local, "failed/old.gcode", Buffer.from("short"), { size: 99 }),
@@ -81,7 +81,7 @@ void describe("local adapter quirks", () => {
     assert.equal(await fs.readFile(join(root, "failed", "old.gcode"), "utf8"), "old");
   });
 
-  void it("removes a folder kept alive only by stale temp files, not by a fresh one", async () => {
+  it("removes a folder kept alive only by stale temp files, not by a fresh one", async () => {
     await fs.mkdir(join(root, "stale"), { recursive: true });
     const temp = join(root, "stale", TEMP);
     await fs.writeFile(temp, "crashed write");
@@ -92,13 +92,13 @@ void describe("local adapter quirks", () => {
     await expectFerryError(local.stat("stale"), "NOT_FOUND", "removed");
   });
 
-  void it("refuses paths that escape its folder", async () => {
+  it("refuses paths that escape its folder", async () => {
     await expectFerryError(put(local, "../escaped.gcode", Buffer.from("x")), "NAME_INVALID", "escape");
     await expectFerryError(local.stat("a/../../x"), "NAME_INVALID", "escape");
     await assert.rejects(fs.access(join(base, "escaped.gcode")));
   });
 
-  void it("keeps the modification time and the mode of a replaced file", async () => {
+  it("keeps the modification time and the mode of a replaced file", async () => {
     const modTime = Date.UTC(2021, 4, 5, 6, 7, 8, 901);
     await put(local, "mode/tool.sh", Buffer.from("v1"));
     await fs.chmod(join(root, "mode", "tool.sh"), 0o750);
@@ -108,7 +108,7 @@ void describe("local adapter quirks", () => {
     assert.equal(Math.round(stats.mtimeMs), modTime);
   });
 
-  void it("hashes with sha256, moves with rename and reports usage", async () => {
+  it("hashes with sha256, moves with rename and reports usage", async () => {
     const data = Buffer.from("hash me");
     await put(local, "ops/a.gcode", data);
     assert.equal(
@@ -125,7 +125,7 @@ void describe("local adapter quirks", () => {
     assert.ok(usage?.totalBytes !== undefined && usage.totalBytes > 0 && (usage.freeBytes ?? -1) >= 0);
   });
 
-  void it("skips dangling symlinks and follows good ones in listings", async () => {
+  it("skips dangling symlinks and follows good ones in listings", async () => {
     await put(local, "links/target.gcode", Buffer.from("target"));
     await fs.symlink("target.gcode", join(root, "links", "good.gcode"));
     await fs.symlink("nowhere.gcode", join(root, "links", "dangling.gcode"));
@@ -136,7 +136,7 @@ void describe("local adapter quirks", () => {
     ]);
   });
 
-  void it("reports a read-only folder as PERMISSION", async (t) => {
+  it("reports a read-only folder as PERMISSION", async (t) => {
     if (process.getuid?.() === 0) {
       t.skip("root may write anywhere");
       return;
@@ -150,7 +150,7 @@ void describe("local adapter quirks", () => {
     }
   });
 
-  void it("translates errno codes, naming the path and keeping the cause", () => {
+  it("translates errno codes, naming the path and keeping the cause", () => {
     const cases: [string, string][] = [
       ["ENOENT", "NOT_FOUND"],
       ["EEXIST", "EXISTS"],
