@@ -1,6 +1,8 @@
 /** What the local adapter does beyond the shared suite: the filesystem's own ways. */
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
+import { once } from "node:events";
 import fs from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,7 +10,13 @@ import { after, before, describe, it } from "node:test";
 import { isFerryError } from "../../core/errors.ts";
 import { silentLogger } from "../../core/logger.ts";
 import type { StorageAdapter } from "../adapter.ts";
-import { collect, expectFerryError, put, readAll } from "../../../test/conformance/storage-helpers.ts";
+import {
+  collect,
+  expectFerryError,
+  put,
+  readAll,
+  stallingSource,
+} from "../../../test/conformance/storage-helpers.ts";
 import { fsError } from "./errors.ts";
 import { localAdapter } from "./local.ts";
 
@@ -79,6 +87,56 @@ describe("local adapter quirks", () => {
     );
     assert.deepEqual(await onDisk("failed"), ["old.gcode"]);
     assert.equal(await fs.readFile(join(root, "failed", "old.gcode"), "utf8"), "old");
+  });
+
+  it("removes its temp file when a write is aborted midway", async () => {
+    await put(local, "aborted/old.gcode", Buffer.from("old"));
+    const controller = new AbortController();
+    const { source, consumed } = stallingSource(Buffer.alloc(64 * 1024));
+    const writing = local.write("aborted/old.gcode", source, { size: 1 << 20, signal: controller.signal });
+    const outcome = expectFerryError(writing, "ABORTED", "aborted");
+    await consumed;
+    assert.equal((await onDisk("aborted")).length, 2, "the temp file exists while writing");
+    controller.abort();
+    await outcome;
+    assert.deepEqual(await onDisk("aborted"), ["old.gcode"]);
+  });
+
+  it("leaves the old file when the writing process is killed", async () => {
+    await put(local, "killed/file.gcode", Buffer.from("old"));
+    const script = `
+      import { Readable } from "node:stream";
+      import { localAdapter } from ${JSON.stringify(new URL("./local.ts", import.meta.url).href)};
+      const logger = { debug() {}, info() {}, warn() {}, error() {}, child() { return logger; } };
+      const local = localAdapter.create({ path: ${JSON.stringify(root)} }, { name: "x", logger, baseDir: "/" });
+      const source = new Readable({ read() { this.push(Buffer.alloc(65536)); console.log("chunk"); } });
+      await local.write("killed/file.gcode", source, { size: 1 << 30 });`;
+    const child = spawn(process.execPath, ["--input-type=module", "-e", script], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    let chunks = 0;
+    const exited = once(child, "exit");
+    await Promise.race([
+      exited,
+      new Promise<void>((resolve) => {
+        child.stdout.on("data", (data: Buffer) => {
+          chunks += data.toString().split("chunk").length - 1;
+          if (chunks >= 20) resolve();
+        });
+      }),
+    ]);
+    assert.ok(child.kill("SIGKILL"), "the writer was still running");
+    await exited;
+    const names = await onDisk("killed");
+    assert.ok(
+      names.some((name) => name.endsWith(".part")),
+      "the killed write left its temp file",
+    );
+    assert.equal(await fs.readFile(join(root, "killed", "file.gcode"), "utf8"), "old");
+    assert.deepEqual(
+      (await collect(local.list("killed"))).map((e) => e.path),
+      ["killed/file.gcode"],
+    );
   });
 
   it("removes a folder kept alive only by stale temp files, not by a fresh one", async () => {
