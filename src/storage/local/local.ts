@@ -77,6 +77,11 @@ function toEntry(path: string, stats: Stats): Entry | undefined {
   return undefined; // sockets, devices, pipes: not files Ferry can move
 }
 
+/** A Buffer view of the chunk, without copying: it is written before the next one is pulled. */
+function toBuffer(chunk: Uint8Array): Buffer {
+  return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+}
+
 async function writeAll(handle: FileHandle, buffer: Buffer): Promise<void> {
   let done = 0;
   while (done < buffer.length) {
@@ -248,14 +253,15 @@ class LocalStorage implements StorageAdapter {
       await fs.mkdir(this.#abs(folder), { recursive: true });
       handle = await fs.open(temp, "wx");
       const old = await fs.stat(this.#abs(target)).catch(() => undefined);
-      if (old?.isFile()) await handle.chmod(old.mode & 0o7777);
+      // Keep a replaced file's permissions where the filesystem lets us.
+      if (old?.isFile()) await handle.chmod(old.mode & 0o7777).catch(() => undefined);
       const file = handle;
       let received = 0;
       const copy = pipeline(
         source,
         async (chunks: AsyncIterable<Uint8Array | string>) => {
           for await (const chunk of chunks) {
-            const buffer = Buffer.from(chunk);
+            const buffer = typeof chunk === "string" ? Buffer.from(chunk) : toBuffer(chunk);
             received += buffer.length;
             if (received > size) throw sizeMismatch(this.name, target, size, "more");
             try {

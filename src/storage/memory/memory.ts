@@ -244,7 +244,8 @@ class MemoryStorage implements StorageAdapter {
     const collect = async () => {
       for await (const chunk of source as AsyncIterable<Uint8Array | string>) {
         throwIfAborted(signal);
-        const buffer = typeof chunk === "string" ? Buffer.from(chunk) : Buffer.from(chunk);
+        // A copy: some sources reuse their buffer for the next chunk.
+        const buffer = Buffer.from(chunk);
         received += buffer.length;
         if (received > size) throw sizeMismatch(this.name, target, size, "more");
         chunks.push(buffer);
