@@ -60,6 +60,7 @@ function program(): Command {
     .option("--rate <bytes/s>", "upload ingest limit per printer, e.g. 1MB", size("--rate"))
     .option("--capacity <bytes>", "storage size per printer, e.g. 8GB", size("--capacity"))
     .addOption(new Option("--model <model>", "printer model").choices(["MK4", "MK3"]).default("MK4"))
+    .option("--no-content", "keep only names and sizes of uploads, not their bytes (for large benchmarks)")
     .action(async (options: Parameters<typeof simPrusaLinkCommand>[0]) => {
       await simPrusaLinkCommand(options);
     });

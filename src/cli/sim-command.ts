@@ -10,6 +10,8 @@ export interface SimPrusaLinkOptions {
   rate?: number;
   capacity?: number;
   model: "MK4" | "MK3";
+  /** false with --no-content */
+  content: boolean;
 }
 
 export async function simPrusaLinkCommand(options: SimPrusaLinkOptions): Promise<void> {
@@ -20,6 +22,7 @@ export async function simPrusaLinkCommand(options: SimPrusaLinkOptions): Promise
     username: options.username,
     password,
     model: options.model,
+    storeContent: options.content,
     ...(options.apiKey === undefined ? {} : { apiKey: options.apiKey }),
     ...(options.rate === undefined ? {} : { rate: options.rate }),
     ...(options.capacity === undefined ? {} : { capacity: options.capacity }),

@@ -15,8 +15,10 @@ export class Pacer {
   /** `rate` in bytes per second. */
   constructor(rate: number) {
     this.#rate = rate;
-    this.#burst = Math.max(1, Math.min(64 * 1024, rate / 20));
-    this.#tokens = this.#burst;
+    // Credit up to a quarter second, so a busy event loop (a hundred printers in one process)
+    // does not lose time; start empty, so a transfer never runs ahead of the rate either.
+    this.#burst = Math.max(64 * 1024, rate / 4);
+    this.#tokens = 0;
   }
 
   async take(bytes: number): Promise<void> {

@@ -229,7 +229,8 @@ class LocalStorage implements StorageAdapter {
       await handle?.close();
       throw fsError(error, this.name, at);
     }
-    const stream = handle.createReadStream({ start: offset });
+    // 16 KiB chunks: many transfers at once stay small in memory (docs/adr/0006-memory.md).
+    const stream = handle.createReadStream({ start: offset, highWaterMark: 16 * 1024 });
     return signal ? addAbortSignal(signal, stream) : stream;
   }
 
