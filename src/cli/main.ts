@@ -39,6 +39,10 @@ function program(): Command {
     .option("-c, --config <file>", "config file (default: ferry.yaml, ferry.yml or ferry.json here)")
     .option("--dry-run", "print the plan and change nothing")
     .option("--include-busy", "also sync printers that are not idle (the printed file is never touched)")
+    .option(
+      "--allow-empty-source",
+      "let a mirror from an empty source delete every selected file on its targets",
+    )
     .option("-p, --printer <device>", "only this device (repeatable)", collect)
     .option("-x, --exclude <device>", "never this device (repeatable)", collect)
     .option("--json", "print one machine-readable summary instead of progress")

@@ -12,6 +12,7 @@ export interface SyncCommandOptions {
   config?: string;
   dryRun?: boolean;
   includeBusy?: boolean;
+  allowEmptySource?: boolean;
   printer?: string[];
   exclude?: string[];
   json?: boolean;
@@ -67,6 +68,7 @@ export async function syncCommand(names: string[], options: SyncCommandOptions):
         signal: abort.signal,
         ...(options.dryRun ? { dryRun: true } : {}),
         ...(options.includeBusy ? { includeBusy: true } : {}),
+        ...(options.allowEmptySource ? { allowEmptySource: true } : {}),
         ...(options.printer ? { only: new Set(options.printer) } : {}),
         ...(options.exclude ? { except: new Set(options.exclude) } : {}),
       }),

@@ -180,6 +180,7 @@ export function finishLine(r: TargetReport): string {
       if (r.failed > 0) parts.push(`${r.failed} FAILED`);
       if (r.skipped > 0) parts.push(`${r.skipped} left alone`);
       parts.push(`${formatBytes(r.bytes)} in ${formatDuration(r.seconds)}`);
+      if (r.reason !== undefined) parts.push(r.reason);
       const errors = r.errors.map((e) => `\n    ${e.path}: ${e.code} ${e.message}`).join("");
       return `${who}: ${r.outcome === "failed" ? "FAILED" : "ok"}, ${parts.join(", ")}${errors}`;
     }

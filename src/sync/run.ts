@@ -21,6 +21,8 @@ import { runPool } from "./pool.ts";
 export interface SyncRunOptions {
   /** Plan and report, change nothing. */
   dryRun?: boolean;
+  /** Let a mirror from a source with no files delete everything on its targets. */
+  allowEmptySource?: boolean;
   /** Also sync printers that are not idle (the printed file is still never touched). */
   includeBusy?: boolean;
   /** Only targets on these devices (or with these labels). */
@@ -218,6 +220,13 @@ async function syncTarget(
     });
     report.actions = actions;
     report.planned = actions.filter((a) => a.type !== "skip").length;
+    const deletes = actions.filter((a) => a.type === "delete").length;
+    if (source.files.length === 0 && deletes > 0 && !options.allowEmptySource) {
+      // An empty source is far more often an unmounted drive than a wish to wipe a farm.
+      report.outcome = "failed";
+      report.reason = `source ${sync.source.label} has no files: refusing to delete ${deletes} file(s); pass --allow-empty-source if that is what you want`;
+      return finish();
+    }
     const bytes = actions.reduce((sum, a) => sum + (a.type === "upload" ? a.size : 0), 0);
     bus?.emit("sync.target.planned", { ...ref, actions, bytes, dryRun: options.dryRun === true });
 

@@ -1,0 +1,87 @@
+import assert from "node:assert/strict";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { parseConfig } from "../config/index.ts";
+import { silentLogger } from "../core/logger.ts";
+import { Devices, deviceKinds } from "../devices/devices.ts";
+import { runSync } from "./run.ts";
+
+async function tree(dir: string, prefix = ""): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = prefix + entry.name;
+    if (entry.isDirectory()) out.push(path + "/", ...(await tree(join(dir, entry.name), path + "/")));
+    else out.push(`${path}=${await readFile(join(dir, entry.name), "utf8")}`);
+  }
+  return out.sort();
+}
+
+describe("runSync between local folders", () => {
+  let dir: string;
+  const setup = (mode: "mirror" | "copy") => {
+    const config = parseConfig(
+      `syncs:\n  s: { source: ./src, targets: [./dst], mode: ${mode}, include: ["**/*.gcode"] }\n`,
+      join(dir, "ferry.yaml"),
+      { deviceKinds, env: {} },
+    );
+    const sync = config.syncs.get("s");
+    assert.ok(sync);
+    return { sync, devices: new Devices(config, silentLogger) };
+  };
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "ferry-run-"));
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  test("mirror adds, replaces and deletes only selected files, then plans nothing", async () => {
+    await mkdir(join(dir, "src/a/b"), { recursive: true });
+    await mkdir(join(dir, "dst/old"), { recursive: true });
+    await writeFile(join(dir, "src/a/b/x.gcode"), "x1");
+    await writeFile(join(dir, "src/y.gcode"), "y-new");
+    await writeFile(join(dir, "dst/y.gcode"), "y");
+    await writeFile(join(dir, "dst/old/z.gcode"), "z");
+    await writeFile(join(dir, "dst/keep.txt"), "not selected");
+    const { sync, devices } = setup("mirror");
+    const [report] = await runSync(sync, devices);
+    assert.equal(report?.outcome, "done");
+    assert.equal(report.done, 4); // x, y (size differs), delete z, remove old/
+    assert.deepEqual(await tree(join(dir, "dst")), [
+      "a/",
+      "a/b/",
+      "a/b/x.gcode=x1",
+      "keep.txt=not selected",
+      "y.gcode=y-new",
+    ]);
+    const [again] = await runSync(sync, devices);
+    assert.equal(again?.planned, 0);
+    await devices.close();
+  });
+
+  test("a mirror from an empty source deletes nothing unless allowed", async () => {
+    await rm(join(dir, "src"), { recursive: true });
+    await mkdir(join(dir, "src"));
+    const { sync, devices } = setup("mirror");
+    const [refused] = await runSync(sync, devices);
+    assert.equal(refused?.outcome, "failed");
+    assert.match(refused.reason ?? "", /source \.\/src has no files: refusing to delete 2 file/);
+    assert.equal((await tree(join(dir, "dst"))).length, 5);
+    const [allowed] = await runSync(sync, devices, { allowEmptySource: true });
+    assert.equal(allowed?.outcome, "done");
+    assert.deepEqual(await tree(join(dir, "dst")), ["keep.txt=not selected"]);
+    await devices.close();
+  });
+
+  test("a missing source is an error for every target, never a reason to delete", async () => {
+    await writeFile(join(dir, "dst/precious.gcode"), "p");
+    await rm(join(dir, "src"), { recursive: true });
+    const { sync, devices } = setup("mirror");
+    const [report] = await runSync(sync, devices, { allowEmptySource: true });
+    assert.equal(report?.outcome, "unreachable");
+    assert.match(report.reason ?? "", /source \.\/src/);
+    assert.ok((await tree(join(dir, "dst"))).includes("precious.gcode=p"));
+    await devices.close();
+  });
+});
