@@ -5,14 +5,15 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { invalidNameReason } from "./fat-names.ts";
 import { flagHeader, sendEmpty, sendJson, SimHttpError } from "./http-util.ts";
-import type { Pacer } from "./pacer.ts";
+import { Pacer } from "./pacer.ts";
 import { isInside, nodeNames, type SimFolder, type SimNode, type SimStorage } from "./virtual-fs.ts";
 import type { VirtualPrinter } from "./virtual-printer.ts";
 import { fileInfoJson } from "./wire.ts";
 
 export interface FilesContext {
   printer: VirtualPrinter;
-  pacer: Pacer | undefined;
+  /** Upload ingest limit in bytes per second; undefined = unlimited. */
+  rate: number | undefined;
   storeContent: boolean;
 }
 
@@ -215,6 +216,8 @@ async function upload(
   const resetAfter = printer.resetAfterBytes;
   printer.resetAfterBytes = undefined;
   const chunks: Buffer[] = [];
+  // A pacer per upload: an idle printer earns no credit to ingest the next file faster.
+  const pacer = ctx.rate === undefined ? undefined : new Pacer(ctx.rate);
   try {
     for await (const chunk of req as AsyncIterable<Buffer>) {
       if (resetAfter !== undefined && transfer.transferred + chunk.length >= resetAfter) {
@@ -223,7 +226,7 @@ async function upload(
       }
       if (ctx.storeContent) chunks.push(chunk);
       transfer.transferred += chunk.length;
-      await ctx.pacer?.take(chunk.length);
+      await pacer?.take(chunk.length);
     }
   } catch {
     // The client went away: the upload leaves nothing behind.

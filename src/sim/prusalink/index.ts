@@ -7,7 +7,6 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { simFiles, simStartPrint, simState, type SimFileInfo } from "./control.ts";
 import { DigestGuard } from "./digest.ts";
-import { Pacer } from "./pacer.ts";
 import { createSimServer } from "./server.ts";
 import { VirtualPrinter, type PrinterModel, type PrusaLinkState, type SimFault } from "./virtual-printer.ts";
 
@@ -70,13 +69,12 @@ export class PrusaLinkSim {
       nonceLifetimeMs: options.nonceLifetimeMs ?? DEFAULT_NONCE_LIFETIME_MS,
       clock,
     });
-    const pacer = options.rate === undefined ? undefined : new Pacer(options.rate);
     let port = 0;
     let name = options.name ?? "";
     const server = createSimServer({
       printer,
       guard,
-      files: { printer, pacer, storeContent: options.storeContent ?? true },
+      files: { printer, rate: options.rate, storeContent: options.storeContent ?? true },
       get name() {
         return name;
       },
