@@ -64,3 +64,18 @@ export function throwIfAborted(signal: AbortSignal | undefined): void {
     throw new FerryError("ABORTED", "operation aborted", { cause: signal.reason });
   }
 }
+
+/** Rejects with ABORTED as soon as the signal fires, even when `promise` never settles. */
+export function raceAbort<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      reject(new FerryError("ABORTED", "operation aborted", { cause: signal.reason }));
+    };
+    if (signal.aborted) onAbort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => {
+      signal.removeEventListener("abort", onAbort);
+    });
+  });
+}

@@ -74,18 +74,6 @@ export function localError(code: ErrorCode, storage: string, path: string, what:
   return new FerryError(code, `${storage}: ${shown(path)}: ${what}`, { subject: path });
 }
 
-/** The stream given to `write` carried more or fewer bytes than announced; the source may have changed. */
-export function sizeMismatch(storage: string, path: string, expected: number, got: string): FerryError {
-  return new FerryError(
-    "PROTOCOL",
-    `${storage}: ${path}: expected ${expected} bytes, the source gave ${got}`,
-    {
-      subject: path,
-      retryable: true,
-    },
-  );
-}
-
 function shown(path: string): string {
   return path === "" ? "/" : path;
 }

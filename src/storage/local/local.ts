@@ -11,7 +11,7 @@ import { join, resolve } from "node:path";
 import { Readable, addAbortSignal } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { z } from "zod";
-import { FerryError, throwIfAborted, toFerryError } from "../../core/errors.ts";
+import { raceAbort, throwIfAborted, toFerryError } from "../../core/errors.ts";
 import type { Logger } from "../../core/logger.ts";
 import { dirname, joinPath, normalizePath, pathKey } from "../../core/paths.ts";
 import {
@@ -26,7 +26,8 @@ import {
   type Usage,
   type WriteOptions,
 } from "../adapter.ts";
-import { fsError, isMissing, localError, sizeMismatch } from "./errors.ts";
+import { sizeMismatch } from "../errors.ts";
+import { fsError, isMissing, localError } from "./errors.ts";
 
 /** Ferry's own temp files: hidden from listings, and refused as user names. */
 const TEMP_NAME = /^\.ferry-[0-9a-f]{16}\.part$/;
@@ -54,21 +55,6 @@ const capabilities: Capabilities = {
   usage: true,
   removable: false,
 };
-
-/** Rejects with ABORTED as soon as the signal fires, even when `promise` never settles. */
-function raceAbort<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return promise;
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => {
-      reject(new FerryError("ABORTED", "operation aborted", { cause: signal.reason }));
-    };
-    if (signal.aborted) onAbort();
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => {
-      signal.removeEventListener("abort", onAbort);
-    });
-  });
-}
 
 function toEntry(path: string, stats: Stats): Entry | undefined {
   const modTime = Math.round(stats.mtimeMs);

@@ -11,15 +11,3 @@ export function memoryError(code: ErrorCode, storage: string, path: string, what
 export function notFound(storage: string, path: string): FerryError {
   return memoryError("NOT_FOUND", storage, path, "no such file or folder");
 }
-
-/** The stream given to `write` carried more or fewer bytes than announced; the source may have changed. */
-export function sizeMismatch(storage: string, path: string, expected: number, got: string): FerryError {
-  return new FerryError(
-    "PROTOCOL",
-    `${storage}: ${path}: expected ${expected} bytes, the source gave ${got}`,
-    {
-      subject: path,
-      retryable: true,
-    },
-  );
-}

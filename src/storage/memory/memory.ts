@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import { Readable, addAbortSignal } from "node:stream";
 import { setImmediate as yieldToEventLoop } from "node:timers/promises";
 import { z } from "zod";
-import { FerryError, throwIfAborted, toFerryError } from "../../core/errors.ts";
+import { raceAbort, throwIfAborted, toFerryError } from "../../core/errors.ts";
 import { basename, dirname, isWithin, joinPath, normalizePath, pathKey } from "../../core/paths.ts";
 import {
   defineStorageAdapter,
@@ -22,7 +22,8 @@ import {
   type Usage,
   type WriteOptions,
 } from "../adapter.ts";
-import { memoryError, notFound, sizeMismatch } from "./errors.ts";
+import { sizeMismatch } from "../errors.ts";
+import { memoryError, notFound } from "./errors.ts";
 
 interface FileNode {
   kind: "file";
@@ -86,21 +87,6 @@ const capabilities: Capabilities = {
 };
 
 const CHUNK = 64 * 1024;
-
-/** Rejects with ABORTED as soon as the signal fires, even when `promise` never settles. */
-function raceAbort<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return promise;
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => {
-      reject(new FerryError("ABORTED", "operation aborted", { cause: signal.reason }));
-    };
-    if (signal.aborted) onAbort();
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => {
-      signal.removeEventListener("abort", onAbort);
-    });
-  });
-}
 
 /** Runs synchronous work as a promise, so that its errors reject rather than throw. */
 function settle<T>(signal: AbortSignal | undefined, work: () => T): Promise<T> {
