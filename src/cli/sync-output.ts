@@ -48,10 +48,7 @@ export function attachSyncOutput(
     const line = (text: string) => out.write(text + "\n");
     offs.push(
       bus.on("sync.target.planned", (e) => {
-        const n = e.actions.filter((a) => a.type !== "skip").length;
-        line(
-          `${key(e)}: ${n === 0 ? "up to date" : `${n} to do, ${formatBytes(e.bytes)} to send`}${e.dryRun ? " (dry run)" : ""}`,
-        );
+        line(`${key(e)}: ${planLine(e.actions, e.bytes)}${e.dryRun ? " (dry run)" : ""}`);
         if (e.dryRun) for (const a of e.actions) line(`  ${describe(a)}`);
       }),
       bus.on("sync.action.done", (e) => {
@@ -93,9 +90,7 @@ export function attachSyncOutput(
     bus.on("sync.target.planned", (e) => {
       const n = e.actions.filter((a) => a.type !== "skip").length;
       if (e.dryRun) {
-        above(
-          `${key(e)}: ${n === 0 ? "up to date" : `${n} to do, ${formatBytes(e.bytes)} to send`} (dry run)`,
-        );
+        above(`${key(e)}: ${planLine(e.actions, e.bytes)} (dry run)`);
         for (const a of e.actions) above(`  ${describe(a)}`);
         return;
       }
@@ -163,7 +158,14 @@ function liveLine(l: Live, width: number): string {
 
 /** A finish that adds nothing to the plan line already shown: up to date, or a dry run. */
 function quietFinish(r: TargetReport): boolean {
-  return r.outcome === "done" && (r.dryRun || (r.planned === 0 && r.skipped === 0));
+  return r.outcome === "done" && (r.dryRun || r.planned === 0);
+}
+
+function planLine(actions: readonly Action[], bytes: number): string {
+  const n = actions.filter((a) => a.type !== "skip").length;
+  const left = actions.length - n;
+  const plan = n === 0 ? "up to date" : `${n} to do, ${formatBytes(bytes)} to send`;
+  return left > 0 ? `${plan}, ${left} left alone` : plan;
 }
 
 export function finishLine(r: TargetReport): string {

@@ -44,6 +44,8 @@ export interface PrinterSnapshot {
   temperatures: Temperature[];
   /** ms since the epoch */
   observedAt: number;
+  /** Why the printer is offline (the network or HTTP error), for messages. */
+  offlineReason?: string;
 }
 
 export interface PrinterCapabilities {

@@ -160,9 +160,10 @@ async function printerGate(
   printing?: string;
 }> {
   const snapshot = await printer.snapshot(signal ? { signal } : {});
+  if (snapshot.connection === "offline") {
+    return { blocked: { outcome: "unreachable", reason: snapshot.offlineReason ?? "printer is offline" } };
+  }
   const state = snapshot.rawState ?? snapshot.activity;
-  if (snapshot.connection === "offline")
-    return { blocked: { outcome: "unreachable", reason: "printer is offline" }, state };
   const quiet = QUIET_ACTIVITIES.has(snapshot.activity);
   const printing = quiet ? undefined : snapshot.job?.file;
   if (gated && !quiet) return { blocked: { outcome: "skipped", reason: `printer is ${state}` }, state };

@@ -138,7 +138,13 @@ export class PrusaLinkDriver implements PrinterDriver {
       const failure = toFerryError(error);
       if (failure.code !== "UNAVAILABLE" && failure.code !== "TRANSIENT") throw failure;
       // Unreachable or failing: report it instead of throwing, as the contract asks.
-      return { connection: "offline", activity: "busy", temperatures: [], observedAt: this.#clock() };
+      return {
+        connection: "offline",
+        activity: "busy",
+        temperatures: [],
+        observedAt: this.#clock(),
+        offlineReason: failure.message,
+      };
     }
   }
 
