@@ -24,10 +24,10 @@ export async function resolveConfig(file: string | undefined): Promise<FerryConf
   return loadConfig(path, { deviceKinds });
 }
 
-export async function syncCommand(names: string[], options: SyncCommandOptions): Promise<number> {
-  let config: FerryConfig;
+/** The config, or the exit code after printing why it could not be loaded. */
+export async function loadOrExit(file: string | undefined): Promise<FerryConfig | number> {
   try {
-    config = await resolveConfig(options.config);
+    return await resolveConfig(file);
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(error.message + "\n");
@@ -35,6 +35,11 @@ export async function syncCommand(names: string[], options: SyncCommandOptions):
     }
     throw error;
   }
+}
+
+export async function syncCommand(names: string[], options: SyncCommandOptions): Promise<number> {
+  const config = await loadOrExit(options.config);
+  if (typeof config === "number") return config;
   const unknown = names.filter((name) => !config.syncs.has(name));
   if (unknown.length > 0) {
     throw new UsageError(

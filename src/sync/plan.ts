@@ -31,7 +31,8 @@ export type Action =
   | { type: "invalid"; path: string; reason: string };
 
 export interface PlanRules {
-  mode: "mirror" | "copy";
+  /** Only mirror deletes on the target; move deletes at the source, after delivery (not planned here). */
+  mode: "mirror" | "copy" | "move";
   /** A source file newer than the target's copy by more than this is sent again. */
   toleranceMs: number;
   caseInsensitive: boolean;
@@ -150,4 +151,18 @@ export function plan({ source, sourceDirs = [], target, rules }: PlanInput): Act
       : [];
 
   return [...uploads, ...deletes, ...rmdirs, ...others];
+}
+
+/**
+ * A mirror from a source with no files would delete everything on the target: far more often an
+ * unmounted drive than a wish. Returns the reason to refuse, or undefined.
+ */
+export function emptySourceRefusal(
+  actions: readonly Action[],
+  sourceFiles: number,
+  sourceLabel: string,
+): string | undefined {
+  const deletes = actions.filter((a) => a.type === "delete").length;
+  if (sourceFiles > 0 || deletes === 0) return undefined;
+  return `source ${sourceLabel} has no files: refusing to delete ${deletes} file(s); pass --allow-empty-source if that is what you want`;
 }

@@ -6,17 +6,16 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Endpoint, SyncConfig } from "../config/index.ts";
 import { EventBus } from "../core/events.ts";
-import { FerryError, isFerryError, toFerryError } from "../core/errors.ts";
-import { pathKey } from "../core/paths.ts";
+import { toFerryError } from "../core/errors.ts";
 import type { Devices } from "../devices/devices.ts";
-import { QUIET_ACTIVITIES, type PrinterDriver } from "../printers/driver.ts";
-import type { StorageAdapter } from "../storage/adapter.ts";
-import { walk } from "../storage/walk.ts";
 import type { SyncEvents, TargetReport } from "./events.ts";
 import { fileFilter, type FileFilter } from "./filters.ts";
-import { plan, type Action, type SourceFile, type TargetEntry } from "./plan.ts";
-import { sendFile } from "./transfer.ts";
+import { emptySourceRefusal, plan, type Action } from "./plan.ts";
 import { runPool } from "./pool.ts";
+import { scanSource, scanTarget, type SourceScan } from "./scan.ts";
+import { printerGate, protectedWithin } from "./gate.ts";
+import { executeAction } from "./execute.ts";
+import { finishMove } from "./move.ts";
 
 export interface SyncRunOptions {
   /** Plan and report, change nothing. */
@@ -34,11 +33,6 @@ export interface SyncRunOptions {
   /** Attempts per file for errors that may clear up (busy, transient). */
   attempts?: number;
   retryDelayMs?: number;
-}
-
-interface SourceScan {
-  files: SourceFile[];
-  dirs: string[];
 }
 
 const endpointName = (endpoint: Endpoint) => (endpoint.type === "device" ? endpoint.device : endpoint.label);
@@ -74,62 +68,50 @@ export async function runSync(
       return report;
     });
   }
-  return Promise.all(targets.map((target) => syncTarget(sync, target, scan, filter, devices, options)));
+  const reports = await Promise.all(
+    targets.map((target) => syncTarget(sync, target, scan, filter, devices, options)),
+  );
+  if (sync.mode === "move" && !options.dryRun && targets.length > 0) {
+    await finishMoves(sync, targets, reports, scan, devices, options);
+  }
+  return reports;
 }
 
-async function scanSource(
-  adapter: StorageAdapter,
-  filter: FileFilter,
-  signal?: AbortSignal,
-): Promise<SourceScan> {
-  const files: SourceFile[] = [];
-  const dirs: string[] = [];
-  const opts = signal ? { signal } : {};
-  for await (const entry of walk(adapter, "", opts)) {
-    if (entry.type === "dir") {
-      dirs.push(entry.path);
-    } else if (filter(entry.path)) {
-      const size = entry.size ?? (await adapter.stat(entry.path, opts)).size ?? 0;
-      files.push({
-        path: entry.path,
-        size,
-        ...(entry.modTime === undefined ? {} : { modTime: entry.modTime }),
-      });
+/** Move mode: delete each source file that every target now holds, after verifying the copies. */
+async function finishMoves(
+  sync: SyncConfig,
+  targets: readonly Endpoint[],
+  reports: readonly TargetReport[],
+  scan: SourceScan,
+  devices: Devices,
+  options: SyncRunOptions,
+): Promise<void> {
+  const missing = new Set<string>();
+  for (const report of reports) {
+    if (report.outcome === "skipped" || report.outcome === "unreachable") return;
+    for (const error of report.errors) missing.add(error.path);
+    for (const action of report.actions) if (action.type === "skip") missing.add(action.path);
+  }
+  const source = devices.endpoint(sync.source);
+  const copies = targets.map((endpoint) => {
+    const target = devices.endpoint(endpoint);
+    return { target, trustDelivery: target.capabilities.list === "none" };
+  });
+  for (const file of scan.files) {
+    if (missing.has(file.path)) continue;
+    try {
+      await finishMove(
+        source,
+        file,
+        copies.map((c) => ({ ...c, path: file.path })),
+        options.signal,
+      );
+      options.bus?.emit("sync.source.removed", { sync: sync.name, path: file.path });
+    } catch (error) {
+      const failure = toFerryError(error);
+      options.bus?.emit("sync.source.kept", { sync: sync.name, path: file.path, reason: failure.message });
     }
   }
-  return { files, dirs };
-}
-
-async function scanTarget(
-  adapter: StorageAdapter,
-  filter: FileFilter,
-  source: SourceScan,
-  signal?: AbortSignal,
-): Promise<TargetEntry[]> {
-  const opts = signal ? { signal } : {};
-  const key = (path: string) => pathKey(path, adapter.capabilities.caseInsensitive);
-  const sourceKeys = new Set(source.files.map((file) => key(file.path)));
-  const entries: TargetEntry[] = [];
-  try {
-    for await (const entry of walk(adapter, "", opts)) {
-      const selected = entry.type === "file" && filter(entry.path);
-      let size = entry.size;
-      // Listings without sizes: fetch the size of the files the plan will compare.
-      if (entry.type === "file" && size === undefined && sourceKeys.has(key(entry.path))) {
-        size = (await adapter.stat(entry.path, opts)).size;
-      }
-      entries.push({
-        path: entry.path,
-        type: entry.type,
-        selected,
-        ...(size === undefined ? {} : { size }),
-        ...(entry.modTime === undefined ? {} : { modTime: entry.modTime }),
-      });
-    }
-  } catch (error) {
-    if (!isFerryError(error, "NOT_FOUND")) throw error;
-  }
-  return entries;
 }
 
 function emptyReport(sync: string, target: string, dryRun = false): TargetReport {
@@ -147,27 +129,6 @@ function emptyReport(sync: string, target: string, dryRun = false): TargetReport
     errors: [],
     actions: [],
   };
-}
-
-/** Why the printer may not be touched now, or undefined when it may. */
-async function printerGate(
-  printer: PrinterDriver,
-  gated: boolean,
-  signal?: AbortSignal,
-): Promise<{
-  blocked?: { outcome: "unreachable" | "skipped"; reason: string };
-  state?: string;
-  printing?: string;
-}> {
-  const snapshot = await printer.snapshot(signal ? { signal } : {});
-  if (snapshot.connection === "offline") {
-    return { blocked: { outcome: "unreachable", reason: snapshot.offlineReason ?? "printer is offline" } };
-  }
-  const state = snapshot.rawState ?? snapshot.activity;
-  const quiet = QUIET_ACTIVITIES.has(snapshot.activity);
-  const printing = quiet ? undefined : snapshot.job?.file;
-  if (gated && !quiet) return { blocked: { outcome: "skipped", reason: `printer is ${state}` }, state };
-  return printing === undefined ? { state } : { state, printing };
 }
 
 async function syncTarget(
@@ -221,11 +182,12 @@ async function syncTarget(
     });
     report.actions = actions;
     report.planned = actions.filter((a) => a.type !== "skip").length;
-    const deletes = actions.filter((a) => a.type === "delete").length;
-    if (source.files.length === 0 && deletes > 0 && !options.allowEmptySource) {
-      // An empty source is far more often an unmounted drive than a wish to wipe a farm.
+    const refusal = options.allowEmptySource
+      ? undefined
+      : emptySourceRefusal(actions, source.files.length, sync.source.label);
+    if (refusal !== undefined) {
       report.outcome = "failed";
-      report.reason = `source ${sync.source.label} has no files: refusing to delete ${deletes} file(s); pass --allow-empty-source if that is what you want`;
+      report.reason = refusal;
       return finish();
     }
     const bytes = actions.reduce((sum, a) => sum + (a.type === "upload" ? a.size : 0), 0);
@@ -261,7 +223,17 @@ async function syncTarget(
       const t0 = performance.now();
       try {
         const sent = await withRetry(action, ref, options, () =>
-          execute(action, sourceAdapter, target, ref, options),
+          executeAction(action, sourceAdapter, target, {
+            ...(signal ? { signal } : {}),
+            onStart: () => bus?.emit("sync.action.started", { ...ref, action }),
+            onProgress: (bytes) =>
+              bus?.emit("sync.action.progress", {
+                ...ref,
+                path: action.path,
+                bytes,
+                size: action.type === "upload" ? action.size : 0,
+              }),
+          }),
         );
         report.done++;
         report.bytes += sent;
@@ -293,42 +265,6 @@ async function syncTarget(
     report.outcome = failure.code === "UNAVAILABLE" ? "unreachable" : "failed";
     report.reason = failure.message;
     return finish();
-  }
-}
-
-/** The printed file as a path inside the endpoint's folder, when it lies there. */
-function protectedWithin(printed: string | undefined, endpoint: Endpoint): string | undefined {
-  if (printed === undefined || endpoint.type !== "device") return undefined;
-  if (endpoint.path === "") return printed;
-  const prefix = endpoint.path + "/";
-  return pathKey(printed, true).startsWith(pathKey(prefix, true)) ? printed.slice(prefix.length) : undefined;
-}
-
-async function execute(
-  action: Action,
-  source: StorageAdapter,
-  target: StorageAdapter,
-  ref: { sync: string; target: string },
-  options: SyncRunOptions,
-): Promise<number> {
-  const opts = options.signal ? { signal: options.signal } : {};
-  switch (action.type) {
-    case "upload": {
-      options.bus?.emit("sync.action.started", { ...ref, action });
-      await sendFile(source, target, action, {
-        ...opts,
-        onProgress: (bytes) =>
-          options.bus?.emit("sync.action.progress", { ...ref, path: action.path, bytes, size: action.size }),
-      });
-      return action.size;
-    }
-    case "delete":
-    case "rmdir":
-      options.bus?.emit("sync.action.started", { ...ref, action });
-      await target.remove(action.path, opts);
-      return 0;
-    default:
-      throw new FerryError("PROTOCOL", `cannot execute a ${action.type} action`);
   }
 }
 

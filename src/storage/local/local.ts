@@ -29,6 +29,8 @@ import {
 import { sizeMismatch } from "../errors.ts";
 import { fsError, isMissing, localError } from "./errors.ts";
 
+/** Entries of a folder stat'ed at once while listing. */
+const LIST_BATCH = 64;
 /** Ferry's own temp files: hidden from listings, and refused as user names. */
 const TEMP_NAME = /^\.ferry-[0-9a-f]{16}\.part$/;
 /** A temp file untouched this long belongs to a write that died; it may go with its folder. */
@@ -163,26 +165,31 @@ class LocalStorage implements StorageAdapter {
       throw localError("UNSUPPORTED", this.name, dir, "lists one folder at a time");
     }
     const path = await this.#locate(this.#check(dir));
-    let folder;
+    let dirents;
     try {
-      folder = await fs.opendir(this.#abs(path));
+      dirents = await fs.readdir(this.#abs(path), { withFileTypes: true });
     } catch (error) {
       throw fsError(error, this.name, path);
     }
-    for await (const dirent of folder) {
+    // Stat a batch of entries at once: one at a time, a 100,000-file tree takes seconds longer.
+    const names = dirents.map((d) => d.name).filter((name) => !TEMP_NAME.test(name));
+    for (let i = 0; i < names.length; i += LIST_BATCH) {
       throwIfAborted(signal);
-      if (TEMP_NAME.test(dirent.name)) continue;
-      const child = joinPath(path, dirent.name);
-      let stats;
-      try {
-        stats = await fs.stat(this.#abs(child));
-      } catch (error) {
-        // Removed meanwhile, or a dangling symlink: not a file to offer.
-        this.#logger.debug({ path: child, err: error }, "skipping an entry that cannot be read");
-        continue;
+      const batch = names.slice(i, i + LIST_BATCH).map((name) => joinPath(path, name));
+      const stats = await Promise.all(
+        batch.map((child) =>
+          fs.stat(this.#abs(child)).catch((error: unknown) => {
+            // Removed meanwhile, or a dangling symlink: not a file to offer.
+            this.#logger.debug({ path: child, err: error }, "skipping an entry that cannot be read");
+            return undefined;
+          }),
+        ),
+      );
+      for (const [k, child] of batch.entries()) {
+        const entryStats = stats[k];
+        const entry = entryStats && toEntry(child, entryStats);
+        if (entry) yield entry;
       }
-      const entry = toEntry(child, stats);
-      if (entry) yield entry;
     }
   }
 

@@ -1,0 +1,35 @@
+/** Carries out one planned action between a source and a target adapter; returns the bytes sent. */
+import { FerryError } from "../core/errors.ts";
+import type { StorageAdapter } from "../storage/adapter.ts";
+import type { Action } from "./plan.ts";
+import { sendFile } from "./transfer.ts";
+
+export interface ExecuteOptions {
+  signal?: AbortSignal;
+  onStart?: () => void;
+  onProgress?: (bytes: number) => void;
+}
+
+export async function executeAction(
+  action: Action,
+  source: StorageAdapter,
+  target: StorageAdapter,
+  options: ExecuteOptions = {},
+): Promise<number> {
+  const opts = options.signal ? { signal: options.signal } : {};
+  options.onStart?.();
+  switch (action.type) {
+    case "upload":
+      await sendFile(source, target, action, {
+        ...opts,
+        ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+      });
+      return action.size;
+    case "delete":
+    case "rmdir":
+      await target.remove(action.path, opts);
+      return 0;
+    default:
+      throw new FerryError("PROTOCOL", `cannot execute a ${action.type} action`);
+  }
+}
