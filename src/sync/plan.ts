@@ -31,8 +31,7 @@ export type Action =
   | { type: "invalid"; path: string; reason: string };
 
 export interface PlanRules {
-  /** Only mirror deletes on the target; move deletes at the source, after delivery (not planned here). */
-  mode: "mirror" | "copy" | "move";
+  mode: "mirror" | "copy";
   /** A source file newer than the target's copy by more than this is sent again. */
   toleranceMs: number;
   caseInsensitive: boolean;

@@ -15,7 +15,6 @@ import { runPool } from "./pool.ts";
 import { scanSource, scanTarget, type SourceScan } from "./scan.ts";
 import { printerGate, protectedWithin } from "./gate.ts";
 import { executeAction } from "./execute.ts";
-import { finishMove } from "./move.ts";
 
 export interface SyncRunOptions {
   /** Plan and report, change nothing. */
@@ -68,50 +67,7 @@ export async function runSync(
       return report;
     });
   }
-  const reports = await Promise.all(
-    targets.map((target) => syncTarget(sync, target, scan, filter, devices, options)),
-  );
-  if (sync.mode === "move" && !options.dryRun && targets.length > 0) {
-    await finishMoves(sync, targets, reports, scan, devices, options);
-  }
-  return reports;
-}
-
-/** Move mode: delete each source file that every target now holds, after verifying the copies. */
-async function finishMoves(
-  sync: SyncConfig,
-  targets: readonly Endpoint[],
-  reports: readonly TargetReport[],
-  scan: SourceScan,
-  devices: Devices,
-  options: SyncRunOptions,
-): Promise<void> {
-  const missing = new Set<string>();
-  for (const report of reports) {
-    if (report.outcome === "skipped" || report.outcome === "unreachable") return;
-    for (const error of report.errors) missing.add(error.path);
-    for (const action of report.actions) if (action.type === "skip") missing.add(action.path);
-  }
-  const source = devices.endpoint(sync.source);
-  const copies = targets.map((endpoint) => {
-    const target = devices.endpoint(endpoint);
-    return { target, trustDelivery: target.capabilities.list === "none" };
-  });
-  for (const file of scan.files) {
-    if (missing.has(file.path)) continue;
-    try {
-      await finishMove(
-        source,
-        file,
-        copies.map((c) => ({ ...c, path: file.path })),
-        options.signal,
-      );
-      options.bus?.emit("sync.source.removed", { sync: sync.name, path: file.path });
-    } catch (error) {
-      const failure = toFerryError(error);
-      options.bus?.emit("sync.source.kept", { sync: sync.name, path: file.path, reason: failure.message });
-    }
-  }
+  return Promise.all(targets.map((target) => syncTarget(sync, target, scan, filter, devices, options)));
 }
 
 function emptyReport(sync: string, target: string, dryRun = false): TargetReport {
