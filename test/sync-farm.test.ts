@@ -24,6 +24,7 @@ interface Summary {
     skipped: number;
     state?: string;
     reason?: string;
+    notes: string[];
   }[];
 }
 
@@ -188,6 +189,29 @@ describe("ferry sync onto a PrusaLink farm", () => {
       [["mk4-b", 1, 0]],
     );
     assert.ok(sortedFiles(b).includes("calibration/first layer.gcode:6000"));
+  });
+
+  test("compare: checksum onto printers, which give no digests, compares by size and time and says so", async () => {
+    const b = sims[1] as PrusaLinkSim;
+    await writeFile(
+      join(dir, "checksum.yaml"),
+      [
+        "devices:",
+        `  mk4-b: { type: prusalink, url: "${b.url}", username: maker, password: "\${PRUSA_PASSWORD}" }`,
+        "syncs:",
+        '  gcode: { source: ./master, targets: [mk4-b], mode: mirror, include: ["**/*.gcode", "**/*.bgcode"], compare: checksum }',
+        "",
+      ].join("\n"),
+    );
+    const { code, summary } = await syncJson(dir, "-c", "checksum.yaml", "--dry-run");
+    const bySizeAndTime = await syncJson(dir, "-p", "mk4-b", "--dry-run");
+    assert.equal(code, 0);
+    assert.deepEqual(
+      summary.targets.map((t) => [t.target, t.notes]),
+      [["mk4-b", ["no checksum in common with the source: compared by size and time"]]],
+    );
+    assert.equal(summary.targets[0]?.planned, bySizeAndTime.summary.targets[0]?.planned);
+    assert.deepEqual(bySizeAndTime.summary.targets[0]?.notes, []);
   });
 
   test("a bad config exits 2 naming the line and the field", async () => {

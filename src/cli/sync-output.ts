@@ -5,7 +5,7 @@
 import type { EventBus } from "../core/events.ts";
 import { formatBytes, formatDuration } from "../core/units.ts";
 import type { SyncEvents, TargetReport } from "../sync/events.ts";
-import type { Action } from "../sync/plan.ts";
+import type { Action, UploadReason } from "../sync/plan.ts";
 
 export type OutputMode = "tty" | "plain" | "json";
 
@@ -20,10 +20,17 @@ interface Live {
   status: string;
 }
 
+const UPLOAD_REASONS: Record<UploadReason, string> = {
+  missing: "new",
+  newer: "newer",
+  size: "size differs",
+  content: "content differs",
+};
+
 const describe = (a: Action): string => {
   switch (a.type) {
     case "upload":
-      return `send ${a.path} (${formatBytes(a.size)}, ${a.reason === "missing" ? "new" : a.reason === "newer" ? "newer" : "size differs"})`;
+      return `send ${a.path} (${formatBytes(a.size)}, ${UPLOAD_REASONS[a.reason]})`;
     case "delete":
       return `delete ${a.path}`;
     case "rmdir":
@@ -49,6 +56,7 @@ export function attachSyncOutput(
     offs.push(
       bus.on("sync.target.planned", (e) => {
         line(`${key(e)}: ${planLine(e.actions, e.bytes)}${e.dryRun ? " (dry run)" : ""}`);
+        for (const note of e.notes) line(`  note: ${note}`);
         if (e.dryRun) for (const a of e.actions) line(`  ${describe(a)}`);
       }),
       bus.on("sync.action.done", (e) => {
@@ -89,6 +97,7 @@ export function attachSyncOutput(
   offs.push(
     bus.on("sync.target.planned", (e) => {
       const n = e.actions.filter((a) => a.type !== "skip").length;
+      for (const note of e.notes) above(`${key(e)}: note: ${note}`);
       if (e.dryRun) {
         above(`${key(e)}: ${planLine(e.actions, e.bytes)} (dry run)`);
         for (const a of e.actions) above(`  ${describe(a)}`);
@@ -234,6 +243,7 @@ export function jsonSummary(reports: readonly TargetReport[]) {
       bytes: r.bytes,
       seconds: Math.round(r.seconds * 1000) / 1000,
       errors: r.errors,
+      notes: r.notes,
       actions: r.actions,
     })),
   };

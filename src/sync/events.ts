@@ -30,6 +30,8 @@ export interface TargetReport extends TargetRef {
   bytes: number;
   seconds: number;
   errors: ActionError[];
+  /** What the operator should know that is not a failure (e.g. a checksum compare that fell back). */
+  notes: string[];
   /** Planned only, nothing changed. */
   dryRun: boolean;
   /** The plan, for --dry-run and --json. */
@@ -37,7 +39,12 @@ export interface TargetReport extends TargetRef {
 }
 
 export interface SyncEvents {
-  "sync.target.planned": TargetRef & { actions: readonly Action[]; bytes: number; dryRun: boolean };
+  "sync.target.planned": TargetRef & {
+    actions: readonly Action[];
+    bytes: number;
+    dryRun: boolean;
+    notes: readonly string[];
+  };
   "sync.action.started": TargetRef & { action: Action };
   "sync.action.progress": TargetRef & { path: string; bytes: number; size: number };
   "sync.action.done": TargetRef & { action: Action; bytes: number; ms: number };

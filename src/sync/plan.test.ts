@@ -46,6 +46,35 @@ describe("plan", () => {
     );
   });
 
+  test("with a digest on both sides, content decides: equal is up to date whatever the times say", () => {
+    const actions = plan({
+      source: [
+        { ...file("same.gcode", 10, T + 3_600_000), hashes: { sha256: "aa" } },
+        { ...file("changed.gcode"), hashes: { sha256: "bb" } },
+        { ...file("unhashed.gcode", 10, T + 3_600_000), hashes: { sha256: "cc" } },
+      ],
+      target: [
+        remote("same.gcode", { hashes: { sha256: "aa" } }),
+        remote("changed.gcode", { hashes: { sha256: "b0" } }),
+        remote("unhashed.gcode"),
+      ],
+      rules: { ...rules, hash: "sha256" },
+    });
+    assert.deepEqual(
+      actions.map((a) => (a.type === "upload" ? `${a.path}:${a.reason}` : a.type)),
+      ["changed.gcode:content", "unhashed.gcode:newer"],
+    );
+  });
+
+  test("digests are ignored unless the rules compare by them", () => {
+    const actions = plan({
+      source: [{ ...file("a.gcode"), hashes: { sha256: "aa" } }],
+      target: [remote("a.gcode", { hashes: { sha256: "zz" } })],
+      rules,
+    });
+    assert.deepEqual(actions, []);
+  });
+
   test("an older source file or an unknown target size is not a reason to send", () => {
     const actions = plan({
       source: [file("old.gcode", 10, T - 3_600_000), file("nosize.gcode", 99)],

@@ -3,11 +3,13 @@
  * target in line with the source. No I/O, no clock: everything it needs is in its input.
  */
 import { ancestors, pathKey } from "../core/paths.ts";
+import type { HashKind } from "../storage/adapter.ts";
 
 export interface SourceFile {
   path: string;
   size: number;
   modTime?: number;
+  hashes?: Partial<Record<HashKind, string>>;
 }
 
 export interface TargetEntry {
@@ -15,11 +17,12 @@ export interface TargetEntry {
   type: "file" | "dir";
   size?: number;
   modTime?: number;
+  hashes?: Partial<Record<HashKind, string>>;
   /** Whether the sync's filters select this file (only selected files are ever deleted). */
   selected: boolean;
 }
 
-export type UploadReason = "missing" | "newer" | "size";
+export type UploadReason = "missing" | "newer" | "size" | "content";
 
 export type Action =
   | { type: "upload"; path: string; targetPath: string; size: number; modTime?: number; reason: UploadReason }
@@ -34,6 +37,11 @@ export interface PlanRules {
   mode: "mirror" | "copy";
   /** A source file newer than the target's copy by more than this is sent again. */
   toleranceMs: number;
+  /**
+   * Compare contents by this digest where both sides carry it (`compare: checksum`); equal digests
+   * mean up to date whatever the times say. Pairs without both digests fall back to size and time.
+   */
+  hash?: HashKind;
   caseInsensitive: boolean;
   forbiddenChars: string;
   maxNameBytes: number | null;
@@ -63,12 +71,15 @@ export function nameProblem(path: string, rules: PlanRules): string | undefined 
   return undefined;
 }
 
-function needsUpload(file: SourceFile, existing: TargetEntry, toleranceMs: number): UploadReason | undefined {
+function needsUpload(file: SourceFile, existing: TargetEntry, rules: PlanRules): UploadReason | undefined {
   if (existing.size !== undefined && existing.size !== file.size) return "size";
+  const ours = rules.hash && file.hashes?.[rules.hash];
+  const theirs = rules.hash && existing.hashes?.[rules.hash];
+  if (ours !== undefined && theirs !== undefined) return ours === theirs ? undefined : "content";
   if (
     file.modTime !== undefined &&
     existing.modTime !== undefined &&
-    file.modTime - existing.modTime > toleranceMs
+    file.modTime - existing.modTime > rules.toleranceMs
   ) {
     return "newer";
   }
@@ -111,7 +122,7 @@ export function plan({ source, sourceDirs = [], target, rules }: PlanInput): Act
       continue;
     }
     const existing = targetFiles.get(k);
-    const reason = existing === undefined ? "missing" : needsUpload(file, existing, rules.toleranceMs);
+    const reason = existing === undefined ? "missing" : needsUpload(file, existing, rules);
     if (reason === undefined) continue;
     if (k === protectedKey) {
       others.push({ type: "skip", path: file.path, reason: "being printed" });

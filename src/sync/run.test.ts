@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -20,9 +20,9 @@ async function tree(dir: string, prefix = ""): Promise<string[]> {
 
 describe("runSync between local folders", () => {
   let dir: string;
-  const setup = (mode: "mirror" | "copy") => {
+  const setup = (mode: "mirror" | "copy", extra = "") => {
     const config = parseConfig(
-      `syncs:\n  s: { source: ./src, targets: [./dst], mode: ${mode}, include: ["**/*.gcode"] }\n`,
+      `syncs:\n  s: { source: ./src, targets: [./dst], mode: ${mode}, include: ["**/*.gcode"]${extra} }\n`,
       join(dir, "ferry.yaml"),
       { deviceKinds, env: {} },
     );
@@ -82,6 +82,46 @@ describe("runSync between local folders", () => {
     assert.equal(report?.outcome, "unreachable");
     assert.match(report.reason ?? "", /source \.\/src/);
     assert.ok((await tree(join(dir, "dst"))).includes("precious.gcode=p"));
+    await devices.close();
+  });
+
+  test("compare: checksum sends what differs in content and leaves equal content alone", async () => {
+    await rm(join(dir, "src"), { recursive: true, force: true });
+    await rm(join(dir, "dst"), { recursive: true, force: true });
+    await mkdir(join(dir, "src"));
+    await mkdir(join(dir, "dst"));
+    const old = new Date("2024-01-01T00:00:00Z");
+    const recent = new Date("2025-01-01T00:00:00Z");
+    // Same size and time, other bytes: size and time cannot tell, the digest can.
+    await writeFile(join(dir, "src/swapped.gcode"), "AAAA");
+    await writeFile(join(dir, "dst/swapped.gcode"), "BBBB");
+    // Same bytes, the source touched a year later: size and time would send it again.
+    await writeFile(join(dir, "src/touched.gcode"), "same");
+    await writeFile(join(dir, "dst/touched.gcode"), "same");
+    await utimes(join(dir, "src/swapped.gcode"), old, old);
+    await utimes(join(dir, "dst/swapped.gcode"), old, old);
+    await utimes(join(dir, "src/touched.gcode"), recent, recent);
+    await utimes(join(dir, "dst/touched.gcode"), old, old);
+
+    const bySizeAndTime = setup("copy");
+    const [timed] = await runSync(bySizeAndTime.sync, bySizeAndTime.devices, { dryRun: true });
+    assert.deepEqual(
+      timed?.actions.map((a) => (a.type === "upload" ? `${a.path}:${a.reason}` : a.type)),
+      ["touched.gcode:newer"],
+    );
+    await bySizeAndTime.devices.close();
+
+    const { sync, devices } = setup("copy", ", compare: checksum");
+    const [report] = await runSync(sync, devices);
+    assert.equal(report?.outcome, "done");
+    assert.deepEqual(report.notes, []);
+    assert.deepEqual(
+      report.actions.map((a) => (a.type === "upload" ? `${a.path}:${a.reason}` : a.type)),
+      ["swapped.gcode:content"],
+    );
+    assert.deepEqual(await tree(join(dir, "dst")), ["swapped.gcode=AAAA", "touched.gcode=same"]);
+    const [again] = await runSync(sync, devices);
+    assert.equal(again?.planned, 0);
     await devices.close();
   });
 });

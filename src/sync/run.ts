@@ -8,11 +8,20 @@ import type { Endpoint, SyncConfig } from "../config/index.ts";
 import { EventBus } from "../core/events.ts";
 import { toFerryError } from "../core/errors.ts";
 import type { Devices } from "../devices/devices.ts";
+import type { StorageAdapter } from "../storage/adapter.ts";
 import type { SyncEvents, TargetReport } from "./events.ts";
 import { fileFilter, type FileFilter } from "./filters.ts";
 import { emptySourceRefusal, plan, type Action } from "./plan.ts";
 import { runPool } from "./pool.ts";
-import { scanSource, scanTarget, type SourceScan } from "./scan.ts";
+import {
+  addHashes,
+  commonHash,
+  scanSource,
+  scanTarget,
+  sourceHasher,
+  type SourceHasher,
+  type SourceScan,
+} from "./scan.ts";
 import { printerGate, protectedWithin } from "./gate.ts";
 import { executeAction } from "./execute.ts";
 
@@ -54,9 +63,10 @@ export async function runSync(
 ): Promise<TargetReport[]> {
   const filter = fileFilter(sync.include, sync.exclude);
   const targets = selectTargets(sync, options);
+  const adapter = devices.endpoint(sync.source);
   let scan: SourceScan;
   try {
-    scan = await scanSource(devices.endpoint(sync.source), filter, options.signal);
+    scan = await scanSource(adapter, filter, options.signal);
   } catch (error) {
     const failure = toFerryError(error);
     return targets.map((target) => {
@@ -67,7 +77,16 @@ export async function runSync(
       return report;
     });
   }
-  return Promise.all(targets.map((target) => syncTarget(sync, target, scan, filter, devices, options)));
+  const source: Source = { adapter, scan, filter, hash: sourceHasher(adapter, options.signal) };
+  return Promise.all(targets.map((target) => syncTarget(sync, target, source, devices, options)));
+}
+
+/** What every target of one run shares: the source, scanned once, and its digests. */
+interface Source {
+  adapter: StorageAdapter;
+  scan: SourceScan;
+  filter: FileFilter;
+  hash: SourceHasher;
 }
 
 function emptyReport(sync: string, target: string, dryRun = false): TargetReport {
@@ -83,6 +102,7 @@ function emptyReport(sync: string, target: string, dryRun = false): TargetReport
     bytes: 0,
     seconds: 0,
     errors: [],
+    notes: [],
     actions: [],
   };
 }
@@ -90,8 +110,7 @@ function emptyReport(sync: string, target: string, dryRun = false): TargetReport
 async function syncTarget(
   sync: SyncConfig,
   endpoint: Endpoint,
-  source: SourceScan,
-  filter: FileFilter,
+  source: Source,
   devices: Devices,
   options: SyncRunOptions,
 ): Promise<TargetReport> {
@@ -121,13 +140,21 @@ async function syncTarget(
     }
 
     const target = devices.endpoint(endpoint);
-    const entries = await scanTarget(target, filter, source, signal);
+    const entries = await scanTarget(target, source.filter, source.scan, signal);
     const caps = target.capabilities;
+    let files = source.scan.files;
+    const hash = sync.compare === "checksum" ? commonHash(source.adapter, target) : undefined;
+    if (hash) {
+      files = await addHashes(files, entries, target, hash, source.hash, signal);
+    } else if (sync.compare === "checksum") {
+      report.notes.push("no checksum in common with the source: compared by size and time");
+    }
     const actions = plan({
-      source: source.files,
-      sourceDirs: source.dirs,
+      source: files,
+      sourceDirs: source.scan.dirs,
       target: entries,
       rules: {
+        ...(hash ? { hash } : {}),
         mode: sync.mode,
         toleranceMs: sync.modTimeToleranceS * 1000,
         caseInsensitive: caps.caseInsensitive,
@@ -140,14 +167,20 @@ async function syncTarget(
     report.planned = actions.filter((a) => a.type !== "skip").length;
     const refusal = options.allowEmptySource
       ? undefined
-      : emptySourceRefusal(actions, source.files.length, sync.source.label);
+      : emptySourceRefusal(actions, source.scan.files.length, sync.source.label);
     if (refusal !== undefined) {
       report.outcome = "failed";
       report.reason = refusal;
       return finish();
     }
     const bytes = actions.reduce((sum, a) => sum + (a.type === "upload" ? a.size : 0), 0);
-    bus?.emit("sync.target.planned", { ...ref, actions, bytes, dryRun: options.dryRun === true });
+    bus?.emit("sync.target.planned", {
+      ...ref,
+      actions,
+      bytes,
+      dryRun: options.dryRun === true,
+      notes: report.notes,
+    });
 
     for (const action of actions) {
       if (action.type === "skip") report.skipped++;
@@ -158,7 +191,6 @@ async function syncTarget(
     }
     if (options.dryRun) return finish();
 
-    const sourceAdapter = devices.endpoint(sync.source);
     let stop: { outcome: "unreachable" | "skipped"; reason: string } | undefined;
     const perform = async (action: Action) => {
       if (stop) {
@@ -179,7 +211,7 @@ async function syncTarget(
       const t0 = performance.now();
       try {
         const sent = await withRetry(action, ref, options, () =>
-          executeAction(action, sourceAdapter, target, {
+          executeAction(action, source.adapter, target, {
             ...(signal ? { signal } : {}),
             onStart: () => bus?.emit("sync.action.started", { ...ref, action }),
             onProgress: (bytes) =>

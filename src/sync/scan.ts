@@ -2,12 +2,18 @@
  * Listings for the planner: the source's selected files, the target's entries (with sizes filled in
  * where the listing lacks them and the plan needs them), streamed from the adapters.
  */
-import { isFerryError } from "../core/errors.ts";
+import { FerryError, isFerryError } from "../core/errors.ts";
 import { pathKey } from "../core/paths.ts";
-import type { StorageAdapter } from "../storage/adapter.ts";
+import type { Entry, HashKind, StorageAdapter } from "../storage/adapter.ts";
 import { walk } from "../storage/walk.ts";
 import type { FileFilter } from "./filters.ts";
 import type { SourceFile, TargetEntry } from "./plan.ts";
+import { runPool } from "./pool.ts";
+
+/** Digests computed at once per target while comparing by checksum (each reads a whole file). */
+const HASH_CONCURRENCY = 4;
+
+const withHashes = (entry: Entry) => (entry.hashes === undefined ? {} : { hashes: { ...entry.hashes } });
 
 export interface SourceScan {
   files: SourceFile[];
@@ -31,6 +37,7 @@ export async function scanSource(
         path: entry.path,
         size,
         ...(entry.modTime === undefined ? {} : { modTime: entry.modTime }),
+        ...withHashes(entry),
       });
     }
   }
@@ -62,10 +69,67 @@ export async function scanTarget(
         selected,
         ...(size === undefined ? {} : { size }),
         ...(entry.modTime === undefined ? {} : { modTime: entry.modTime }),
+        ...withHashes(entry),
       });
     }
   } catch (error) {
     if (!isFerryError(error, "NOT_FOUND")) throw error;
   }
   return entries;
+}
+
+/** The digest kind both adapters can give (`compare: checksum`), or undefined when they share none. */
+export function commonHash(a: StorageAdapter, b: StorageAdapter): HashKind | undefined {
+  return a.capabilities.hashes.find((kind) => b.capabilities.hashes.includes(kind));
+}
+
+/** A source's digests, each computed once however many targets ask for it. */
+export type SourceHasher = (path: string, kind: HashKind) => Promise<string>;
+
+export function sourceHasher(adapter: StorageAdapter, signal?: AbortSignal): SourceHasher {
+  const known = new Map<string, Promise<string>>();
+  return (path, kind) => {
+    const key = `${kind}:${path}`;
+    let digest = known.get(key);
+    if (digest === undefined) {
+      if (!adapter.hash) throw new FerryError("UNSUPPORTED", `${adapter.name} offers no ${kind} digests`);
+      digest = adapter.hash(path, kind, signal ? { signal } : {});
+      known.set(key, digest);
+    }
+    return digest;
+  };
+}
+
+/**
+ * Adds `kind` digests to the pairs the plan would otherwise judge by time: a source file and the
+ * target's file of the same name and size. Fills in the target's entries; returns the source files
+ * to plan with (the shared scan is not changed: other targets may compare by another kind).
+ */
+export async function addHashes(
+  files: readonly SourceFile[],
+  entries: TargetEntry[],
+  target: StorageAdapter,
+  kind: HashKind,
+  hashSource: SourceHasher,
+  signal?: AbortSignal,
+): Promise<SourceFile[]> {
+  const key = (path: string) => pathKey(path, target.capabilities.caseInsensitive);
+  const byKey = new Map<string, TargetEntry>();
+  for (const entry of entries) if (entry.type === "file") byKey.set(key(entry.path), entry);
+  const hashTarget = target.hash?.bind(target);
+  if (!hashTarget) throw new FerryError("UNSUPPORTED", `${target.name} offers no ${kind} digests`);
+  const result = files.map((file) => ({ ...file }));
+  const pairs = result.flatMap((file) => {
+    const entry = byKey.get(key(file.path));
+    return entry?.size === file.size ? [{ file, entry }] : [];
+  });
+  await runPool(pairs, HASH_CONCURRENCY, async ({ file, entry }) => {
+    const [ours, theirs] = await Promise.all([
+      file.hashes?.[kind] ?? hashSource(file.path, kind),
+      entry.hashes?.[kind] ?? hashTarget(entry.path, kind, signal ? { signal } : {}),
+    ]);
+    file.hashes = { ...file.hashes, [kind]: ours };
+    entry.hashes = { ...entry.hashes, [kind]: theirs };
+  });
+  return result;
 }
