@@ -40,28 +40,12 @@ export async function demoCommand(options: { dir: string }): Promise<number> {
   const [a, , c] = sims as [PrusaLinkSim, PrusaLinkSim, PrusaLinkSim];
   const config = join(root, "ferry.yaml");
   await writeFile(join(root, ".env"), `PRUSA_PASSWORD=${PASSWORD}\n`);
-  await writeFile(
-    config,
-    [
-      "# Written by `ferry demo`: three simulated PrusaLink printers fed from ./master.",
-      "devices:",
-      ...sims.map(
-        (sim, i) =>
-          `  mk4-${"abc"[i] ?? i}: { type: prusalink, url: "${sim.url}", username: maker, password: "\${PRUSA_PASSWORD}" }`,
-      ),
-      "groups:",
-      "  farm: [mk4-a, mk4-b, mk4-c]",
-      "syncs:",
-      "  gcode:",
-      "    source: ./master",
-      "    targets: [farm]",
-      "    mode: mirror",
-      '    include: ["**/*.gcode", "**/*.bgcode"]',
-      "    when: idle",
-      "",
-    ].join("\n"),
-  );
-  const say = (text: string) => process.stdout.write(`\n\x1b[1m${text}\x1b[0m\n`);
+  await writeFile(config, farmConfig(sims.map((sim) => sim.url)));
+  // The same farm for trying by hand against `ferry sim prusalink --count 3` on its default ports.
+  const byHand = join(root, "by-hand.yaml");
+  await writeFile(byHand, farmConfig([0, 1, 2].map((i) => `http://127.0.0.1:${18100 + i}`)));
+  const bold = process.stdout.isTTY ? (text: string) => `\x1b[1m${text}\x1b[0m` : (text: string) => text;
+  const say = (text: string) => process.stdout.write(`\n${bold(text)}\n`);
   let worst = 0;
   const sync = async (extra: Parameters<typeof syncCommand>[1] = {}) => {
     worst = Math.max(worst, await syncCommand([], { config, ...extra }));
@@ -86,14 +70,39 @@ export async function demoCommand(options: { dir: string }): Promise<number> {
 
     say("4. The plan for the next run, without changing anything (--dry-run):");
     await sync({ dryRun: true, includeBusy: true });
-    say(
-      "Done. To try it by hand: `npm run ferry -- sim prusalink --count 3` in one terminal, a ferry.yaml like",
-    );
+    say("Done. To try it by hand, start three simulated printers in one terminal:");
     process.stdout.write(
-      `${config} pointing at ports 18100-18102 in another, then \`npm run ferry -- sync --dry-run\`.\n`,
+      [
+        `  npm run ferry -- sim prusalink --count 3 --password ${PASSWORD}`,
+        "and in another, preview and run the same sync against them:",
+        `  npm run ferry -- sync -c ${byHand} --dry-run`,
+        `  npm run ferry -- sync -c ${byHand}`,
+        "",
+      ].join("\n"),
     );
   } finally {
     await Promise.all(sims.map((sim) => sim.close()));
   }
   return worst;
+}
+
+function farmConfig(urls: readonly string[]): string {
+  return [
+    "# Written by `ferry demo`: three simulated PrusaLink printers fed from ./master.",
+    "devices:",
+    ...urls.map(
+      (url, i) =>
+        `  mk4-${"abc"[i] ?? i}: { type: prusalink, url: "${url}", username: maker, password: "\${PRUSA_PASSWORD}" }`,
+    ),
+    "groups:",
+    "  farm: [mk4-a, mk4-b, mk4-c]",
+    "syncs:",
+    "  gcode:",
+    "    source: ./master",
+    "    targets: [farm]",
+    "    mode: mirror",
+    '    include: ["**/*.gcode", "**/*.bgcode"]',
+    "    when: idle",
+    "",
+  ].join("\n");
 }
