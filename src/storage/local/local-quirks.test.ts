@@ -195,16 +195,21 @@ describe("local adapter quirks", () => {
   });
 
   it("reports a read-only folder as PERMISSION", async (t) => {
-    if (process.getuid?.() === 0) {
-      t.skip("root may write anywhere");
+    const locked = join(root, "locked");
+    await fs.mkdir(locked, { recursive: true });
+    // Mode bits do not stop root; the immutable attribute does (where the filesystem has one).
+    const asRoot = process.getuid?.() === 0;
+    const lock = asRoot ? () => chattr("+i", locked) : () => fs.chmod(locked, 0o555).then(() => true);
+    const unlock = asRoot ? () => chattr("-i", locked) : () => fs.chmod(locked, 0o755).then(() => true);
+    if (!(await lock())) {
+      t.skip("running as root on a filesystem without the immutable attribute");
       return;
     }
-    await fs.mkdir(join(root, "locked"), { recursive: true });
-    await fs.chmod(join(root, "locked"), 0o555);
     try {
       await expectFerryError(put(local, "locked/f.gcode", Buffer.from("x")), "PERMISSION", "read-only");
+      await assert.rejects(fs.stat(join(locked, "f.gcode")), { code: "ENOENT" }, "nothing written");
     } finally {
-      await fs.chmod(join(root, "locked"), 0o755);
+      await unlock();
     }
   });
 
@@ -239,3 +244,12 @@ describe("local adapter quirks", () => {
     assert.equal(fsError(abort, "d", "p").code, "ABORTED");
   });
 });
+
+/** Runs chattr; false when the tool or the filesystem does not support it. */
+async function chattr(flag: string, path: string): Promise<boolean> {
+  const child = spawn("chattr", [flag, path], { stdio: "ignore" });
+  const [code] = (await Promise.race([once(child, "exit"), once(child, "error").then(() => [1])])) as [
+    number | null,
+  ];
+  return code === 0;
+}
