@@ -5,6 +5,7 @@
 import type { FerryConfig } from "../config/index.ts";
 import type { Logger } from "../core/logger.ts";
 import { FerryError } from "../core/errors.ts";
+import { Semaphore } from "../core/semaphore.ts";
 import type { PrinterDriver, PrinterDriverDefinition } from "../printers/driver.ts";
 import { printerDrivers } from "../printers/all.ts";
 import type { StorageAdapter, StorageAdapterDefinition } from "../storage/adapter.ts";
@@ -25,6 +26,7 @@ export class Devices {
   readonly #logger: Logger;
   readonly #printers = new Map<string, PrinterDriver>();
   readonly #storages = new Map<string, StorageAdapter>();
+  readonly #slots = new Map<string, Semaphore>();
 
   constructor(config: FerryConfig, logger: Logger) {
     this.#config = config;
@@ -79,6 +81,21 @@ export class Devices {
       return localAdapter.create({ path: endpoint.path }, this.#context(endpoint.label));
     }
     return subtree(this.storage(endpoint.device), endpoint.path);
+  }
+
+  /**
+   * The transfers an endpoint's device takes at once (its `maxConcurrency`), shared by every sync
+   * and target that reaches the device: two syncs onto one printer take turns instead of meeting
+   * its "one transfer at a time" refusal.
+   */
+  transferSlots(endpoint: Endpoint): Semaphore {
+    const key = endpoint.type === "device" ? `device:${endpoint.device}` : `local:${endpoint.path}`;
+    let slots = this.#slots.get(key);
+    if (!slots) {
+      slots = new Semaphore(this.endpoint(endpoint).capabilities.maxConcurrency);
+      this.#slots.set(key, slots);
+    }
+    return slots;
   }
 
   async close(): Promise<void> {

@@ -191,6 +191,10 @@ async function syncTarget(
     }
     if (options.dryRun) return finish();
 
+    const slots = devices.transferSlots(endpoint);
+    // An upload waits for one of the device's transfer slots; a deletion moves no bytes.
+    const transfer = (action: Action, send: () => Promise<number>) =>
+      action.type === "upload" ? slots.use(send) : send();
     let stop: { outcome: "unreachable" | "skipped"; reason: string } | undefined;
     const perform = async (action: Action) => {
       if (stop) {
@@ -211,17 +215,19 @@ async function syncTarget(
       const t0 = performance.now();
       try {
         const sent = await withRetry(action, ref, options, () =>
-          executeAction(action, source.adapter, target, {
-            ...(signal ? { signal } : {}),
-            onStart: () => bus?.emit("sync.action.started", { ...ref, action }),
-            onProgress: (bytes) =>
-              bus?.emit("sync.action.progress", {
-                ...ref,
-                path: action.path,
-                bytes,
-                size: action.type === "upload" ? action.size : 0,
-              }),
-          }),
+          transfer(action, () =>
+            executeAction(action, source.adapter, target, {
+              ...(signal ? { signal } : {}),
+              onStart: () => bus?.emit("sync.action.started", { ...ref, action }),
+              onProgress: (bytes) =>
+                bus?.emit("sync.action.progress", {
+                  ...ref,
+                  path: action.path,
+                  bytes,
+                  size: action.type === "upload" ? action.size : 0,
+                }),
+            }),
+          ),
         );
         report.done++;
         report.bytes += sent;
