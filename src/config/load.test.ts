@@ -188,17 +188,17 @@ groups:
 
   it("normalizes device paths and drops targets named twice", () => {
     const config = parse(
-      `${devices}syncs:\n  s: { source: ./m, targets: [farm, mk4-a, "mk4-b:/", "mk4-a:./x//y/", mk4-a:x/y], mode: copy }\n`,
+      `${devices}syncs:\n  s: { source: ./m, targets: [farm, mk4-a, "mk4-b:/", "nas:./x//y/", nas:x/y], mode: copy }\n`,
     );
     assert.deepEqual(
       config.syncs.get("s")?.targets.map((t) => t.label),
-      ["mk4-a", "mk4-b", "mk4-a:x/y"],
+      ["mk4-a", "mk4-b", "nas:x/y"],
     );
   });
 
   it("resolves local folders against the config's folder, and ~ against the home folder", () => {
     const config = parse(
-      `${devices}syncs:\n  s: { source: ../master, targets: [/srv/out, ~/out, ./a/../b, .], mode: copy }\n`,
+      `${devices}syncs:\n  s: { source: ../master, targets: [/srv/out, ~/out, ./a/../../b, .], mode: copy }\n`,
       { env: { HOME: "/home/op" } },
       "/farm/conf/ferry.yaml",
     );
@@ -209,7 +209,7 @@ groups:
       [
         ["/srv/out", "/srv/out"],
         ["/home/op/out", "~/out"],
-        ["/farm/conf/b", "./a/../b"],
+        ["/farm/b", "./a/../../b"],
         ["/farm/conf", "."],
       ],
     );

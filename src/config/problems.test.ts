@@ -143,6 +143,29 @@ describe("problems", () => {
     ]);
   });
 
+  it("reports targets of one sync that contain one another", () => {
+    const error = configError(() =>
+      parse(
+        [
+          "devices:",
+          "  p: { type: folder, path: /srv/p }",
+          "  q: { type: folder, path: /srv/q }",
+          "groups:",
+          "  all: [p, q]",
+          "syncs:",
+          '  s: { source: ./src, targets: [all, "p:jobs", ./out, ./out/deep, "q:x", "q:xy"], mode: mirror }',
+          "",
+        ].join("\n"),
+      ),
+    );
+    assert.deepEqual(brief(error.problems), [
+      '7:38 syncs.s.targets[1]: target "p:jobs" overlaps the target "p"; one folder would hold the other\'s copy',
+      '7:55 syncs.s.targets[3]: target "./out/deep" overlaps the target "./out"; one folder would hold the other\'s copy',
+      '7:67 syncs.s.targets[4]: target "q:x" overlaps the target "q"; one folder would hold the other\'s copy',
+      '7:74 syncs.s.targets[5]: target "q:xy" overlaps the target "q"; one folder would hold the other\'s copy',
+    ]);
+  });
+
   it("hints at local syntax when a target looks like a path", () => {
     const error = configError(() =>
       parse("syncs:\n  s: { source: ./a, targets: [backup/out], mode: copy }\n"),

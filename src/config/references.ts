@@ -107,6 +107,13 @@ export function checkReferences(data: unknown, context: ReferenceContext): Refer
         const key = endpointKey(target);
         if (seen.has(key)) continue;
         seen.add(key);
+        // One target inside another: a mirror onto the outer one would delete what the inner gets.
+        const nested = targets.find((other) => overlaps(target, other));
+        if (nested !== undefined) {
+          const message = `target "${target.label}" overlaps the target "${nested.label}"; one folder would hold the other's copy`;
+          problems.push(source.problem(path, message));
+          continue;
+        }
         targets.push(target);
       }
     }
