@@ -7,6 +7,7 @@ import { execFile } from "node:child_process";
 import { mkdir, mkdtemp, rm, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, test } from "node:test";
 import { PrusaLinkSim } from "../src/sim/prusalink/index.ts";
 
@@ -15,6 +16,7 @@ const PASSWORD = "farm-secret-42";
 
 interface Summary {
   ok: boolean;
+  error?: string;
   targets: {
     target: string;
     outcome: string;
@@ -212,6 +214,42 @@ describe("ferry sync onto a PrusaLink farm", () => {
     );
     assert.equal(summary.targets[0]?.planned, bySizeAndTime.summary.targets[0]?.planned);
     assert.deepEqual(bySizeAndTime.summary.targets[0]?.notes, []);
+  });
+
+  test("a run that starts while another is sending changes nothing and names the run it waits for", async () => {
+    const slow = await PrusaLinkSim.start({ port: 0, password: PASSWORD, rate: 100_000 });
+    const cwd = join(dir, "overlap");
+    try {
+      await mkdir(join(cwd, "master"), { recursive: true });
+      await writeFile(join(cwd, "master", "big.gcode"), Buffer.alloc(150_000, 7));
+      await writeFile(
+        join(cwd, "ferry.yaml"),
+        [
+          "devices:",
+          `  slow: { type: prusalink, url: "${slow.url}", username: maker, password: "\${PRUSA_PASSWORD}" }`,
+          "syncs:",
+          "  gcode: { source: ./master, targets: [slow], mode: mirror }",
+          "",
+        ].join("\n"),
+      );
+      const first = syncJson(cwd);
+      for (let i = 0; i < 200 && slow.snapshot().transfer == null; i++) await sleep(10);
+      assert.ok(slow.snapshot().transfer, "the first run is uploading");
+
+      const second = await syncJson(cwd);
+      assert.equal(second.code, 1);
+      assert.match(second.summary.error ?? "", /another ferry sync \(pid \d+, started .+\) is running/);
+      assert.deepEqual(second.summary.targets, []);
+      const preview = await syncJson(cwd, "--dry-run");
+      assert.equal(preview.code, 0, "a dry run only looks");
+
+      const done = await first;
+      assert.equal(done.code, 0, done.stderr);
+      assert.equal(done.summary.targets[0]?.done, 1);
+      assert.equal((await syncJson(cwd)).code, 0, "the lock went with the first run");
+    } finally {
+      await slow.close();
+    }
   });
 
   test("a bad config exits 2 naming the line and the field", async () => {

@@ -7,6 +7,7 @@ import { runSync } from "../sync/run.ts";
 import { createLogger } from "./log.ts";
 import { attachSyncOutput, jsonSummary, summaryTable, type OutputMode } from "./sync-output.ts";
 import { EXIT, UsageError } from "./exit.ts";
+import { acquireRunLock, LockedError, type RunLock } from "./run-lock.ts";
 
 export interface SyncCommandOptions {
   config?: string;
@@ -58,6 +59,23 @@ export async function syncCommand(names: string[], options: SyncCommandOptions):
       : [...config.syncs.values()];
 
   const mode: OutputMode = options.json ? "json" : process.stdout.isTTY ? "tty" : "plain";
+  // A dry run changes nothing, so it may look while another run works.
+  let lock: RunLock | undefined;
+  if (!options.dryRun) {
+    try {
+      lock = await acquireRunLock(config.dataDir);
+    } catch (error) {
+      if (!(error instanceof LockedError)) throw error;
+      if (mode === "json") {
+        process.stdout.write(
+          JSON.stringify({ ...jsonSummary([]), ok: false, error: error.message }, null, 2) + "\n",
+        );
+      } else {
+        process.stderr.write(`ferry: ${error.message}\n`);
+      }
+      return EXIT.failed;
+    }
+  }
   const bus = new EventBus<SyncEvents>();
   const detach = attachSyncOutput(bus, mode, process.stdout);
   const devices = new Devices(config, createLogger());
@@ -84,6 +102,7 @@ export async function syncCommand(names: string[], options: SyncCommandOptions):
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
     await devices.close();
+    await lock?.release();
   }
   if (mode === "json") process.stdout.write(JSON.stringify(jsonSummary(reports), null, 2) + "\n");
   else if (mode === "tty" && reports.length > 0) process.stdout.write("\n" + summaryTable(reports) + "\n");

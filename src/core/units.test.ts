@@ -13,6 +13,7 @@ test("parseSize reads decimal and binary units", () => {
 
 test("formatBytes and formatDuration are short and readable", () => {
   assert.equal(formatBytes(999), "999 B");
+  assert.equal(formatBytes(138.381), "138 B", "a rate of a few bytes a second");
   assert.equal(formatBytes(2_000_000), "2.0 MB");
   assert.equal(formatBytes(123_456_789), "123 MB");
   assert.equal(formatDuration(3.25), "3.3s");

@@ -33,7 +33,7 @@ export function parseSize(text: string, what = "size"): number {
 }
 
 export function formatBytes(bytes: number): string {
-  if (bytes < 1000) return `${bytes} B`;
+  if (bytes < 1000) return `${Math.round(bytes)} B`;
   const units = ["kB", "MB", "GB", "TB"];
   let value = bytes;
   let unit = "B";
