@@ -3,6 +3,7 @@ import { loadConfig, findConfigFile, ConfigError, type FerryConfig } from "../co
 import { EventBus } from "../core/events.ts";
 import { Devices, deviceKinds } from "../devices/devices.ts";
 import type { SyncEvents, TargetReport } from "../sync/events.ts";
+import { deliveryFiles } from "../store/deliveries.ts";
 import { runSync } from "../sync/run.ts";
 import { createLogger } from "./log.ts";
 import { attachSyncOutput, jsonSummary, summaryTable, type OutputMode } from "./sync-output.ts";
@@ -78,7 +79,8 @@ export async function syncCommand(names: string[], options: SyncCommandOptions):
   }
   const bus = new EventBus<SyncEvents>();
   const detach = attachSyncOutput(bus, mode, process.stdout);
-  const devices = new Devices(config, createLogger());
+  const logger = createLogger();
+  const devices = new Devices(config, logger);
   const abort = new AbortController();
   const onSignal = () => abort.abort(new Error("interrupted"));
   process.once("SIGINT", onSignal);
@@ -89,6 +91,7 @@ export async function syncCommand(names: string[], options: SyncCommandOptions):
       runSync(sync, devices, {
         bus,
         signal: abort.signal,
+        deliveries: deliveryFiles(config.dataDir, logger),
         ...(options.dryRun ? { dryRun: true } : {}),
         ...(options.includeBusy ? { includeBusy: true } : {}),
         ...(options.allowEmptySource ? { allowEmptySource: true } : {}),

@@ -25,6 +25,7 @@ const UPLOAD_REASONS: Record<UploadReason, string> = {
   newer: "newer",
   size: "size differs",
   content: "content differs",
+  changed: "changed since sent",
 };
 
 const describe = (a: Action): string => {
@@ -56,9 +57,9 @@ export function attachSyncOutput(
     offs.push(
       bus.on("sync.target.planned", (e) => {
         line(`${key(e)}: ${planLine(e.actions, e.bytes)}${e.dryRun ? " (dry run)" : ""}`);
-        for (const note of e.notes) line(`  note: ${note}`);
         if (e.dryRun) for (const a of e.actions) line(`  ${describe(a)}`);
       }),
+      bus.on("sync.target.note", (e) => line(`${key(e)}: note: ${e.note}`)),
       bus.on("sync.action.done", (e) => {
         const rate = e.bytes > 0 ? `, ${formatBytes((e.bytes / e.ms) * 1000)}/s` : "";
         line(`${key(e)}: ${describe(e.action)} ok in ${formatDuration(e.ms / 1000)}${rate}`);
@@ -97,7 +98,6 @@ export function attachSyncOutput(
   offs.push(
     bus.on("sync.target.planned", (e) => {
       const n = e.actions.filter((a) => a.type !== "skip").length;
-      for (const note of e.notes) above(`${key(e)}: note: ${note}`);
       if (e.dryRun) {
         above(`${key(e)}: ${planLine(e.actions, e.bytes)} (dry run)`);
         for (const a of e.actions) above(`  ${describe(a)}`);
@@ -132,6 +132,7 @@ export function attachSyncOutput(
         l.fileBytes = 0;
       }
     }),
+    bus.on("sync.target.note", (e) => above(`${key(e)}: note: ${e.note}`)),
     bus.on("sync.action.failed", (e) =>
       above(`${key(e)}: ${describe(e.action)} failed: ${e.error.message}${e.willRetry ? " (retrying)" : ""}`),
     ),

@@ -39,12 +39,9 @@ export interface TargetReport extends TargetRef {
 }
 
 export interface SyncEvents {
-  "sync.target.planned": TargetRef & {
-    actions: readonly Action[];
-    bytes: number;
-    dryRun: boolean;
-    notes: readonly string[];
-  };
+  "sync.target.planned": TargetRef & { actions: readonly Action[]; bytes: number; dryRun: boolean };
+  /** Something the operator should know about a target that is not a failure (also in `notes`). */
+  "sync.target.note": TargetRef & { note: string };
   "sync.action.started": TargetRef & { action: Action };
   "sync.action.progress": TargetRef & { path: string; bytes: number; size: number };
   "sync.action.done": TargetRef & { action: Action; bytes: number; ms: number };

@@ -1,6 +1,9 @@
-/** Carries out one planned action between a source and a target adapter; returns the bytes sent. */
+/**
+ * Carries out one planned action between a source and a target adapter; returns the bytes sent
+ * and, for an upload, the stored file as the target shows it.
+ */
 import { FerryError } from "../core/errors.ts";
-import type { StorageAdapter } from "../storage/adapter.ts";
+import type { Entry, StorageAdapter } from "../storage/adapter.ts";
 import type { Action } from "./plan.ts";
 import { sendFile } from "./transfer.ts";
 
@@ -15,20 +18,22 @@ export async function executeAction(
   source: StorageAdapter,
   target: StorageAdapter,
   options: ExecuteOptions = {},
-): Promise<number> {
+): Promise<{ bytes: number; stored?: Entry }> {
   const opts = options.signal ? { signal: options.signal } : {};
   options.onStart?.();
   switch (action.type) {
     case "upload":
-      await sendFile(source, target, action, {
-        ...opts,
-        ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-      });
-      return action.size;
+      return {
+        bytes: action.size,
+        stored: await sendFile(source, target, action, {
+          ...opts,
+          ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+        }),
+      };
     case "delete":
     case "rmdir":
       await target.remove(action.path, opts);
-      return 0;
+      return { bytes: 0 };
     default:
       throw new FerryError("PROTOCOL", `cannot execute a ${action.type} action`);
   }

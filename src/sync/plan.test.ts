@@ -66,6 +66,24 @@ describe("plan", () => {
     );
   });
 
+  test("a copy Ferry delivered is judged by the source it came from, not by the target's clock", () => {
+    const sent = { size: 10, modTime: T };
+    const actions = plan({
+      // The printer's clock runs hours behind: by time alone every file would look stale.
+      source: [file("same.gcode"), file("edited.gcode", 10, T + 1), file("resized.gcode", 12)],
+      target: [
+        remote("same.gcode", { modTime: T - 3_600_000, delivered: sent }),
+        remote("edited.gcode", { modTime: T - 3_600_000, delivered: sent }),
+        remote("resized.gcode", { modTime: T - 3_600_000, delivered: sent }),
+      ],
+      rules,
+    });
+    assert.deepEqual(
+      actions.map((a) => (a.type === "upload" ? `${a.path}:${a.reason}` : a.type)),
+      ["edited.gcode:changed", "resized.gcode:size"],
+    );
+  });
+
   test("digests are ignored unless the rules compare by them", () => {
     const actions = plan({
       source: [{ ...file("a.gcode"), hashes: { sha256: "aa" } }],

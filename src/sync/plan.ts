@@ -18,11 +18,17 @@ export interface TargetEntry {
   size?: number;
   modTime?: number;
   hashes?: Partial<Record<HashKind, string>>;
+  /**
+   * The source file this copy was sent from (size, time), from Ferry's delivery records, while the
+   * target still shows the copy as it was right after. It decides without comparing clocks.
+   */
+  delivered?: { size: number; modTime?: number };
   /** Whether the sync's filters select this file (only selected files are ever deleted). */
   selected: boolean;
 }
 
-export type UploadReason = "missing" | "newer" | "size" | "content";
+/** missing; newer than the copy; sizes differ; digests differ; changed since Ferry sent the copy. */
+export type UploadReason = "missing" | "newer" | "size" | "content" | "changed";
 
 export type Action =
   | { type: "upload"; path: string; targetPath: string; size: number; modTime?: number; reason: UploadReason }
@@ -76,6 +82,9 @@ function needsUpload(file: SourceFile, existing: TargetEntry, rules: PlanRules):
   const ours = rules.hash && file.hashes?.[rules.hash];
   const theirs = rules.hash && existing.hashes?.[rules.hash];
   if (ours !== undefined && theirs !== undefined) return ours === theirs ? undefined : "content";
+  const sent = existing.delivered;
+  if (sent !== undefined)
+    return sent.size === file.size && sent.modTime === file.modTime ? undefined : "changed";
   if (
     file.modTime !== undefined &&
     existing.modTime !== undefined &&

@@ -8,13 +8,16 @@ import type { Endpoint, SyncConfig } from "../config/index.ts";
 import { EventBus } from "../core/events.ts";
 import { toFerryError } from "../core/errors.ts";
 import type { Devices } from "../devices/devices.ts";
-import type { StorageAdapter } from "../storage/adapter.ts";
+import { pathKey } from "../core/paths.ts";
+import type { Entry, StorageAdapter } from "../storage/adapter.ts";
+import type { DeliveryRecords, DeliveryRecordsOpener } from "../store/deliveries.ts";
 import type { SyncEvents, TargetReport } from "./events.ts";
 import { fileFilter, type FileFilter } from "./filters.ts";
 import { emptySourceRefusal, plan, type Action } from "./plan.ts";
 import { runPool } from "./pool.ts";
 import {
   addHashes,
+  applyDeliveries,
   commonHash,
   scanSource,
   scanTarget,
@@ -38,6 +41,8 @@ export interface SyncRunOptions {
   except?: ReadonlySet<string>;
   signal?: AbortSignal;
   bus?: EventBus<SyncEvents>;
+  /** What Ferry delivered before, per target: spares re-sending to targets that stamp their own times. */
+  deliveries?: DeliveryRecordsOpener;
   /** Attempts per file for errors that may clear up (busy, transient). */
   attempts?: number;
   retryDelayMs?: number;
@@ -118,6 +123,11 @@ async function syncTarget(
   const { bus, signal } = options;
   const ref = { sync: sync.name, target: endpoint.label };
   const report = emptyReport(sync.name, endpoint.label, options.dryRun === true);
+  const note = (text: string) => {
+    if (report.notes.includes(text)) return;
+    report.notes.push(text);
+    bus?.emit("sync.target.note", { ...ref, note: text });
+  };
   const finish = () => {
     report.seconds = (performance.now() - started) / 1000;
     bus?.emit("sync.target.finished", report);
@@ -142,12 +152,15 @@ async function syncTarget(
     const target = devices.endpoint(endpoint);
     const entries = await scanTarget(target, source.filter, source.scan, signal);
     const caps = target.capabilities;
+    const key = (path: string) => pathKey(path, caps.caseInsensitive);
+    const records = await options.deliveries?.(sync.name, endpoint.label);
+    if (records) applyDeliveries(entries, records, caps.caseInsensitive);
     let files = source.scan.files;
     const hash = sync.compare === "checksum" ? commonHash(source.adapter, target) : undefined;
     if (hash) {
       files = await addHashes(files, entries, target, hash, source.hash, signal);
     } else if (sync.compare === "checksum") {
-      report.notes.push("no checksum in common with the source: compared by size and time");
+      note("no checksum in common with the source: compared by size and time");
     }
     const actions = plan({
       source: files,
@@ -179,7 +192,6 @@ async function syncTarget(
       actions,
       bytes,
       dryRun: options.dryRun === true,
-      notes: report.notes,
     });
 
     for (const action of actions) {
@@ -193,9 +205,30 @@ async function syncTarget(
 
     const slots = devices.transferSlots(endpoint);
     // An upload waits for one of the device's transfer slots; a deletion moves no bytes.
-    const transfer = (action: Action, send: () => Promise<number>) =>
+    const transfer = <T>(action: Action, send: () => Promise<T>) =>
       action.type === "upload" ? slots.use(send) : send();
     let stop: { outcome: "unreachable" | "skipped"; reason: string } | undefined;
+    const remember = async (records: DeliveryRecords, action: Action, stored: Entry | undefined) => {
+      if (action.type === "upload" && stored) {
+        records.set(key(action.targetPath), {
+          source: { size: action.size, ...(action.modTime === undefined ? {} : { modTime: action.modTime }) },
+          target: {
+            ...(stored.size === undefined ? {} : { size: stored.size }),
+            ...(stored.modTime === undefined ? {} : { modTime: stored.modTime }),
+          },
+        });
+      } else if (action.type === "delete") {
+        records.delete(key(action.path));
+      }
+      try {
+        await records.save();
+      } catch (error) {
+        // The records only spare transfers; a run that cannot keep them still delivers.
+        note(
+          `delivery records not saved (files may be sent again next time): ${toFerryError(error).message}`,
+        );
+      }
+    };
     const perform = async (action: Action) => {
       if (stop) {
         report.skipped++;
@@ -230,8 +263,9 @@ async function syncTarget(
           ),
         );
         report.done++;
-        report.bytes += sent;
-        bus?.emit("sync.action.done", { ...ref, action, bytes: sent, ms: performance.now() - t0 });
+        report.bytes += sent.bytes;
+        bus?.emit("sync.action.done", { ...ref, action, bytes: sent.bytes, ms: performance.now() - t0 });
+        if (records) await remember(records, action, sent.stored);
       } catch (error) {
         const failure = toFerryError(error);
         report.failed++;
@@ -262,12 +296,12 @@ async function syncTarget(
   }
 }
 
-async function withRetry(
+async function withRetry<T>(
   action: Action,
   ref: { sync: string; target: string },
   options: SyncRunOptions,
-  fn: () => Promise<number>,
-): Promise<number> {
+  fn: () => Promise<T>,
+): Promise<T> {
   const attempts = options.attempts ?? 3;
   const baseDelay = options.retryDelayMs ?? 1000;
   for (let attempt = 1; ; attempt++) {

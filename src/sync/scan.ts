@@ -6,6 +6,7 @@ import { FerryError, isFerryError } from "../core/errors.ts";
 import { pathKey } from "../core/paths.ts";
 import type { Entry, HashKind, StorageAdapter } from "../storage/adapter.ts";
 import { walk } from "../storage/walk.ts";
+import type { DeliveryRecords } from "../store/deliveries.ts";
 import type { FileFilter } from "./filters.ts";
 import type { SourceFile, TargetEntry } from "./plan.ts";
 import { runPool } from "./pool.ts";
@@ -132,4 +133,27 @@ export async function addHashes(
     entry.hashes = { ...entry.hashes, [kind]: theirs };
   });
   return result;
+}
+
+/**
+ * Marks the target's files that are still as Ferry left them with the source they came from, and
+ * forgets the records of files that are gone or were changed by someone else since.
+ */
+export function applyDeliveries(
+  entries: readonly TargetEntry[],
+  records: DeliveryRecords,
+  caseInsensitive: boolean,
+): void {
+  const seen = new Set<string>();
+  for (const entry of entries) {
+    if (entry.type !== "file") continue;
+    const key = pathKey(entry.path, caseInsensitive);
+    const record = records.get(key);
+    if (record === undefined) continue;
+    if (record.target.size === entry.size && record.target.modTime === entry.modTime) {
+      entry.delivered = record.source;
+      seen.add(key);
+    }
+  }
+  for (const key of [...records.keys()]) if (!seen.has(key)) records.delete(key);
 }
