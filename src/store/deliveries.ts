@@ -18,6 +18,20 @@ export interface DeliveryRecord {
   target: { size?: number; modTime?: number };
 }
 
+/** The record of a source file (size, time) sent and stored as `stored` shows it. */
+export function deliveryRecord(
+  source: { size: number; modTime?: number | undefined },
+  stored: { size?: number | undefined; modTime?: number | undefined },
+): DeliveryRecord {
+  return {
+    source: { size: source.size, ...(source.modTime === undefined ? {} : { modTime: source.modTime }) },
+    target: {
+      ...(stored.size === undefined ? {} : { size: stored.size }),
+      ...(stored.modTime === undefined ? {} : { modTime: stored.modTime }),
+    },
+  };
+}
+
 /** The records of one target of one sync, keyed by the target path's comparison key. */
 export interface DeliveryRecords {
   get(key: string): DeliveryRecord | undefined;

@@ -10,7 +10,7 @@ import { toFerryError } from "../core/errors.ts";
 import type { Devices } from "../devices/devices.ts";
 import { pathKey } from "../core/paths.ts";
 import type { Entry, StorageAdapter } from "../storage/adapter.ts";
-import type { DeliveryRecords, DeliveryRecordsOpener } from "../store/deliveries.ts";
+import { deliveryRecord, type DeliveryRecords, type DeliveryRecordsOpener } from "../store/deliveries.ts";
 import type { SyncEvents, TargetReport } from "./events.ts";
 import { fileFilter, type FileFilter } from "./filters.ts";
 import { emptySourceRefusal, plan, type Action } from "./plan.ts";
@@ -210,13 +210,7 @@ async function syncTarget(
     let stop: { outcome: "unreachable" | "skipped"; reason: string } | undefined;
     const remember = async (records: DeliveryRecords, action: Action, stored: Entry | undefined) => {
       if (action.type === "upload" && stored) {
-        records.set(key(action.targetPath), {
-          source: { size: action.size, ...(action.modTime === undefined ? {} : { modTime: action.modTime }) },
-          target: {
-            ...(stored.size === undefined ? {} : { size: stored.size }),
-            ...(stored.modTime === undefined ? {} : { modTime: stored.modTime }),
-          },
-        });
+        records.set(key(action.targetPath), deliveryRecord(action, stored));
       } else if (action.type === "delete") {
         records.delete(key(action.path));
       }
