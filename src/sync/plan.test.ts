@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { plan, type PlanRules, type SourceFile, type TargetEntry } from "./plan.ts";
+import { plan, roomNeeded, type PlanRules, type SourceFile, type TargetEntry } from "./plan.ts";
 
 const rules: PlanRules = {
   mode: "mirror",
@@ -82,6 +82,16 @@ describe("plan", () => {
       actions.map((a) => (a.type === "upload" ? `${a.path}:${a.reason}` : a.type)),
       ["edited.gcode:changed", "resized.gcode:size"],
     );
+  });
+
+  test("room needed counts new files whole and replacements by what they add", () => {
+    const target = [remote("grow.gcode", { size: 100 }), remote("SHRINK.gcode", { size: 500 }), dir("d")];
+    const actions = plan({
+      source: [file("new.gcode", 1_000), file("grow.gcode", 300), file("shrink.gcode", 200)],
+      target,
+      rules: { ...rules, caseInsensitive: true },
+    });
+    assert.equal(roomNeeded(actions, target, true), 1_000 + 200 - 300);
   });
 
   test("digests are ignored unless the rules compare by them", () => {

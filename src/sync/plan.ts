@@ -185,3 +185,23 @@ export function emptySourceRefusal(
   if (sourceFiles > 0 || deletes === 0) return undefined;
   return `source ${sourceLabel} has no files: refusing to delete ${deletes} file(s); pass --allow-empty-source if that is what you want`;
 }
+
+/**
+ * Bytes the plan's uploads add to the target beyond what the copies they replace give back: what
+ * must be free before the first upload unless the excess files go first.
+ */
+export function roomNeeded(
+  actions: readonly Action[],
+  target: Iterable<TargetEntry>,
+  caseInsensitive: boolean,
+): number {
+  const sizes = new Map<string, number>();
+  for (const entry of target)
+    if (entry.type === "file") sizes.set(pathKey(entry.path, caseInsensitive), entry.size ?? 0);
+  let bytes = 0;
+  for (const action of actions) {
+    if (action.type === "upload")
+      bytes += action.size - (sizes.get(pathKey(action.targetPath, caseInsensitive)) ?? 0);
+  }
+  return bytes;
+}

@@ -7,13 +7,14 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Endpoint, SyncConfig } from "../config/index.ts";
 import { EventBus } from "../core/events.ts";
 import { toFerryError } from "../core/errors.ts";
+import { formatBytes } from "../core/units.ts";
 import type { Devices } from "../devices/devices.ts";
 import { pathKey } from "../core/paths.ts";
 import type { Entry, StorageAdapter } from "../storage/adapter.ts";
 import { deliveryRecord, type DeliveryRecords, type DeliveryRecordsOpener } from "../store/deliveries.ts";
 import type { SyncEvents, TargetReport } from "./events.ts";
 import { fileFilter, type FileFilter } from "./filters.ts";
-import { emptySourceRefusal, plan, type Action } from "./plan.ts";
+import { emptySourceRefusal, plan, roomNeeded, type Action, type TargetEntry } from "./plan.ts";
 import { runPool } from "./pool.ts";
 import {
   addHashes,
@@ -270,10 +271,17 @@ async function syncTarget(
       }
     };
     const uploads = actions.filter((a) => a.type === "upload");
+    const deletes = actions.filter((a) => a.type === "delete");
+    const rmdirs = actions.filter((a) => a.type === "rmdir");
+    // Excess files go last, once everything new is in place, unless the new files need their room.
+    const room = deletes.length > 0 ? await roomToMake(target, actions, entries, signal) : undefined;
+    if (room) {
+      note(`deleting excess files first: ${formatBytes(room.needed)} to add, ${formatBytes(room.free)} free`);
+      for (const action of deletes) await perform(action);
+    }
     await runPool(uploads, caps.maxConcurrency, perform);
-    // Deletions only after every upload, so a failed replacement never costs a file.
-    for (const action of actions)
-      if (action.type === "delete" || action.type === "rmdir") await perform(action);
+    if (!room) for (const action of deletes) await perform(action);
+    for (const action of rmdirs) await perform(action);
 
     if (report.failed > 0) report.outcome = "failed";
     if (stop) {
@@ -288,6 +296,21 @@ async function syncTarget(
     report.reason = failure.message;
     return finish();
   }
+}
+
+/** How much room the uploads need and the target has, when the target cannot fit them now. */
+async function roomToMake(
+  target: StorageAdapter,
+  actions: readonly Action[],
+  entries: readonly TargetEntry[],
+  signal?: AbortSignal,
+): Promise<{ needed: number; free: number } | undefined> {
+  if (!target.usage) return undefined;
+  // Not knowing the free space is no reason to fail: then the safe order stands.
+  const usage = await target.usage(signal ? { signal } : {}).catch(() => undefined);
+  const free = usage?.freeBytes;
+  const needed = roomNeeded(actions, entries, target.capabilities.caseInsensitive);
+  return free !== undefined && needed > free ? { needed, free } : undefined;
 }
 
 async function withRetry<T>(
