@@ -53,4 +53,17 @@ describe("delivery records in the data folder", () => {
     await afresh.save();
     assert.deepEqual((await open("broken", "p")).get("b.gcode"), record(2));
   });
+
+  test("a save cut short by a crash leaves a temp file that the next open clears", async () => {
+    const records = await DeliveryFile.open(dir, "crashed", "p", silentLogger);
+    records.set("a.gcode", record(1));
+    await records.save();
+    await writeFile(`${records.path}.0123456789ab.tmp`, '{"format": 1, "sy');
+    const reopened = await DeliveryFile.open(dir, "crashed", "p", silentLogger);
+    assert.deepEqual(reopened.get("a.gcode"), record(1));
+    assert.deepEqual(
+      (await readdir(join(dir, "deliveries"))).filter((n) => n.endsWith(".tmp")),
+      [],
+    );
+  });
 });

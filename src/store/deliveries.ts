@@ -9,7 +9,7 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import fs from "node:fs/promises";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import type { Logger } from "../core/logger.ts";
 
 /** A source file as it was when Ferry sent it, and the copy as the target showed it right after. */
@@ -91,6 +91,7 @@ export class DeliveryFile implements DeliveryRecords {
         logger.warn({ path, err: error }, "delivery records cannot be read; starting afresh");
       }
     }
+    await removeLeftovers(path);
     return new DeliveryFile(path, sync, target, records);
   }
 
@@ -127,7 +128,7 @@ export class DeliveryFile implements DeliveryRecords {
       records: Object.fromEntries(this.#records),
     };
     // Whole or not at all: a temp file, flushed, renamed over the old one.
-    await fs.mkdir(join(this.path, ".."), { recursive: true });
+    await fs.mkdir(dirname(this.path), { recursive: true });
     const temp = `${this.path}.${randomBytes(6).toString("hex")}.tmp`;
     try {
       const handle = await fs.open(temp, "w");
@@ -143,5 +144,23 @@ export class DeliveryFile implements DeliveryRecords {
       await fs.rm(temp, { force: true });
       throw error;
     }
+  }
+}
+
+/**
+ * Temp files of a save that a crash interrupted. One run at a time holds the data folder (the run
+ * lock) and opens each target's records once, so any temp file of this target is a leftover.
+ */
+async function removeLeftovers(path: string): Promise<void> {
+  const folder = dirname(path);
+  const prefix = `${basename(path)}.`;
+  let names: string[];
+  try {
+    names = await fs.readdir(folder);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (name.startsWith(prefix) && name.endsWith(".tmp")) await fs.rm(join(folder, name), { force: true });
   }
 }
