@@ -9,7 +9,7 @@ import type { Action, UploadReason } from "../sync/plan.ts";
 
 export type OutputMode = "tty" | "plain" | "json";
 
-interface Live {
+export interface Live {
   label: string;
   file?: string;
   fileBytes: number;
@@ -81,9 +81,10 @@ export function attachSyncOutput(
   let drawn = 0;
   const draw = () => {
     const width = Math.max(60, out.columns || 100);
-    const lines = [...live.values()].map((l) => liveLine(l, width));
-    let text = drawn > 0 ? `\x1b[${drawn}F` : "";
-    for (const l of lines) text += `\x1b[2K${l}\n`;
+    const lines = liveBlock([...live.values()], width, out.rows || 24);
+    // Up to the block's first line, clear what was there (it may have been longer), redraw.
+    let text = (drawn > 0 ? `\x1b[${drawn}F` : "") + "\x1b[0J";
+    for (const l of lines) text += `${l}\n`;
     out.write(text);
     drawn = lines.length;
   };
@@ -151,6 +152,23 @@ export function attachSyncOutput(
 function bar(fraction: number, width: number): string {
   const filled = Math.round(Math.min(1, Math.max(0, fraction)) * width);
   return "█".repeat(filled) + "░".repeat(width - filled);
+}
+
+/**
+ * The live block: a line per target while they fit the terminal (a cursor cannot move back above
+ * its top); beyond that the busiest targets and one line that sums up the rest.
+ */
+export function liveBlock(targets: readonly Live[], width: number, rows: number): string[] {
+  const room = Math.max(3, rows - 4);
+  if (targets.length <= room) return targets.map((l) => liveLine(l, width));
+  const busy = (l: Live) => (l.status === "sending" || l.status === "deleting" ? 0 : 1);
+  const shown = [...targets].sort((a, b) => busy(a) - busy(b)).slice(0, room - 1);
+  const hidden = targets.filter((l) => !shown.includes(l));
+  const sending = hidden.filter((l) => busy(l) === 0).length;
+  const sent = hidden.reduce((n, l) => n + l.doneBytes + l.fileBytes, 0);
+  const total = hidden.reduce((n, l) => n + l.totalBytes, 0);
+  const rest = `… ${hidden.length} more: ${sending} sending, ${hidden.length - sending} waiting, ${formatBytes(sent)}/${formatBytes(total)}`;
+  return [...shown.map((l) => liveLine(l, width)), rest.slice(0, width - 1)];
 }
 
 function liveLine(l: Live, width: number): string {

@@ -1,0 +1,36 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { liveBlock, type Live } from "./sync-output.ts";
+
+const target = (label: string, status: string, doneBytes = 0): Live => ({
+  label,
+  status,
+  fileBytes: 0,
+  fileSize: 0,
+  doneBytes,
+  totalBytes: 1_000_000,
+  startedAt: performance.now(),
+});
+
+describe("the live block", () => {
+  test("one line per target while they fit the terminal", () => {
+    const lines = liveBlock([target("a", "sending"), target("b", "starting")], 100, 24);
+    assert.equal(lines.length, 2);
+    assert.match(lines[0] ?? "", /^a /);
+  });
+
+  test("a farm taller than the terminal shows the busiest targets and sums up the rest", () => {
+    const farm = Array.from({ length: 100 }, (_, i) =>
+      target(`p${String(i).padStart(3, "0")}`, i % 10 === 0 ? "sending" : "starting", 100_000),
+    );
+    const lines = liveBlock(farm, 100, 24);
+    assert.equal(lines.length, 20, "rows minus room for the lines above");
+    for (const line of lines) assert.ok(line.length < 100);
+    // The ten sending targets come first, then waiting ones fill the block.
+    assert.deepEqual(
+      lines.slice(0, 10).map((l) => l.slice(0, 4)),
+      ["p000", "p010", "p020", "p030", "p040", "p050", "p060", "p070", "p080", "p090"],
+    );
+    assert.equal(lines.at(-1), "… 81 more: 0 sending, 81 waiting, 8.1 MB/81 MB");
+  });
+});
