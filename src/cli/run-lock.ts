@@ -17,6 +17,8 @@ import { join } from "node:path";
 import { FerryError } from "../core/errors.ts";
 
 export interface LockHolder {
+  /** "sync" or "serve": the command that holds the lock. */
+  command: string;
   pid: number;
   startedAt: string;
 }
@@ -36,8 +38,11 @@ export async function socketName(dataDir: string): Promise<string> {
   return `\0ferry-sync-${digest}`;
 }
 
-/** Takes `dataDir`'s sync lock, or throws LockedError naming the run that holds it. */
-export async function acquireRunLock(dataDir: string): Promise<RunLock> {
+/**
+ * Takes `dataDir`'s lock for `command` ("sync" or "serve": one of them at a time, since both send
+ * to the same devices and keep the same records), or throws LockedError naming the holder.
+ */
+export async function acquireRunLock(dataDir: string, command = "sync"): Promise<RunLock> {
   try {
     await fs.mkdir(dataDir, { recursive: true });
   } catch (error) {
@@ -48,7 +53,7 @@ export async function acquireRunLock(dataDir: string): Promise<RunLock> {
     );
   }
   const name = await socketName(dataDir);
-  const me: LockHolder = { pid: process.pid, startedAt: new Date().toISOString() };
+  const me: LockHolder = { command, pid: process.pid, startedAt: new Date().toISOString() };
   let server: Server;
   try {
     server = await listen(name, me);
@@ -57,7 +62,7 @@ export async function acquireRunLock(dataDir: string): Promise<RunLock> {
     const holder = await ask(name);
     if (holder !== undefined) {
       throw new LockedError(
-        `another ferry sync (pid ${holder.pid}, started ${holder.startedAt}) is running with the data folder ${dataDir}; this run changes nothing`,
+        `another ferry ${holder.command} (pid ${holder.pid}, started ${holder.startedAt}) is running with the data folder ${dataDir}; this run changes nothing`,
       );
     }
     // A socket file nobody answers on: its run is gone (names are files only off Linux).
@@ -103,10 +108,14 @@ function ask(name: string): Promise<LockHolder | undefined> {
       }
       try {
         const holder = JSON.parse(text) as Partial<LockHolder>;
-        resolve({ pid: Number(holder.pid), startedAt: String(holder.startedAt) });
+        resolve({
+          command: holder.command ?? "sync",
+          pid: Number(holder.pid),
+          startedAt: String(holder.startedAt),
+        });
       } catch {
         // Someone listens but did not say who: still a holder.
-        resolve({ pid: NaN, startedAt: "at an unknown time" });
+        resolve({ command: "run", pid: NaN, startedAt: "at an unknown time" });
       }
     });
   });

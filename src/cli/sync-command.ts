@@ -3,7 +3,8 @@ import { loadConfig, findConfigFile, ConfigError, type FerryConfig } from "../co
 import { EventBus } from "../core/events.ts";
 import { Devices, deviceKinds } from "../devices/devices.ts";
 import type { SyncEvents, TargetReport } from "../sync/events.ts";
-import { deliveryFiles } from "../store/deliveries.ts";
+import { storeDeliveries } from "../store/deliveries.ts";
+import { openStore } from "../store/store.ts";
 import { runSync } from "../sync/run.ts";
 import { createLogger } from "./log.ts";
 import { attachSyncOutput, jsonSummary, summaryTable, type OutputMode } from "./sync-output.ts";
@@ -64,7 +65,7 @@ export async function syncCommand(names: string[], options: SyncCommandOptions):
   let lock: RunLock | undefined;
   if (!options.dryRun) {
     try {
-      lock = await acquireRunLock(config.dataDir);
+      lock = await acquireRunLock(config.dataDir, "sync");
     } catch (error) {
       if (!(error instanceof LockedError)) throw error;
       if (mode === "json") {
@@ -80,6 +81,14 @@ export async function syncCommand(names: string[], options: SyncCommandOptions):
   const bus = new EventBus<SyncEvents>();
   const detach = attachSyncOutput(bus, mode, process.stdout);
   const logger = createLogger();
+  let store;
+  try {
+    store = await openStore({ dataDir: config.dataDir, databaseUrl: process.env.DATABASE_URL, logger });
+  } catch (error) {
+    detach();
+    await lock?.release();
+    throw error;
+  }
   const devices = new Devices(config, logger);
   const abort = new AbortController();
   const onSignal = () => abort.abort(new Error("interrupted"));
@@ -91,7 +100,7 @@ export async function syncCommand(names: string[], options: SyncCommandOptions):
       runSync(sync, devices, {
         bus,
         signal: abort.signal,
-        deliveries: deliveryFiles(config.dataDir, logger),
+        deliveries: storeDeliveries(store),
         ...(options.dryRun ? { dryRun: true } : {}),
         ...(options.includeBusy ? { includeBusy: true } : {}),
         ...(options.allowEmptySource ? { allowEmptySource: true } : {}),
@@ -105,6 +114,7 @@ export async function syncCommand(names: string[], options: SyncCommandOptions):
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
     await devices.close();
+    await store.close();
     await lock?.release();
   }
   if (mode === "json") process.stdout.write(JSON.stringify(jsonSummary(reports), null, 2) + "\n");

@@ -1,69 +1,152 @@
 import assert from "node:assert/strict";
-import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
+import { after, describe, test } from "node:test";
+import { sql } from "kysely";
+import { testPostgres } from "../../test/servers/postgres.ts";
 import type { Logger } from "../core/logger.ts";
 import { silentLogger } from "../core/logger.ts";
-import { DeliveryFile, deliveryFiles } from "./deliveries.ts";
+import { deliveryRecord, storeDeliveries, type DeliveryRecord } from "./deliveries.ts";
+import { openStore } from "./store.ts";
+import { dialects } from "./test-support.ts";
 
-const record = (size: number) => ({ source: { size, modTime: 1 }, target: { size, modTime: 2 } });
+const pg = await testPostgres();
+after(() => pg.close());
 
-describe("delivery records in the data folder", () => {
-  let dir: string;
-  before(async () => {
-    dir = await mkdtemp(join(tmpdir(), "ferry-deliveries-"));
-  });
-  after(() => rm(dir, { recursive: true, force: true }));
+const record = (size: number, hash?: string): DeliveryRecord =>
+  deliveryRecord(
+    { size, modTime: 1_700_000_000_000, ...(hash ? { hash: { kind: "sha256", value: hash } } : {}) },
+    { size, modTime: 1_700_000_000_500 },
+  );
 
-  test("survive a reopen, one file per target of a sync, no temp files left", async () => {
-    const open = deliveryFiles(dir, silentLogger);
-    const a = await open("gcode", "mk4-a");
-    a.set("x.gcode", record(10));
-    a.set("y.gcode", record(20));
-    await Promise.all([a.save(), a.save()]);
-    a.delete("y.gcode");
-    await a.save();
-    const b = await open("gcode", "mk4-b");
-    b.set("x.gcode", record(30));
-    await b.save();
+/** A records file as Ferry 0.1 wrote it into data_dir/deliveries. */
+const legacyFile = (sync: string, target: string, records: Record<string, unknown>) =>
+  JSON.stringify({ format: 1, sync, target, records });
 
-    assert.deepEqual((await open("gcode", "mk4-a")).get("x.gcode"), record(10));
-    assert.equal((await open("gcode", "mk4-a")).get("y.gcode"), undefined);
-    assert.deepEqual((await open("gcode", "mk4-b")).get("x.gcode"), record(30));
-    assert.equal((await open("other", "mk4-a")).get("x.gcode"), undefined);
-    assert.equal((await readdir(join(dir, "deliveries"))).filter((n) => !n.endsWith(".json")).length, 0);
-  });
+for (const dialect of dialects(pg)) {
+  describe(`delivery records on ${dialect.label}`, () => {
+    after(() => dialect.cleanup());
 
-  test("a file that cannot be read starts afresh with a warning, and is replaced on the next save", async () => {
-    const warnings: string[] = [];
-    const logger: Logger = {
-      ...silentLogger,
-      warn: (...args: unknown[]) => warnings.push(String(args.at(-1))),
-    };
-    const open = deliveryFiles(dir, logger);
-    const first = await DeliveryFile.open(dir, "broken", "p", silentLogger);
-    first.set("a.gcode", record(1));
-    await first.save();
-    await writeFile(first.path, '{"format": 1, "sync": "broken", "tar');
-    const afresh = await open("broken", "p");
-    assert.equal(afresh.get("a.gcode"), undefined);
-    assert.match(warnings.join("\n"), /cannot be read; starting afresh/);
-    afresh.set("b.gcode", record(2));
-    await afresh.save();
-    assert.deepEqual((await open("broken", "p")).get("b.gcode"), record(2));
-  });
+    test(
+      "survive a reopen of the store, one set per target of a sync, digests included",
+      dialect.testOptions,
+      async () => {
+        const options = await dialect.fresh();
+        const store = await openStore(options);
+        const open = storeDeliveries(store);
+        const a = await open("gcode", "mk4-a");
+        a.set("x.gcode", record(10, "ab".repeat(32)));
+        a.set("y.gcode", record(20));
+        await Promise.all([a.save(), a.save()]);
+        a.delete("y.gcode");
+        a.delete("never-there.gcode");
+        await a.save();
+        const b = await open("gcode", "mk4-b");
+        b.set("x.gcode", record(30));
+        await b.save();
+        await store.close();
 
-  test("a save cut short by a crash leaves a temp file that the next open clears", async () => {
-    const records = await DeliveryFile.open(dir, "crashed", "p", silentLogger);
-    records.set("a.gcode", record(1));
-    await records.save();
-    await writeFile(`${records.path}.0123456789ab.tmp`, '{"format": 1, "sy');
-    const reopened = await DeliveryFile.open(dir, "crashed", "p", silentLogger);
-    assert.deepEqual(reopened.get("a.gcode"), record(1));
-    assert.deepEqual(
-      (await readdir(join(dir, "deliveries"))).filter((n) => n.endsWith(".tmp")),
-      [],
+        const reopened = storeDeliveries(await dialect.open(options));
+        const again = await reopened("gcode", "mk4-a");
+        assert.deepEqual(again.get("x.gcode"), record(10, "ab".repeat(32)));
+        assert.equal(again.get("y.gcode"), undefined);
+        assert.deepEqual([...again.keys()], ["x.gcode"]);
+        assert.deepEqual((await reopened("gcode", "mk4-b")).get("x.gcode"), record(30));
+        assert.deepEqual([...(await reopened("other", "mk4-a")).keys()], []);
+      },
+    );
+
+    test("a save writes only the keys changed since the last one", dialect.testOptions, async () => {
+      const store = await dialect.open();
+      const records = await storeDeliveries(store)("gcode", "p");
+      records.set("a.gcode", record(1));
+      await records.save();
+      // Someone else's newer row for a.gcode: a save that rewrote every key would undo it.
+      await store.db
+        .updateTable("deliveries")
+        .set({ target_size: 999 })
+        .where("key", "=", "a.gcode")
+        .execute();
+      records.set("b.gcode", record(2));
+      await records.save();
+      await records.save();
+      const rows = await store.db
+        .selectFrom("deliveries")
+        .select(["key", "target_size"])
+        .orderBy("key")
+        .execute();
+      assert.deepEqual(rows, [
+        { key: "a.gcode", target_size: 999 },
+        { key: "b.gcode", target_size: 2 },
+      ]);
+    });
+
+    test("a save that fails is made good by the next one", dialect.testOptions, async () => {
+      const store = await dialect.open();
+      const records = await storeDeliveries(store)("gcode", "p");
+      records.set("a.gcode", record(1));
+      await sql`alter table deliveries rename to deliveries_away`.execute(store.db);
+      await assert.rejects(records.save());
+      await sql`alter table deliveries_away rename to deliveries`.execute(store.db);
+      records.set("b.gcode", record(2));
+      await records.save();
+      const reread = await storeDeliveries(store)("gcode", "p");
+      assert.deepEqual([...reread.keys()].sort(), ["a.gcode", "b.gcode"]);
+    });
+
+    test("many records at once are saved in chunks", dialect.testOptions, async () => {
+      const store = await dialect.open();
+      const records = await storeDeliveries(store)("bulk", "p");
+      for (let i = 0; i < 1234; i++) records.set(`f${i}.gcode`, record(i));
+      await records.save();
+      for (let i = 0; i < 1000; i++) records.delete(`f${i}.gcode`);
+      await records.save();
+      assert.equal([...(await storeDeliveries(store)("bulk", "p")).keys()].length, 234);
+    });
+
+    test(
+      "the JSON files of Ferry 0.1 are imported on first open and deleted",
+      dialect.testOptions,
+      async () => {
+        const options = await dialect.fresh();
+        // A newer row already in the database for one of the files' keys: it wins over the file.
+        const before = await openStore(options);
+        const existing = await storeDeliveries(before)("gcode", "mk4-a");
+        existing.set("kept.gcode", record(7));
+        await existing.save();
+        await before.close();
+
+        const folder = join(options.dataDir, "deliveries");
+        await mkdir(folder, { recursive: true });
+        const old = { source: { size: 5, modTime: 100 }, target: { size: 5, modTime: 200 } };
+        await writeFile(
+          join(folder, "0123456789abcdef01234567.json"),
+          legacyFile("gcode", "mk4-a", { "a.gcode": old, "kept.gcode": old, "bad.gcode": { source: "?" } }),
+        );
+        await writeFile(
+          join(folder, "fedcba9876543210fedcba98.json"),
+          legacyFile("gcode", "mk4-b", { "b.gcode": old }),
+        );
+        await writeFile(join(folder, "0123456789abcdef01234567.json.a1b2c3d4e5f6.tmp"), '{"format": 1, "sy');
+        await writeFile(join(folder, "ffffffffffffffffffffffff.json"), '{"format": 1, "sync": "gcode", "tar');
+        const warnings: string[] = [];
+        const logger: Logger = {
+          ...silentLogger,
+          warn: (...args: unknown[]) => warnings.push(String(args.at(-1))),
+        };
+
+        const store = await openStore({ ...options, logger });
+        await store.close();
+        const opened = await dialect.open(options);
+        const open = storeDeliveries(opened);
+        const a = await open("gcode", "mk4-a");
+        assert.deepEqual(a.get("a.gcode"), old);
+        assert.deepEqual(a.get("kept.gcode"), record(7), "the database's own row is newer");
+        assert.equal(a.get("bad.gcode"), undefined, "an invalid record is left out");
+        assert.deepEqual((await open("gcode", "mk4-b")).get("b.gcode"), old);
+        await assert.rejects(readdir(folder), { code: "ENOENT" }, "the folder is gone with its files");
+        assert.match(warnings.join("\n"), /not valid; dropped/);
+      },
     );
   });
-});
+}

@@ -1,30 +1,35 @@
 /**
- * What Ferry delivered to one target of one sync, kept as a JSON file in the data folder until the
- * database arrives (docs/adr/0009-delivery-records.md). Each record says which source file (size,
- * time) a target file came from and how the target showed it right after (size, time): while the
- * target still shows it so, the copy is that source file, whatever the target's clock says.
+ * What Ferry delivered to one target of one sync (docs/adr/0009-delivery-records.md), kept in the
+ * store's `deliveries` table. Each record says which source file (size, time, maybe a digest) a
+ * target file came from and how the target showed it right after (size, time): while the target
+ * still shows it so, the copy is that source file, whatever the target's clock says.
  *
- * The records only spare transfers. Losing them (a crash between two saves, a deleted folder)
- * costs at most a file sent again, so a file that cannot be read is started afresh, with a warning.
+ * The records only spare transfers: losing some costs at most a file sent again.
  */
-import { createHash, randomBytes } from "node:crypto";
-import fs from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { readdir, readFile, rm, rmdir, stat } from "node:fs/promises";
+import { join } from "node:path";
+import type { Kysely } from "kysely";
 import type { Logger } from "../core/logger.ts";
+import type { DeliveriesTable, Schema } from "./schema.ts";
+import type { Store } from "./store.ts";
 
 /** A source file as it was when Ferry sent it, and the copy as the target showed it right after. */
 export interface DeliveryRecord {
-  source: { size: number; modTime?: number };
+  source: { size: number; modTime?: number; hash?: { kind: string; value: string } };
   target: { size?: number; modTime?: number };
 }
 
-/** The record of a source file (size, time) sent and stored as `stored` shows it. */
+/** The record of a source file (size, time, digest) sent and stored as `stored` shows it. */
 export function deliveryRecord(
-  source: { size: number; modTime?: number | undefined },
+  source: { size: number; modTime?: number | undefined; hash?: { kind: string; value: string } | undefined },
   stored: { size?: number | undefined; modTime?: number | undefined },
 ): DeliveryRecord {
   return {
-    source: { size: source.size, ...(source.modTime === undefined ? {} : { modTime: source.modTime }) },
+    source: {
+      size: source.size,
+      ...(source.modTime === undefined ? {} : { modTime: source.modTime }),
+      ...(source.hash === undefined ? {} : { hash: { kind: source.hash.kind, value: source.hash.value } }),
+    },
     target: {
       ...(stored.size === undefined ? {} : { size: stored.size }),
       ...(stored.modTime === undefined ? {} : { modTime: stored.modTime }),
@@ -45,54 +50,60 @@ export interface DeliveryRecords {
 /** Where a run finds the records of each of its targets. */
 export type DeliveryRecordsOpener = (sync: string, target: string) => Promise<DeliveryRecords>;
 
-/** Records kept in `dataDir/deliveries`, one file per target of a sync. */
-export function deliveryFiles(dataDir: string, logger: Logger): DeliveryRecordsOpener {
-  return (sync, target) => DeliveryFile.open(dataDir, sync, target, logger);
+/** Records in the store's `deliveries` table. */
+export function storeDeliveries(store: Store, options: { clock?: () => number } = {}): DeliveryRecordsOpener {
+  const clock = options.clock ?? Date.now;
+  return (sync, target) => StoreDeliveries.open(store, sync, target, clock);
 }
 
-const FORMAT = 1;
+/** Rows per statement when saving many records (well under SQLite's 32 766 parameters). */
+const CHUNK = 200;
 
-interface FileShape {
-  format: number;
-  sync: string;
-  target: string;
-  records: Record<string, DeliveryRecord>;
-}
-
-export class DeliveryFile implements DeliveryRecords {
-  /** The JSON file these records live in. */
-  readonly path: string;
+class StoreDeliveries implements DeliveryRecords {
+  readonly #store: Store;
   readonly #sync: string;
   readonly #target: string;
+  readonly #clock: () => number;
   readonly #records: Map<string, DeliveryRecord>;
+  /** Keys set or deleted since the last save, with when they were set (deleted: absent from #records). */
+  #dirty = new Map<string, number>();
   #saving: Promise<void> = Promise.resolve();
-  #dirty = false;
 
-  private constructor(path: string, sync: string, target: string, records: Map<string, DeliveryRecord>) {
-    this.path = path;
+  private constructor(
+    store: Store,
+    sync: string,
+    target: string,
+    clock: () => number,
+    records: Map<string, DeliveryRecord>,
+  ) {
+    this.#store = store;
     this.#sync = sync;
     this.#target = target;
+    this.#clock = clock;
     this.#records = records;
   }
 
-  static async open(dataDir: string, sync: string, target: string, logger: Logger): Promise<DeliveryFile> {
-    const digest = createHash("sha256").update(`${sync}\0${target}`).digest("hex").slice(0, 24);
-    const path = join(dataDir, "deliveries", `${digest}.json`);
-    const records = new Map<string, DeliveryRecord>();
-    try {
-      const shape = JSON.parse(await fs.readFile(path, "utf8")) as Partial<FileShape>;
-      if (shape.format === FORMAT && shape.sync === sync && shape.target === target && shape.records) {
-        for (const [key, record] of Object.entries(shape.records)) records.set(key, record);
-      } else {
-        logger.warn({ path }, "delivery records of another format or sync; starting afresh");
-      }
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "ENOENT") {
-        logger.warn({ path, err: error }, "delivery records cannot be read; starting afresh");
-      }
-    }
-    await removeLeftovers(path);
-    return new DeliveryFile(path, sync, target, records);
+  static async open(
+    store: Store,
+    sync: string,
+    target: string,
+    clock: () => number,
+  ): Promise<StoreDeliveries> {
+    const rows = await store.db
+      .selectFrom("deliveries")
+      .select([
+        "key",
+        "source_size",
+        "source_mtime",
+        "source_hash_kind",
+        "source_hash",
+        "target_size",
+        "target_mtime",
+      ])
+      .where("sync", "=", sync)
+      .where("target", "=", target)
+      .execute();
+    return new StoreDeliveries(store, sync, target, clock, new Map(rows.map((r) => [r.key, fromRow(r)])));
   }
 
   get(key: string): DeliveryRecord | undefined {
@@ -101,66 +112,196 @@ export class DeliveryFile implements DeliveryRecords {
 
   set(key: string, record: DeliveryRecord): void {
     this.#records.set(key, record);
-    this.#dirty = true;
+    this.#dirty.set(key, this.#clock());
   }
 
   delete(key: string): void {
-    this.#dirty = this.#records.delete(key) || this.#dirty;
+    if (this.#records.delete(key)) this.#dirty.set(key, this.#clock());
   }
 
   keys(): IterableIterator<string> {
     return this.#records.keys();
   }
 
-  /** Writes the records if they changed; saves run one after another, never two at once. */
+  /** Writes the keys changed since the last save in one transaction; saves run one after another. */
   save(): Promise<void> {
-    this.#saving = this.#saving.then(() => this.#write());
+    this.#saving = this.#saving.catch(() => undefined).then(() => this.#write());
     return this.#saving;
   }
 
   async #write(): Promise<void> {
-    if (!this.#dirty) return;
-    this.#dirty = false;
-    const shape: FileShape = {
-      format: FORMAT,
-      sync: this.#sync,
-      target: this.#target,
-      records: Object.fromEntries(this.#records),
-    };
-    // Whole or not at all: a temp file, flushed, renamed over the old one.
-    await fs.mkdir(dirname(this.path), { recursive: true });
-    const temp = `${this.path}.${randomBytes(6).toString("hex")}.tmp`;
+    if (this.#dirty.size === 0) return;
+    const dirty = this.#dirty;
+    this.#dirty = new Map();
+    const upserts: DeliveriesTable[] = [];
+    const deletes: string[] = [];
+    for (const [key, at] of dirty) {
+      const record = this.#records.get(key);
+      if (record) upserts.push(toRow(this.#sync, this.#target, key, record, at));
+      else deletes.push(key);
+    }
     try {
-      const handle = await fs.open(temp, "w");
-      try {
-        await handle.writeFile(JSON.stringify(shape));
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      await fs.rename(temp, this.path);
+      await this.#store.db.transaction().execute(async (trx) => {
+        for (let i = 0; i < deletes.length; i += CHUNK) {
+          await trx
+            .deleteFrom("deliveries")
+            .where("sync", "=", this.#sync)
+            .where("target", "=", this.#target)
+            .where("key", "in", deletes.slice(i, i + CHUNK))
+            .execute();
+        }
+        for (let i = 0; i < upserts.length; i += CHUNK) await upsert(trx, upserts.slice(i, i + CHUNK));
+      });
     } catch (error) {
-      this.#dirty = true;
-      await fs.rm(temp, { force: true });
+      // Not saved: the next save tries these keys again (unless changed since, then the newer wins).
+      for (const [key, at] of dirty) if (!this.#dirty.has(key)) this.#dirty.set(key, at);
       throw error;
     }
   }
 }
 
+async function upsert(db: Kysely<Schema>, rows: DeliveriesTable[], keepExisting = false): Promise<void> {
+  if (rows.length === 0) return;
+  await db
+    .insertInto("deliveries")
+    .values(rows)
+    .onConflict((oc) => {
+      const target = oc.columns(["sync", "target", "key"]);
+      return keepExisting
+        ? target.doNothing()
+        : target.doUpdateSet((eb) => ({
+            source_size: eb.ref("excluded.source_size"),
+            source_mtime: eb.ref("excluded.source_mtime"),
+            source_hash_kind: eb.ref("excluded.source_hash_kind"),
+            source_hash: eb.ref("excluded.source_hash"),
+            target_size: eb.ref("excluded.target_size"),
+            target_mtime: eb.ref("excluded.target_mtime"),
+            delivered_at: eb.ref("excluded.delivered_at"),
+          }));
+    })
+    .execute();
+}
+
+function toRow(
+  sync: string,
+  target: string,
+  key: string,
+  record: DeliveryRecord,
+  at: number,
+): DeliveriesTable {
+  return {
+    sync,
+    target,
+    key,
+    source_size: record.source.size,
+    source_mtime: record.source.modTime ?? null,
+    source_hash_kind: record.source.hash?.kind ?? null,
+    source_hash: record.source.hash?.value ?? null,
+    target_size: record.target.size ?? null,
+    target_mtime: record.target.modTime ?? null,
+    delivered_at: at,
+  };
+}
+
+function fromRow(row: Omit<DeliveriesTable, "sync" | "target" | "delivered_at">): DeliveryRecord {
+  const hash =
+    row.source_hash_kind !== null && row.source_hash !== null
+      ? { kind: row.source_hash_kind, value: row.source_hash }
+      : undefined;
+  return deliveryRecord(
+    { size: row.source_size, modTime: row.source_mtime ?? undefined, hash },
+    { size: row.target_size ?? undefined, modTime: row.target_mtime ?? undefined },
+  );
+}
+
 /**
- * Temp files of a save that a crash interrupted. One run at a time holds the data folder (the run
- * lock) and opens each target's records once, so any temp file of this target is a leftover.
+ * Delivery records of Ferry versions before the store: JSON files in `dataDir/deliveries/`, one per
+ * target of a sync. They are imported into the table (rows already there are newer and win) and
+ * then deleted, with temp files of a save a crash cut short. A file that is not valid JSON is
+ * dropped with a warning (it would only have spared transfers); one that cannot be read is left.
  */
-async function removeLeftovers(path: string): Promise<void> {
-  const folder = dirname(path);
-  const prefix = `${basename(path)}.`;
+export async function importDeliveryFiles(store: Store, dataDir: string, logger: Logger): Promise<void> {
+  const folder = join(dataDir, "deliveries");
   let names: string[];
   try {
-    names = await fs.readdir(folder);
-  } catch {
-    return;
+    names = await readdir(folder);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw error;
   }
+  const rows: DeliveriesTable[] = [];
+  const done: string[] = [];
   for (const name of names) {
-    if (name.startsWith(prefix) && name.endsWith(".tmp")) await fs.rm(join(folder, name), { force: true });
+    const path = join(folder, name);
+    if (name.endsWith(".tmp")) done.push(path);
+    if (!name.endsWith(".json")) continue;
+    let text: string;
+    let at: number;
+    try {
+      [text, at] = await Promise.all([readFile(path, "utf8"), stat(path).then((s) => Math.round(s.mtimeMs))]);
+    } catch (error) {
+      // Gone: another process opening this data folder at the same time imported it first.
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT") {
+        logger.warn(
+          { path, err: (error as Error).message },
+          "delivery records cannot be read; left as they are",
+        );
+      }
+      continue;
+    }
+    const parsed = parseDeliveryFile(text);
+    if (parsed === undefined) {
+      logger.warn({ path }, "delivery records are not valid; dropped (files may be sent again)");
+    } else {
+      for (const [key, record] of parsed.records)
+        rows.push(toRow(parsed.sync, parsed.target, key, record, at));
+    }
+    done.push(path);
   }
+  if (done.length === 0) return;
+  await store.db.transaction().execute(async (trx) => {
+    for (let i = 0; i < rows.length; i += CHUNK) await upsert(trx, rows.slice(i, i + CHUNK), true);
+  });
+  // Only once the rows are committed: a crash before this imports the same files again, harmlessly.
+  for (const path of done) await rm(path, { force: true });
+  await rmdir(folder).catch(() => undefined);
+  logger.info({ folder, records: rows.length }, "imported delivery records into the store");
+}
+
+/** The JSON file format of Ferry 0.1 (`{ format: 1, sync, target, records: { key: record } }`). */
+function parseDeliveryFile(
+  text: string,
+): { sync: string; target: string; records: [string, DeliveryRecord][] } | undefined {
+  let shape: unknown;
+  try {
+    shape = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (!isObject(shape)) return undefined;
+  const { format, sync, target, records } = shape;
+  if (format !== 1 || typeof sync !== "string" || typeof target !== "string") return undefined;
+  if (!isObject(records)) return undefined;
+  const valid: [string, DeliveryRecord][] = [];
+  for (const [key, record] of Object.entries(records)) {
+    if (!isObject(record) || !isObject(record.source) || !isObject(record.target)) continue;
+    const { source, target: stored } = record;
+    if (typeof source.size !== "number") continue;
+    valid.push([
+      key,
+      deliveryRecord(
+        { size: source.size, modTime: numberOr(source.modTime) },
+        { size: numberOr(stored.size), modTime: numberOr(stored.modTime) },
+      ),
+    ]);
+  }
+  return { sync, target, records: valid };
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null;
+}
+
+function numberOr(value: unknown): number | undefined {
+  return typeof value === "number" ? value : undefined;
 }

@@ -3,8 +3,8 @@ import assert from "node:assert/strict";
 import { mkdir, rm, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { silentLogger } from "../core/logger.ts";
-import { deliveryFiles } from "../store/deliveries.ts";
+import { storeDeliveries } from "../store/deliveries.ts";
+import { openStore, type Store } from "../store/store.ts";
 import type { TargetReport } from "./events.ts";
 import { runSync } from "./run.ts";
 import { printerFixture, type PrinterFixture } from "./test-support.ts";
@@ -15,14 +15,20 @@ const reasons = (report: TargetReport | undefined) =>
 
 describe("delivery records", () => {
   let farm: PrinterFixture;
+  const stores: Store[] = [];
   /** Moves the printer's clock on, so a later upload gets a later stamp. */
   let later = 0;
   const master = (name = "") => join(farm.dir, "master", name);
-  const run = (data = join(farm.dir, "ferry-data"), dryRun = false) =>
-    runSync(farm.sync("gcode"), farm.devices, {
-      deliveries: deliveryFiles(data, silentLogger),
+  const run = async (data = join(farm.dir, "ferry-data"), dryRun = false) => {
+    const store = await openStore({ dataDir: data });
+    stores.push(store);
+    const [report] = await runSync(farm.sync("gcode"), farm.devices, {
+      deliveries: storeDeliveries(store),
       dryRun,
-    }).then(([report]) => report);
+    });
+    await store.close();
+    return report;
+  };
 
   before(async () => {
     // A farm printer with no time server: its clock is three hours behind this machine's.
@@ -33,7 +39,10 @@ describe("delivery records", () => {
     await mkdir(master());
     for (const name of ["a.gcode", "b.gcode"]) await writeFile(master(name), Buffer.alloc(5_000, 1));
   });
-  after(() => farm.close());
+  after(async () => {
+    for (const store of stores) await store.close().catch(() => undefined);
+    await farm.close();
+  });
 
   test("a re-run plans nothing although the printer stamps every copy hours in the past", async () => {
     assert.equal((await run())?.done, 2);

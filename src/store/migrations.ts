@@ -1,0 +1,107 @@
+/**
+ * The store's migrations, in code, in order. Each is written once for both dialects: only types
+ * both know (text, integer, bigint) and partial indexes (both have them). A migration that has
+ * shipped is never edited; a change is a new entry at the end.
+ */
+import { sql, type Kysely } from "kysely";
+import type { Migration, MigrationProvider } from "kysely/migration";
+
+const migrations: Record<string, Migration> = {
+  "0001_initial": {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable("tasks")
+        .addColumn("id", "text", (c) => c.primaryKey())
+        .addColumn("kind", "text", (c) => c.notNull())
+        .addColumn("key", "text", (c) => c.notNull())
+        .addColumn("queue", "text", (c) => c.notNull())
+        .addColumn("payload", "text", (c) => c.notNull())
+        .addColumn("priority", "integer", (c) => c.notNull().defaultTo(0))
+        .addColumn("run_at", "bigint", (c) => c.notNull())
+        .addColumn("attempts", "integer", (c) => c.notNull().defaultTo(0))
+        .addColumn("max_attempts", "integer", (c) => c.notNull())
+        .addColumn("status", "text", (c) =>
+          c.notNull().check(sql`status in ('queued', 'running', 'done', 'dead')`),
+        )
+        .addColumn("locked_by", "text")
+        .addColumn("lease_until", "bigint")
+        .addColumn("checkpoint", "text")
+        .addColumn("progress", "bigint")
+        .addColumn("last_error", "text")
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .addColumn("updated_at", "bigint", (c) => c.notNull())
+        .execute();
+      // The dedupe rule itself: at most one queued task per key (running ones do not count).
+      await db.schema
+        .createIndex("tasks_queued_key")
+        .on("tasks")
+        .column("key")
+        .unique()
+        .where(sql.ref("status"), "=", "queued")
+        .execute();
+      // Claim order among queued tasks, overall and per queue (src/tasks/claim-queries.ts).
+      await db.schema
+        .createIndex("tasks_claim")
+        .on("tasks")
+        .columns(["priority desc", "run_at", "id"])
+        .where(sql.ref("status"), "=", "queued")
+        .execute();
+      await db.schema
+        .createIndex("tasks_queue_next")
+        .on("tasks")
+        .columns(["queue", "priority desc", "run_at", "id"])
+        .where(sql.ref("status"), "=", "queued")
+        .execute();
+      await db.schema.createIndex("tasks_queue_status").on("tasks").columns(["queue", "status"]).execute();
+      await db.schema
+        .createIndex("tasks_lease")
+        .on("tasks")
+        .column("lease_until")
+        .where(sql.ref("status"), "=", "running")
+        .execute();
+      await db.schema
+        .createIndex("tasks_done")
+        .on("tasks")
+        .column("updated_at")
+        .where(sql.ref("status"), "=", "done")
+        .execute();
+
+      await db.schema
+        .createTable("task_queues")
+        .addColumn("name", "text", (c) => c.primaryKey())
+        .addColumn("running_id", "text")
+        .execute();
+
+      await db.schema
+        .createTable("device_states")
+        .addColumn("name", "text", (c) => c.primaryKey())
+        .addColumn("state", "text", (c) => c.notNull())
+        .addColumn("since", "bigint", (c) => c.notNull())
+        .addColumn("detail", "text")
+        .addColumn("updated_at", "bigint", (c) => c.notNull())
+        .execute();
+
+      await db.schema
+        .createTable("deliveries")
+        .addColumn("sync", "text", (c) => c.notNull())
+        .addColumn("target", "text", (c) => c.notNull())
+        .addColumn("key", "text", (c) => c.notNull())
+        .addColumn("source_size", "bigint", (c) => c.notNull())
+        .addColumn("source_mtime", "bigint")
+        .addColumn("source_hash_kind", "text")
+        .addColumn("source_hash", "text")
+        .addColumn("target_size", "bigint")
+        .addColumn("target_mtime", "bigint")
+        .addColumn("delivered_at", "bigint", (c) => c.notNull())
+        .addPrimaryKeyConstraint("deliveries_pk", ["sync", "target", "key"])
+        .execute();
+    },
+  },
+};
+
+export const migrationProvider: MigrationProvider = {
+  getMigrations: () => Promise.resolve(migrations),
+};
+
+/** Names of all migrations, oldest first. */
+export const migrationNames: readonly string[] = Object.keys(migrations);

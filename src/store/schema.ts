@@ -1,0 +1,66 @@
+/**
+ * The store's tables as Kysely sees them (the same on SQLite and PostgreSQL). Times are integers,
+ * ms since the epoch; JSON values (payloads, checkpoints) are text, parsed by their repository.
+ */
+export interface TasksTable {
+  id: string;
+  kind: string;
+  key: string;
+  queue: string;
+  /** JSON. */
+  payload: string;
+  priority: number;
+  run_at: number;
+  attempts: number;
+  max_attempts: number;
+  /** tasks/queue.ts TaskStatus (the store does not import tasks/: dependencies point the other way). */
+  status: "queued" | "running" | "done" | "dead";
+  locked_by: string | null;
+  lease_until: number | null;
+  /** JSON, or null when there is none. */
+  checkpoint: string | null;
+  progress: number | null;
+  last_error: string | null;
+  created_at: number;
+  /** Also when a task finished: done tasks never change again (prune goes by it). */
+  updated_at: number;
+}
+
+/**
+ * One row per task queue, holding the id of its running task. Claims lock this row (`FOR UPDATE
+ * SKIP LOCKED` on PostgreSQL), which is what keeps a queue to one running task across nodes.
+ */
+export interface TaskQueuesTable {
+  name: string;
+  running_id: string | null;
+}
+
+export interface DeviceStatesTable {
+  name: string;
+  state: string;
+  /** When the device entered this state. */
+  since: number;
+  detail: string | null;
+  updated_at: number;
+}
+
+export interface DeliveriesTable {
+  sync: string;
+  target: string;
+  /** The target path's comparison key. */
+  key: string;
+  source_size: number;
+  source_mtime: number | null;
+  source_hash_kind: string | null;
+  source_hash: string | null;
+  target_size: number | null;
+  target_mtime: number | null;
+  delivered_at: number;
+}
+
+export interface Schema {
+  tasks: TasksTable;
+  task_queues: TaskQueuesTable;
+  device_states: DeviceStatesTable;
+  deliveries: DeliveriesTable;
+}

@@ -1,0 +1,126 @@
+/**
+ * The durable task queue contract (DESIGN.md §3). One implementation over the store (Kysely) serves
+ * SQLite and PostgreSQL; the shared conformance suite (test/conformance/tasks.ts) runs on both.
+ *
+ * Invariants:
+ * - at most one *queued* task per `key` (dedupe); `enqueue` keeps or replaces it;
+ * - at most one *running* task per `queue` (serialization, e.g. one transfer per printer);
+ * - a running task holds a lease; a lease that expires returns the task to the queue, and the
+ *   old holder's heartbeat/complete/fail then fail with a LeaseLostError;
+ * - checkpoints are saved with heartbeats and survive restarts;
+ * - retryable failures back off exponentially; after `maxAttempts` the task is `dead`, last error kept.
+ *
+ * Details every implementation shares (the conformance suite checks each):
+ * - `lockedBy` names a worker; a worker id must be unique among the claimers alive at one time
+ *   (e.g. node id + loop number). A holder keeps its task until it hands it back or the lease is
+ *   expired by `expireLeases` (a lease past its time that nobody expired yet still holds).
+ * - An expired lease counts as a failed attempt (a task that kills its worker every time ends up
+ *   dead instead of looping); the task returns at once, with its checkpoint.
+ * - A task that returns to the queue (retry, park, release, expired lease) while a newer task of
+ *   its key is queued is superseded by it: it is deleted, since the newer request is the one wanted.
+ *   `retry` leaves a dead task dead when its key has a queued task.
+ * - `enqueue(..., "replace")` replaces payload, priority and runAt, and clears checkpoint and
+ *   progress; kind, queue, maxAttempts, attempts and lastError stay.
+ */
+
+/** Attempts of a task whose request names none. */
+export const DEFAULT_MAX_ATTEMPTS = 10;
+
+export type TaskStatus = "queued" | "running" | "done" | "dead";
+
+export interface Task<P = unknown, C = unknown> {
+  id: string;
+  kind: string;
+  /** Dedupe key: at most one queued task per key. */
+  key: string;
+  /** Serialization key: at most one running task per queue. */
+  queue: string;
+  payload: P;
+  /** Higher runs first. */
+  priority: number;
+  /** ms since the epoch; not claimed before. */
+  runAt: number;
+  /** Failed attempts so far (a park or a release does not count). */
+  attempts: number;
+  maxAttempts: number;
+  status: TaskStatus;
+  lockedBy: string | null;
+  leaseUntil: number | null;
+  checkpoint: C | null;
+  /** Bytes (or units) done, for progress displays. */
+  progress: number | null;
+  lastError: string | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface EnqueueRequest<P = unknown> {
+  kind: string;
+  key: string;
+  queue: string;
+  payload: P;
+  priority?: number;
+  runAt?: number;
+  /** Default DEFAULT_MAX_ATTEMPTS. */
+  maxAttempts?: number;
+}
+
+export interface EnqueueResult {
+  id: string;
+  /** "created": new task; "kept": a queued task with this key existed and was left as is;
+   *  "replaced": its payload/priority/runAt were replaced (its checkpoint is cleared). */
+  outcome: "created" | "kept" | "replaced";
+}
+
+export interface ClaimOptions {
+  leaseMs: number;
+  /** Only these kinds (default: any). */
+  kinds?: readonly string[];
+  /** Never from these queues (paused: their device is offline). */
+  excludeQueues?: readonly string[];
+}
+
+export interface FailOptions {
+  message: string;
+  /** false: dead at once. */
+  retryable: boolean;
+  /** Back to the queue at `runAt` without counting an attempt (device unavailable: wait, don't burn retries). */
+  park?: { runAt: number };
+  checkpoint?: unknown;
+}
+
+export interface TaskCounts {
+  queued: number;
+  running: number;
+  done: number;
+  dead: number;
+}
+
+export class LeaseLostError extends Error {
+  override readonly name = "LeaseLostError";
+}
+
+export interface TaskQueue {
+  enqueue<P>(request: EnqueueRequest<P>, onConflict?: "keep" | "replace"): Promise<EnqueueResult>;
+  /** Atomically takes the best runnable task (priority desc, runAt asc, id asc), or undefined. */
+  claim(worker: string, options: ClaimOptions): Promise<Task | undefined>;
+  /** Extends the lease; saves checkpoint/progress when given. LeaseLostError if the lease is gone. */
+  heartbeat(
+    id: string,
+    worker: string,
+    update: { leaseMs: number; checkpoint?: unknown; progress?: number },
+  ): Promise<void>;
+  complete(id: string, worker: string): Promise<void>;
+  fail(id: string, worker: string, options: FailOptions): Promise<void>;
+  /** Gives a task back untouched (shutdown): queued again, attempt not counted, checkpoint kept. */
+  release(id: string, worker: string, checkpoint?: unknown): Promise<void>;
+  /** Returns running tasks whose lease has expired to the queue; returns how many. */
+  expireLeases(): Promise<number>;
+  get(id: string): Promise<Task | undefined>;
+  list(filter: { status?: TaskStatus; queue?: string; limit?: number }): Promise<Task[]>;
+  counts(filter?: { queue?: string }): Promise<TaskCounts>;
+  /** Dead → queued with attempts reset; returns how many. */
+  retry(ids: readonly string[] | "all-dead"): Promise<number>;
+  /** Deletes done tasks finished before `before` (ms); returns how many. */
+  prune(before: number): Promise<number>;
+}

@@ -1,0 +1,404 @@
+/**
+ * The task queue over the store (src/tasks/queue.ts is the contract; DESIGN.md §3), for both
+ * dialects: on PostgreSQL a claim (each of its two ways to look, claim-queries.ts) and a completion
+ * are one statement each; on SQLite, one transaction each. What keeps a queue to one running task
+ * is its row in `task_queues`: a claim takes a task only together with its queue row while that
+ * row names no running task, and sets it.
+ * On PostgreSQL both rows are locked `FOR UPDATE SKIP LOCKED`, so claimers on many nodes pass over
+ * each other's queues instead of waiting, and a claim that meets a queue row changed meanwhile
+ * re-reads it (READ COMMITTED re-checks locked rows) and skips it. On SQLite every write
+ * transaction is IMMEDIATE (store.ts), one writer at a time across processes.
+ */
+import type { QueryCreator } from "kysely";
+import type { Schema } from "../store/schema.ts";
+import type { Store } from "../store/store.ts";
+import {
+  DEFAULT_MAX_ATTEMPTS,
+  type ClaimOptions,
+  type EnqueueRequest,
+  type EnqueueResult,
+  type FailOptions,
+  type Task,
+  type TaskCounts,
+  type TaskQueue,
+  type TaskStatus,
+} from "./queue.ts";
+import { choosers, type Chooser } from "./claim-queries.ts";
+import {
+  DONE,
+  freeQueue,
+  integer,
+  isUniqueViolation,
+  lost,
+  positive,
+  QUALIFIED_COLUMNS,
+  requeueDead,
+  QUEUED,
+  RUNNING,
+  settle,
+  TASK_COLUMNS,
+  taskId,
+  toJson,
+  toTask,
+  type Row,
+} from "./task-rows.ts";
+
+export interface StoreTaskQueueOptions {
+  clock?: () => number;
+  ids?: () => string;
+  /** Spreads a backoff delay so that many failures do not retry at one instant; default: 50–100 % of it. */
+  jitter?: (delayMs: number) => number;
+}
+
+/** First retry after 1 s, doubling up to 5 min. */
+export const BACKOFF_BASE_MS = 1_000;
+export const BACKOFF_MAX_MS = 5 * 60_000;
+
+/** Delay before the retry that follows the `attempts`-th failure (1-based), before jitter. */
+export function backoffMs(attempts: number): number {
+  return Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** Math.max(0, attempts - 1));
+}
+
+/** How often an operation is retried after meeting a concurrent enqueue of the same key. */
+const CONFLICT_RETRIES = 3;
+
+export class StoreTaskQueue implements TaskQueue {
+  readonly #store: Store;
+  readonly #clock: () => number;
+  readonly #ids: () => string;
+  readonly #jitter: (delayMs: number) => number;
+  readonly #pg: boolean;
+  /** Queues whose row exists (queue rows are never deleted, so this cannot go stale). */
+  readonly #knownQueues = new Set<string>();
+
+  constructor(store: Store, options: StoreTaskQueueOptions = {}) {
+    this.#store = store;
+    this.#clock = options.clock ?? Date.now;
+    this.#ids = options.ids ?? taskId;
+    this.#jitter = options.jitter ?? ((ms) => ms / 2 + (Math.random() * ms) / 2);
+    this.#pg = store.dialect === "postgres";
+  }
+
+  async enqueue<P>(
+    request: EnqueueRequest<P>,
+    onConflict: "keep" | "replace" = "keep",
+  ): Promise<EnqueueResult> {
+    const now = this.#clock();
+    const id = this.#ids();
+    const row: Row = {
+      id,
+      kind: request.kind,
+      key: request.key,
+      queue: request.queue,
+      payload: toJson(request.payload, `payload of task ${request.key}`) ?? "null",
+      priority: integer(request.priority ?? 0, "priority", request.key),
+      run_at: integer(request.runAt ?? now, "runAt", request.key),
+      attempts: 0,
+      max_attempts: integer(request.maxAttempts ?? DEFAULT_MAX_ATTEMPTS, "maxAttempts", request.key, 1),
+      status: "queued",
+      locked_by: null,
+      lease_until: null,
+      checkpoint: null,
+      progress: null,
+      last_error: null,
+      created_at: now,
+      updated_at: now,
+    };
+    if (!this.#knownQueues.has(request.queue)) {
+      await this.#store.db
+        .insertInto("task_queues")
+        .values({ name: request.queue, running_id: null })
+        .onConflict((oc) => oc.column("name").doNothing())
+        .execute();
+      this.#knownQueues.add(request.queue);
+    }
+    // One statement: the partial unique index (key where queued) decides, even between nodes.
+    const { id: kept } = await this.#store.db
+      .insertInto("tasks")
+      .values(row)
+      .onConflict((oc) =>
+        oc
+          .column("key")
+          .where("status", "=", QUEUED)
+          .doUpdateSet((eb) =>
+            onConflict === "replace"
+              ? {
+                  payload: eb.ref("excluded.payload"),
+                  priority: eb.ref("excluded.priority"),
+                  run_at: eb.ref("excluded.run_at"),
+                  checkpoint: null,
+                  progress: null,
+                  updated_at: eb.ref("excluded.updated_at"),
+                }
+              : // A no-op update, so that RETURNING names the task that was kept.
+                { key: eb.ref("tasks.key") },
+          ),
+      )
+      .returning("id")
+      .executeTakeFirstOrThrow();
+    return { id: kept, outcome: kept === id ? "created" : onConflict === "replace" ? "replaced" : "kept" };
+  }
+
+  async claim(worker: string, options: ClaimOptions): Promise<Task | undefined> {
+    const leaseMs = positive(options.leaseMs, "leaseMs");
+    if (options.kinds?.length === 0) return undefined;
+    const now = this.#clock();
+    const running = {
+      status: "running",
+      locked_by: worker,
+      lease_until: now + leaseMs,
+      updated_at: now,
+    } as const;
+    const ways = choosers(options, now, this.#pg);
+    if (!this.#pg) return this.#claimSqlite(ways, running);
+    for (const choose of ways) {
+      const task = await this.#claimPostgres(choose, running);
+      if (task) return task;
+    }
+    return undefined;
+  }
+
+  /** One statement (one round trip): task and queue row locked, rows other claims hold skipped. */
+  async #claimPostgres(choose: Chooser, running: Partial<Row>): Promise<Task | undefined> {
+    const row = await this.#store.db
+      .with("picked", (db) => choose(db).forUpdate(["t", "q"]).skipLocked())
+      .with("busy", (db) =>
+        db
+          .updateTable("task_queues")
+          .from("picked")
+          .set((eb) => ({ running_id: eb.ref("picked.id") }))
+          .whereRef("task_queues.name", "=", "picked.queue"),
+      )
+      .updateTable("tasks")
+      .from("picked")
+      .set(running)
+      .whereRef("tasks.id", "=", "picked.id")
+      .returning(QUALIFIED_COLUMNS)
+      .executeTakeFirst();
+    return row && toTask(row);
+  }
+
+  async #claimSqlite(ways: Chooser[], running: Partial<Row>): Promise<Task | undefined> {
+    return this.#store.db.transaction().execute(async (trx) => {
+      for (const choose of ways) {
+        const picked = await choose(trx).executeTakeFirst();
+        if (!picked) continue;
+        const row = await trx
+          .updateTable("tasks")
+          .set(running)
+          .where("id", "=", picked.id)
+          .returning(TASK_COLUMNS)
+          .executeTakeFirstOrThrow();
+        await trx
+          .updateTable("task_queues")
+          .set({ running_id: picked.id })
+          .where("name", "=", picked.queue)
+          .execute();
+        return toTask(row);
+      }
+      return undefined;
+    });
+  }
+
+  async heartbeat(
+    id: string,
+    worker: string,
+    update: { leaseMs: number; checkpoint?: unknown; progress?: number },
+  ): Promise<void> {
+    const now = this.#clock();
+    const result = await this.#store.db
+      .updateTable("tasks")
+      .set({
+        lease_until: now + positive(update.leaseMs, "leaseMs"),
+        updated_at: now,
+        ...(update.checkpoint === undefined
+          ? {}
+          : { checkpoint: toJson(update.checkpoint, `checkpoint of task ${id}`) ?? null }),
+        ...(update.progress === undefined ? {} : { progress: update.progress }),
+      })
+      .where("id", "=", id)
+      .where("status", "=", RUNNING)
+      .where("locked_by", "=", worker)
+      .executeTakeFirst();
+    if (result.numUpdatedRows === 0n) throw await lost(this.#store.db, id, worker);
+  }
+
+  async complete(id: string, worker: string): Promise<void> {
+    const now = this.#clock();
+    const finish = (db: QueryCreator<Schema>) =>
+      db
+        .updateTable("tasks")
+        .set({ status: "done", locked_by: null, lease_until: null, updated_at: now })
+        .where("id", "=", id)
+        .where("status", "=", RUNNING)
+        .where("locked_by", "=", worker)
+        .returning(["id", "queue"]);
+    if (this.#pg) {
+      // One statement: the task done and its queue freed together.
+      const row = await this.#store.db
+        .with("finished", finish)
+        .with("freed", (db) =>
+          db
+            .updateTable("task_queues")
+            .from("finished")
+            .set({ running_id: null })
+            .whereRef("task_queues.name", "=", "finished.queue")
+            .whereRef("task_queues.running_id", "=", "finished.id"),
+        )
+        .selectFrom("finished")
+        .select("id")
+        .executeTakeFirst();
+      if (!row) throw await lost(this.#store.db, id, worker);
+      return;
+    }
+    await this.#store.db.transaction().execute(async (trx) => {
+      const row = await finish(trx).executeTakeFirst();
+      if (!row) throw await lost(trx, id, worker);
+      await freeQueue(trx, row.queue, id);
+    });
+  }
+
+  async fail(id: string, worker: string, options: FailOptions): Promise<void> {
+    const now = this.#clock();
+    const checkpoint =
+      options.checkpoint === undefined
+        ? {}
+        : { checkpoint: toJson(options.checkpoint, `checkpoint of task ${id}`) ?? null };
+    await this.#leave(id, worker, (row) => {
+      if (options.park) {
+        const runAt = integer(options.park.runAt, "park.runAt", row.key);
+        return { status: "queued", set: { run_at: runAt, last_error: options.message, ...checkpoint } };
+      }
+      const attempts = row.attempts + 1;
+      if (!options.retryable || attempts >= row.max_attempts) {
+        return { status: "dead", set: { attempts, last_error: options.message, ...checkpoint } };
+      }
+      const runAt = now + Math.round(this.#jitter(backoffMs(attempts)));
+      return {
+        status: "queued",
+        set: { attempts, run_at: runAt, last_error: options.message, ...checkpoint },
+      };
+    });
+  }
+
+  async release(id: string, worker: string, checkpoint?: unknown): Promise<void> {
+    const set =
+      checkpoint === undefined ? {} : { checkpoint: toJson(checkpoint, `checkpoint of task ${id}`) ?? null };
+    await this.#leave(id, worker, () => ({ status: "queued", set }));
+  }
+
+  async expireLeases(): Promise<number> {
+    const now = this.#clock();
+    return this.#retryOnConflict(() =>
+      this.#store.db.transaction().execute(async (trx) => {
+        const expired = await trx
+          .selectFrom("tasks")
+          .select(TASK_COLUMNS)
+          .where("status", "=", RUNNING)
+          .where("lease_until", "<", now)
+          .$if(this.#pg, (qb) => qb.forUpdate().skipLocked())
+          .execute();
+        for (const row of expired) {
+          // Counted as an attempt: a task that kills its worker every time must end up dead, not loop.
+          const attempts = row.attempts + 1;
+          const set = {
+            attempts,
+            last_error: `the lease of ${row.locked_by ?? "its worker"} expired (the worker stopped or hung)`,
+          };
+          await settle(trx, row, attempts >= row.max_attempts ? "dead" : "queued", set, now);
+        }
+        return expired.length;
+      }),
+    );
+  }
+
+  async get(id: string): Promise<Task | undefined> {
+    const row = await this.#store.db
+      .selectFrom("tasks")
+      .select(TASK_COLUMNS)
+      .where("id", "=", id)
+      .executeTakeFirst();
+    return row && toTask(row);
+  }
+
+  async list(filter: { status?: TaskStatus; queue?: string; limit?: number }): Promise<Task[]> {
+    const rows = await this.#store.db
+      .selectFrom("tasks")
+      .select(TASK_COLUMNS)
+      .$if(filter.status !== undefined, (qb) => qb.where("status", "=", filter.status ?? "queued"))
+      .$if(filter.queue !== undefined, (qb) => qb.where("queue", "=", filter.queue ?? ""))
+      .orderBy("priority", "desc")
+      .orderBy("run_at")
+      .orderBy("id")
+      .$if(filter.limit !== undefined, (qb) => qb.limit(filter.limit ?? 0))
+      .execute();
+    return rows.map(toTask);
+  }
+
+  async counts(filter: { queue?: string } = {}): Promise<TaskCounts> {
+    const rows = await this.#store.db
+      .selectFrom("tasks")
+      .select((eb) => ["status", eb.fn.countAll<number>().as("n")])
+      .$if(filter.queue !== undefined, (qb) => qb.where("queue", "=", filter.queue ?? ""))
+      .groupBy("status")
+      .execute();
+    const counts: TaskCounts = { queued: 0, running: 0, done: 0, dead: 0 };
+    for (const { status, n } of rows) counts[status] = n;
+    return counts;
+  }
+
+  async retry(ids: readonly string[] | "all-dead"): Promise<number> {
+    const now = this.#clock();
+    return this.#retryOnConflict(() =>
+      this.#store.db.transaction().execute((trx) => requeueDead(trx, ids, now)),
+    );
+  }
+
+  async prune(before: number): Promise<number> {
+    const result = await this.#store.db
+      .deleteFrom("tasks")
+      .where("status", "=", DONE)
+      .where("updated_at", "<", before)
+      .executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
+  /** Ends this worker's hold on a running task: done, dead or back to the queue, as `decide` says. */
+  async #leave(
+    id: string,
+    worker: string,
+    decide: (row: Row) => { status: "queued" | "dead"; set: Partial<Row> },
+  ): Promise<void> {
+    const now = this.#clock();
+    await this.#retryOnConflict(() =>
+      this.#store.db.transaction().execute(async (trx) => {
+        const row = await trx
+          .selectFrom("tasks")
+          .select(TASK_COLUMNS)
+          .where("id", "=", id)
+          .where("status", "=", RUNNING)
+          .where("locked_by", "=", worker)
+          .$if(this.#pg, (qb) => qb.forUpdate())
+          .executeTakeFirst();
+        if (!row) throw await lost(trx, id, worker);
+        const { status, set } = decide(row);
+        await settle(trx, row, status, set, now);
+      }),
+    );
+  }
+
+  /**
+   * A task going back to the queue can meet a task of its key that was enqueued while it ran; on
+   * PostgreSQL an enqueue not yet visible to this transaction makes it fail on the unique index.
+   * Run again, it sees that task and gives way to it (`settle`).
+   */
+  async #retryOnConflict<T>(operation: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await operation();
+      } catch (error) {
+        if (attempt >= CONFLICT_RETRIES || !isUniqueViolation(error)) throw error;
+      }
+    }
+  }
+}
