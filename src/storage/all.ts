@@ -1,5 +1,6 @@
 /** Every storage adapter Ferry knows, by kind. Adding an adapter means adding it here. */
 import { localAdapter } from "./local/local.ts";
 import { memoryAdapter } from "./memory/memory.ts";
+import { removableAdapter } from "./removable/removable.ts";
 
-export const storageAdapters = [localAdapter, memoryAdapter] as const;
+export const storageAdapters = [localAdapter, memoryAdapter, removableAdapter] as const;
