@@ -1,11 +1,13 @@
 /**
- * `ferry demo` (npm start): three simulated PrusaLink printers, a sample master folder, and the
- * same `ferry sync` a farm would run from cron — shown step by step with live progress.
+ * `ferry demo` (npm start): three simulated PrusaLink printers and a sample master folder; first
+ * the one-shot `ferry sync` a farm runs from cron, step by step, then the continuous engine
+ * (`ferry serve`) that a watched folder feeds, until Ctrl-C (or `--seconds`).
  */
 import { randomBytes } from "node:crypto";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { PrusaLinkSim } from "../sim/prusalink/index.ts";
+import { serveCommand } from "./serve-command.ts";
 import { syncCommand } from "./sync-command.ts";
 
 const PASSWORD = "demo-password";
@@ -24,10 +26,12 @@ function gcode(size: number): Buffer {
   return Buffer.concat([header, randomBytes(Math.max(0, size - header.length))]);
 }
 
-export async function demoCommand(options: { dir: string }): Promise<number> {
+export async function demoCommand(options: { dir: string; seconds?: number }): Promise<number> {
   const root = resolve(options.dir);
   const master = join(root, "master");
+  const flights = join(root, "flights");
   await rm(root, { recursive: true, force: true });
+  await mkdir(flights, { recursive: true });
   for (const [path, size] of SAMPLES) {
     await mkdir(join(master, path, ".."), { recursive: true });
     await writeFile(join(master, path), gcode(size));
@@ -70,13 +74,32 @@ export async function demoCommand(options: { dir: string }): Promise<number> {
 
     say("4. The plan for the next run, without changing anything (--dry-run):");
     await sync({ dryRun: true, includeBusy: true });
-    say("Done. To try it by hand, start three simulated printers in one terminal:");
+
+    say(
+      "5. Now the continuous engine, `ferry serve`: master/ is watched, so a new file reaches every idle printer within moments, and flight logs dropped into flights/ are moved to archive/ (deleted at the source only once delivered). The demo drops one of each; add your own. Ctrl-C stops.",
+    );
+    const stop = new AbortController();
+    if (options.seconds !== undefined) setTimeout(() => stop.abort(), options.seconds * 1000).unref();
+    worst = Math.max(
+      worst,
+      await serveCommand({
+        config,
+        signal: stop.signal,
+        onStarted: () => {
+          setTimeout(() => {
+            void writeFile(join(master, "new-design.gcode"), gcode(600_000));
+            void writeFile(join(flights, "flight-0001.log"), randomBytes(50_000));
+          }, 1000).unref();
+        },
+      }),
+    );
+    say("Stopped. To try it by hand, start three simulated printers in one terminal:");
     process.stdout.write(
       [
         `  npm run ferry -- sim prusalink --count 3 --password ${PASSWORD}`,
-        "and in another, preview and run the same sync against them:",
+        "and in another, preview and run the same syncs against them:",
         `  npm run ferry -- sync -c ${byHand} --dry-run`,
-        `  npm run ferry -- sync -c ${byHand}`,
+        `  npm run ferry -- serve -c ${byHand}`,
         "",
       ].join("\n"),
     );
@@ -88,7 +111,8 @@ export async function demoCommand(options: { dir: string }): Promise<number> {
 
 function farmConfig(urls: readonly string[]): string {
   return [
-    "# Written by `ferry demo`: three simulated PrusaLink printers fed from ./master.",
+    "# Written by `ferry demo`: three simulated PrusaLink printers fed from ./master, and",
+    "# flight logs moved from ./flights to ./archive.",
     "devices:",
     ...urls.map(
       (url, i) =>
@@ -103,6 +127,12 @@ function farmConfig(urls: readonly string[]): string {
     "    mode: mirror",
     '    include: ["**/*.gcode", "**/*.bgcode"]',
     "    when: idle",
+    "    watch: true",
+    "  flights:",
+    "    source: ./flights",
+    "    targets: [./archive]",
+    "    mode: move",
+    "    watch: true",
     "",
   ].join("\n");
 }

@@ -6,6 +6,8 @@ import { parseSize } from "../core/units.ts";
 import { demoCommand } from "./demo.ts";
 import { EXIT, UsageError } from "./exit.ts";
 import { simPrusaLinkCommand } from "./sim-command.ts";
+import { serveCommand } from "./serve-command.ts";
+import { statusCommand, tasksCommand } from "./status-command.ts";
 import { syncCommand } from "./sync-command.ts";
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -50,6 +52,38 @@ function program(): Command {
       process.exitCode = await syncCommand(names, options);
     });
 
+  ferry
+    .command("serve")
+    .description("run every sync continuously (watch, poll, schedule) until Ctrl-C or SIGTERM")
+    .option("-c, --config <file>", "config file (default: ferry.yaml, ferry.yml or ferry.json here)")
+    .option("--json", "log events as JSON lines")
+    .action(async (options: Parameters<typeof serveCommand>[0]) => {
+      process.exitCode = await serveCommand(options);
+    });
+
+  ferry
+    .command("status")
+    .description("devices (online, offline, busy), queue counts, transfers in flight, recent failures")
+    .option("-c, --config <file>", "config file (default: ferry.yaml, ferry.yml or ferry.json here)")
+    .option("--json", "print one machine-readable status")
+    .action(async (options: Parameters<typeof statusCommand>[0]) => {
+      process.exitCode = await statusCommand(options);
+    });
+
+  ferry
+    .command("tasks")
+    .description("list dead tasks; `ferry tasks retry ID...` or `--all` queues them again")
+    .argument("[action]", "list (default) or retry")
+    .argument("[ids...]", "task ids for retry")
+    .option("-c, --config <file>", "config file (default: ferry.yaml, ferry.yml or ferry.json here)")
+    .option("--all", "with retry: every dead task")
+    .option("--json", "machine-readable list")
+    .action(
+      async (action: string | undefined, ids: string[], options: Parameters<typeof tasksCommand>[2]) => {
+        process.exitCode = await tasksCommand(action, ids, options);
+      },
+    );
+
   const sim = ferry
     .command("sim")
     .description("run faithful device simulators (for tests, demos and benchmarks)");
@@ -71,9 +105,14 @@ function program(): Command {
 
   ferry
     .command("demo")
-    .description("start simulated printers and mirror a sample folder onto them, with live progress")
+    .description("simulated printers, a sample folder, `ferry sync` step by step, then `ferry serve`")
     .option("--dir <folder>", "where the demo keeps its files", "ferry-demo")
-    .action(async (options: { dir: string }) => {
+    .option(
+      "--seconds <n>",
+      "stop serving after this many seconds (default: at Ctrl-C)",
+      integer("--seconds"),
+    )
+    .action(async (options: { dir: string; seconds?: number }) => {
       process.exitCode = await demoCommand(options);
     });
 

@@ -72,6 +72,8 @@ export function attachSyncOutput(
       bus.on("sync.target.finished", (r) => {
         if (!quietFinish(r)) line(finishLine(r));
       }),
+      bus.on("sync.source.removed", (e) => line(`${e.sync}: moved ${e.path} (source deleted)`)),
+      bus.on("sync.source.kept", (e) => line(`${e.sync}: kept source ${e.path}: ${e.reason}`)),
     );
     return () => offs.forEach((off) => off());
   }

@@ -45,6 +45,9 @@ describe("the documented example", () => {
       when: "idle",
       modTimeToleranceS: 60,
       compare: "size-mtime",
+      watch: false,
+      rescanS: 600,
+      staging: false,
     });
   });
 

@@ -126,6 +126,11 @@ function parse(
       when: sync.when,
       modTimeToleranceS: sync.mtime_tolerance,
       compare: sync.compare,
+      watch: sync.watch,
+      ...(sync.poll === undefined ? {} : { pollS: sync.poll }),
+      ...(sync.schedule === undefined ? {} : { schedule: sync.schedule }),
+      rescanS: sync.rescan,
+      staging: sync.staging,
     });
   }
   return {

@@ -20,7 +20,7 @@ syncs:
   gcode:
     source: lab
     targets: [mk4-b:../up, nowhere, mk4-c:jobs]
-    mode: move
+    mode: moving
     include: ["**/*.{gcode"]
     when: sometimes
     mtime_tolerance: soon
@@ -53,12 +53,12 @@ describe("problems", () => {
       '15:13 syncs.gcode.source: "lab" is a group; the source must be one device or one folder',
       '16:15 syncs.gcode.targets[0]: path of "mk4-b:../up" climbs out of the device\'s root',
       '16:28 syncs.gcode.targets[1]: unknown device or group "nowhere"',
-      "17:11 syncs.gcode.mode: move comes with the durable engine; use mirror or copy for now",
+      '17:11 syncs.gcode.mode: Invalid option: expected one of "mirror"|"copy"|"move"',
       '18:15 syncs.gcode.include[0]: not a valid glob: Missing closing: "}" - use "\\\\}" to match literal characters',
       '19:11 syncs.gcode.when: Invalid option: expected one of "idle"|"always"',
       '20:22 syncs.gcode.mtime_tolerance: expected a duration such as 60, "60s", "2m" or "1m30s"',
       '21:14 syncs.gcode.compare: Invalid option: expected one of "size-mtime"|"checksum"',
-      '22:5 syncs.gcode.schedule: unknown key "schedule"; known keys: source, targets, mode, include, exclude, when, mtime_tolerance, compare',
+      "22:15 syncs.gcode.schedule: not a cron schedule: CronPattern: invalid configuration format ('hourly'), exactly five, six, or seven space separated parts are required.",
       '25:15 syncs.loop.targets[0]: target "mk4-a" overlaps the source "mk4-a:jobs"; a sync cannot copy a folder into itself',
       "27:33 syncs.none.targets: a sync needs at least one target",
       "28:20 syncs.noisy.source: environment variable UNSET_VAR is not set (nor in .env next to the config)",

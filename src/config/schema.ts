@@ -3,6 +3,7 @@
  * entries are a discriminated union on `type`, each kind's options with `type` added. Strict
  * everywhere: a key Ferry does not know is a problem, never silently ignored.
  */
+import { Cron } from "croner";
 import picomatch from "picomatch";
 import { z } from "zod";
 import type { DeviceKind } from "./types.ts";
@@ -20,10 +21,17 @@ export const SYNC_KEYS = [
   "when",
   "mtime_tolerance",
   "compare",
+  "watch",
+  "poll",
+  "schedule",
+  "rescan",
+  "staging",
 ] as const;
 
 export const DEFAULT_DATA_DIR = "./ferry-data";
 export const DEFAULT_MTIME_TOLERANCE_S = 60;
+/** A watched sync also rescans this often, so nothing missed by the watcher is lost. */
+export const DEFAULT_RESCAN_S = 600;
 
 const UNITS_S: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400 };
 
@@ -57,18 +65,29 @@ const glob = z
 
 const globList = z.preprocess(toList, z.array(glob));
 
-const duration = z
-  .unknown()
-  .optional()
-  .transform((value, ctx) => {
-    if (value === undefined) return DEFAULT_MTIME_TOLERANCE_S;
-    const seconds = parseDuration(value);
-    if (seconds === undefined) {
-      ctx.addIssue({ code: "custom", message: 'expected a duration such as 60, "60s", "2m" or "1m30s"' });
-      return z.NEVER;
-    }
-    return seconds;
-  });
+/** A duration in seconds; `fallback` when absent (undefined: optional). */
+function duration(fallback?: number) {
+  return z
+    .unknown()
+    .optional()
+    .transform((value, ctx) => {
+      if (value === undefined) return fallback;
+      const seconds = parseDuration(value);
+      if (seconds === undefined) {
+        ctx.addIssue({ code: "custom", message: 'expected a duration such as 60, "60s", "2m" or "1m30s"' });
+        return z.NEVER;
+      }
+      return seconds;
+    });
+}
+
+const cron = z.string().superRefine((pattern, ctx) => {
+  try {
+    new Cron(pattern, { paused: true }).stop();
+  } catch (error) {
+    ctx.addIssue({ code: "custom", message: `not a cron schedule: ${(error as Error).message}` });
+  }
+});
 
 const syncSchema = z.strictObject({
   source: z.string().min(1, "must not be empty"),
@@ -76,15 +95,17 @@ const syncSchema = z.strictObject({
     toList,
     z.array(z.string().min(1, "must not be empty")).min(1, "a sync needs at least one target"),
   ),
-  mode: z.enum(["mirror", "copy"], {
-    error: (issue) =>
-      issue.input === "move" ? "move comes with the durable engine; use mirror or copy for now" : undefined,
-  }),
+  mode: z.enum(["mirror", "copy", "move"]),
   include: globList.default(["**"]),
   exclude: globList.default([]),
   when: z.enum(["idle", "always"]).default("always"),
-  mtime_tolerance: duration,
+  mtime_tolerance: duration(DEFAULT_MTIME_TOLERANCE_S).pipe(z.number()),
   compare: z.enum(["size-mtime", "checksum"]).default("size-mtime"),
+  watch: z.boolean().default(false),
+  poll: duration().refine((s) => s === undefined || s >= 1, "poll at most once a second"),
+  schedule: cron.optional(),
+  rescan: duration(DEFAULT_RESCAN_S).pipe(z.number().min(1, "rescan at most once a second")),
+  staging: z.boolean().default(false),
 });
 
 export interface ParsedDevice {

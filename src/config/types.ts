@@ -40,7 +40,7 @@ export type Endpoint =
       label: string;
     };
 
-export type SyncMode = "mirror" | "copy";
+export type SyncMode = "mirror" | "copy" | "move";
 export type SyncWhen = "idle" | "always";
 export type SyncCompare = "size-mtime" | "checksum";
 
@@ -60,6 +60,16 @@ export interface SyncConfig {
   modTimeToleranceS: number;
   /** Default "size-mtime". */
   compare: SyncCompare;
+  /** Follow live filesystem events of a local source (`ferry serve`). */
+  watch: boolean;
+  /** `poll:` full scan every this many seconds. */
+  pollS?: number;
+  /** `schedule:` cron expression for full scans. */
+  schedule?: string;
+  /** A watched sync rescans this often (default 600 s) so nothing missed is lost. */
+  rescanS: number;
+  /** Read the source once into data_dir/staging and fan out from there (slow or removable sources). */
+  staging: boolean;
 }
 
 export interface FerryConfig {

@@ -47,4 +47,8 @@ export interface SyncEvents {
   "sync.action.done": TargetRef & { action: Action; bytes: number; ms: number };
   "sync.action.failed": TargetRef & { action: Action; error: FerryError; willRetry: boolean };
   "sync.target.finished": TargetReport;
+  /** Move mode: the source file was deleted after every target got a verified copy. */
+  "sync.source.removed": { sync: string; path: string };
+  /** Move mode: the source file stays (a copy is missing or does not match). */
+  "sync.source.kept": { sync: string; path: string; reason: string };
 }

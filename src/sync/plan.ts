@@ -40,7 +40,8 @@ export type Action =
   | { type: "invalid"; path: string; reason: string };
 
 export interface PlanRules {
-  mode: "mirror" | "copy";
+  /** Only mirror deletes on the target; move deletes at the source, after delivery (not planned here). */
+  mode: "mirror" | "copy" | "move";
   /** A source file newer than the target's copy by more than this is sent again. */
   toleranceMs: number;
   /**

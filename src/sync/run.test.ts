@@ -124,4 +124,51 @@ describe("runSync between local folders", () => {
     assert.equal(again?.planned, 0);
     await devices.close();
   });
+
+  test("move delivers to every target, verifies, and only then deletes the source", async () => {
+    for (const folder of ["src", "dst", "dst2"])
+      await rm(join(dir, folder), { recursive: true, force: true });
+    await mkdir(join(dir, "src/flight 7"), { recursive: true });
+    await writeFile(join(dir, "src/flight 7/log.gcode"), "log");
+    await writeFile(join(dir, "src/photo.gcode"), "photo");
+    await writeFile(join(dir, "src/notes.txt"), "not selected");
+    const config = parseConfig(
+      'syncs:\n  s: { source: ./src, targets: [./dst, ./dst2], mode: move, include: ["**/*.gcode"] }\n',
+      join(dir, "ferry.yaml"),
+      { deviceKinds, env: {} },
+    );
+    const sync = config.syncs.get("s");
+    assert.ok(sync);
+    const devices = new Devices(config, silentLogger);
+    // A target that cannot take the file keeps its source copy: dst2 has a folder in its way.
+    await mkdir(join(dir, "dst2/photo.gcode"), { recursive: true });
+    const reports = await runSync(sync, devices);
+    assert.deepEqual(
+      reports.map((r) => [r.target, r.done, r.failed]),
+      [
+        ["./dst", 2, 0],
+        ["./dst2", 1, 1],
+      ],
+    );
+    assert.deepEqual(await tree(join(dir, "src")), [
+      "flight 7/",
+      "notes.txt=not selected",
+      "photo.gcode=photo",
+    ]);
+    assert.deepEqual(await tree(join(dir, "dst")), [
+      "flight 7/",
+      "flight 7/log.gcode=log",
+      "photo.gcode=photo",
+    ]);
+    // Once the way is clear, the next run delivers it and lets the source go.
+    await rm(join(dir, "dst2/photo.gcode"), { recursive: true });
+    await runSync(sync, devices);
+    assert.deepEqual(await tree(join(dir, "src")), ["flight 7/", "notes.txt=not selected"]);
+    assert.deepEqual(await tree(join(dir, "dst2")), [
+      "flight 7/",
+      "flight 7/log.gcode=log",
+      "photo.gcode=photo",
+    ]);
+    await devices.close();
+  });
 });

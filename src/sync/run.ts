@@ -13,21 +13,14 @@ import { pathKey } from "../core/paths.ts";
 import type { Entry, StorageAdapter } from "../storage/adapter.ts";
 import { deliveryRecord, type DeliveryRecords, type DeliveryRecordsOpener } from "../store/deliveries.ts";
 import type { SyncEvents, TargetReport } from "./events.ts";
-import { fileFilter, type FileFilter } from "./filters.ts";
-import { emptySourceRefusal, plan, roomNeeded, type Action, type TargetEntry } from "./plan.ts";
+import { fileFilter } from "./filters.ts";
+import { emptySourceRefusal, roomNeeded, type Action, type TargetEntry } from "./plan.ts";
 import { runPool } from "./pool.ts";
-import {
-  addHashes,
-  applyDeliveries,
-  commonHash,
-  scanSource,
-  scanTarget,
-  sourceHasher,
-  type SourceHasher,
-  type SourceScan,
-} from "./scan.ts";
+import { scanSource, sourceHasher, type SourceScan } from "./scan.ts";
+import { planTarget, type ScannedSource } from "./plan-target.ts";
 import { printerGate, protectedWithin } from "./gate.ts";
 import { executeAction } from "./execute.ts";
+import { finishMove } from "./move.ts";
 
 export interface SyncRunOptions {
   /** Plan and report, change nothing. */
@@ -83,16 +76,57 @@ export async function runSync(
       return report;
     });
   }
-  const source: Source = { adapter, scan, filter, hash: sourceHasher(adapter, options.signal) };
-  return Promise.all(targets.map((target) => syncTarget(sync, target, source, devices, options)));
+  const source: ScannedSource = { adapter, scan, filter, hash: sourceHasher(adapter, options.signal) };
+  const reports = await Promise.all(
+    targets.map((target) => syncTarget(sync, target, source, devices, options)),
+  );
+  if (sync.mode === "move" && !options.dryRun && targets.length > 0) {
+    await finishMoves(sync, targets, reports, source, devices, options);
+  }
+  return reports;
 }
 
-/** What every target of one run shares: the source, scanned once, and its digests. */
-interface Source {
-  adapter: StorageAdapter;
-  scan: SourceScan;
-  filter: FileFilter;
-  hash: SourceHasher;
+/**
+ * Move mode: a source file goes once every target holds a verified copy of it. A target that was
+ * skipped or unreachable holds nothing new, so then no source file goes at all.
+ */
+async function finishMoves(
+  sync: SyncConfig,
+  targets: readonly Endpoint[],
+  reports: readonly TargetReport[],
+  source: ScannedSource,
+  devices: Devices,
+  options: SyncRunOptions,
+): Promise<void> {
+  const missing = new Set<string>();
+  for (const report of reports) {
+    if (report.outcome === "skipped" || report.outcome === "unreachable") return;
+    for (const error of report.errors) missing.add(error.path);
+    for (const action of report.actions)
+      if (action.type === "skip" || action.type === "invalid") missing.add(action.path);
+  }
+  const copies = targets.map((endpoint) => {
+    const target = devices.endpoint(endpoint);
+    return { target, trustDelivery: target.capabilities.list === "none" };
+  });
+  for (const file of source.scan.files) {
+    if (missing.has(file.path)) continue;
+    try {
+      await finishMove(
+        source.adapter,
+        file,
+        copies.map((copy) => ({ ...copy, path: file.path })),
+        options.signal,
+      );
+      options.bus?.emit("sync.source.removed", { sync: sync.name, path: file.path });
+    } catch (error) {
+      options.bus?.emit("sync.source.kept", {
+        sync: sync.name,
+        path: file.path,
+        reason: toFerryError(error).message,
+      });
+    }
+  }
 }
 
 function emptyReport(sync: string, target: string, dryRun = false): TargetReport {
@@ -116,7 +150,7 @@ function emptyReport(sync: string, target: string, dryRun = false): TargetReport
 async function syncTarget(
   sync: SyncConfig,
   endpoint: Endpoint,
-  source: Source,
+  source: ScannedSource,
   devices: Devices,
   options: SyncRunOptions,
 ): Promise<TargetReport> {
@@ -151,32 +185,15 @@ async function syncTarget(
     }
 
     const target = devices.endpoint(endpoint);
-    const entries = await scanTarget(target, source.filter, source.scan, signal);
     const caps = target.capabilities;
     const key = (path: string) => pathKey(path, caps.caseInsensitive);
     const records = await options.deliveries?.(sync.name, endpoint.label);
-    if (records) applyDeliveries(entries, records, caps.caseInsensitive);
-    let files = source.scan.files;
-    const hash = sync.compare === "checksum" ? commonHash(source.adapter, target) : undefined;
-    if (hash) {
-      files = await addHashes(files, entries, target, hash, source.hash, signal);
-    } else if (sync.compare === "checksum") {
-      note("no checksum in common with the source: compared by size and time");
-    }
-    const actions = plan({
-      source: files,
-      sourceDirs: source.scan.dirs,
-      target: entries,
-      rules: {
-        ...(hash ? { hash } : {}),
-        mode: sync.mode,
-        toleranceMs: sync.modTimeToleranceS * 1000,
-        caseInsensitive: caps.caseInsensitive,
-        forbiddenChars: caps.forbiddenChars,
-        maxNameBytes: caps.maxNameBytes,
-        ...(protectedPath === undefined ? {} : { protectedPath }),
-      },
+    const { actions, entries, notes } = await planTarget(sync, source, target, {
+      records,
+      protectedPath,
+      signal,
     });
+    for (const text of notes) note(text);
     report.actions = actions;
     report.planned = actions.filter((a) => a.type !== "skip").length;
     const refusal = options.allowEmptySource

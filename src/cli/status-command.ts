@@ -1,0 +1,125 @@
+/** `ferry status` and `ferry tasks`: what the store says about devices, queues and failures. */
+import { formatBytes, formatDuration } from "../core/units.ts";
+import type { Task } from "../tasks/queue.ts";
+import { describeTask } from "../sync/engine/handlers.ts";
+import { openConfiguredStore } from "./store-open.ts";
+import { loadOrExit } from "./sync-command.ts";
+import { EXIT, UsageError } from "./exit.ts";
+
+function ago(ms: number): string {
+  return `${formatDuration(Math.max(0, Date.now() - ms) / 1000)} ago`;
+}
+
+function taskLine(task: Task): Record<string, unknown> {
+  const ref = describeTask(task);
+  const size = (task.payload as { size?: number }).size;
+  return {
+    id: task.id,
+    sync: ref.sync,
+    target: ref.target,
+    what: ref.what,
+    status: task.status,
+    attempts: task.attempts,
+    ...(task.progress === null ? {} : { bytes: task.progress }),
+    ...(typeof size === "number" ? { size } : {}),
+    ...(task.lastError === null ? {} : { lastError: task.lastError }),
+    updatedAt: new Date(task.updatedAt).toISOString(),
+  };
+}
+
+export async function statusCommand(options: { config?: string; json?: boolean }): Promise<number> {
+  const config = await loadOrExit(options.config);
+  if (typeof config === "number") return config;
+  const opened = await openConfiguredStore(config);
+  try {
+    const known = new Map((await opened.deviceStates.all()).map((d) => [d.name, d]));
+    const devices = [...new Set([...config.devices.keys(), ...known.keys()])].map((name) => {
+      const d = known.get(name);
+      return d
+        ? { name, state: d.state, since: d.since, detail: d.detail }
+        : { name, state: "unknown" as const };
+    });
+    const counts = await opened.queue.counts();
+    const running = await opened.queue.list({ status: "running", limit: 50 });
+    const dead = await opened.queue.list({ status: "dead", limit: 20 });
+    const retrying = (await opened.queue.list({ status: "queued", limit: 500 }))
+      .filter((t) => t.lastError !== null)
+      .slice(0, 20);
+    if (options.json) {
+      process.stdout.write(
+        JSON.stringify(
+          {
+            devices,
+            counts,
+            inFlight: running.map(taskLine),
+            failures: [...retrying, ...dead].map(taskLine),
+          },
+          null,
+          2,
+        ) + "\n",
+      );
+      return EXIT.ok;
+    }
+    const out: string[] = ["Devices:"];
+    for (const d of devices) {
+      out.push(
+        `  ${d.name.padEnd(16)} ${d.state.padEnd(9)} ${"since" in d ? `since ${ago(d.since)}` : ""}${"detail" in d && d.detail ? `  ${d.detail}` : ""}`,
+      );
+    }
+    out.push(
+      `Queue: ${counts.queued} queued, ${counts.running} running, ${counts.done} done, ${counts.dead} dead`,
+    );
+    if (running.length > 0) out.push("In flight:");
+    for (const t of running) {
+      const ref = describeTask(t);
+      const size = (t.payload as { size?: number }).size;
+      const pct =
+        typeof size === "number" && size > 0 && t.progress !== null
+          ? ` ${Math.floor((t.progress / size) * 100)}% of ${formatBytes(size)}`
+          : "";
+      out.push(`  ${ref.sync} → ${ref.target}: ${ref.what}${pct}`);
+    }
+    if (retrying.length + dead.length > 0) out.push("Recent failures:");
+    for (const t of [...retrying, ...dead]) {
+      const ref = describeTask(t);
+      out.push(
+        `  [${t.status === "dead" ? "dead" : "retrying"}] ${t.id} ${ref.sync} → ${ref.target}: ${ref.what}: ${t.lastError ?? ""} (${ago(t.updatedAt)})`,
+      );
+    }
+    process.stdout.write(out.join("\n") + "\n");
+    return EXIT.ok;
+  } finally {
+    await opened.close();
+  }
+}
+
+export async function tasksCommand(
+  action: string | undefined,
+  ids: string[],
+  options: { config?: string; json?: boolean; all?: boolean },
+): Promise<number> {
+  const config = await loadOrExit(options.config);
+  if (typeof config === "number") return config;
+  const opened = await openConfiguredStore(config);
+  try {
+    if (action === undefined || action === "list") {
+      const dead = await opened.queue.list({ status: "dead", limit: 1000 });
+      if (options.json) process.stdout.write(JSON.stringify(dead.map(taskLine), null, 2) + "\n");
+      else if (dead.length === 0) process.stdout.write("no dead tasks\n");
+      else
+        for (const t of dead)
+          process.stdout.write(
+            `${t.id}  ${describeTask(t).sync} → ${describeTask(t).target}: ${describeTask(t).what}: ${t.lastError ?? ""}\n`,
+          );
+      return EXIT.ok;
+    }
+    if (action !== "retry")
+      throw new UsageError(`unknown tasks action "${action}"; use: ferry tasks [retry ID...|--all]`);
+    if (!options.all && ids.length === 0) throw new UsageError("ferry tasks retry needs task ids or --all");
+    const n = await opened.queue.retry(options.all ? "all-dead" : ids);
+    process.stdout.write(`${n} task(s) queued again\n`);
+    return n === 0 && !options.all ? EXIT.failed : EXIT.ok;
+  } finally {
+    await opened.close();
+  }
+}

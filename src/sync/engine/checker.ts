@@ -1,0 +1,103 @@
+/**
+ * The connection checker: probes every device the syncs use, keeps "online since / offline since"
+ * in the store, and tells the engine which devices are away so their queues pause (no retry storm)
+ * and resume by themselves when the device is back.
+ */
+import { toFerryError } from "../../core/errors.ts";
+import type { Logger } from "../../core/logger.ts";
+import { QUIET_ACTIVITIES, type PrinterDriver } from "../../printers/driver.ts";
+import type { StorageAdapter } from "../../storage/adapter.ts";
+
+/** `busy`: a printer that answers but prints (its tasks wait at the idle gate, not here). */
+export type DeviceState = "online" | "offline" | "busy" | "attention";
+
+export interface Probe {
+  /** The device's name (or a local folder's label). */
+  name: string;
+  printer?: PrinterDriver;
+  storage: StorageAdapter;
+}
+
+export interface DeviceStateStore {
+  set(name: string, state: DeviceState, detail?: string): Promise<void>;
+}
+
+export class ConnectionChecker {
+  readonly #probes: Probe[];
+  readonly #store: DeviceStateStore;
+  readonly #logger: Logger;
+  readonly #onChange: (name: string, state: DeviceState, detail: string, before?: DeviceState) => void;
+  readonly #states = new Map<string, DeviceState>();
+
+  constructor(
+    probes: Probe[],
+    store: DeviceStateStore,
+    logger: Logger,
+    onChange: (name: string, state: DeviceState, detail: string, before?: DeviceState) => void,
+  ) {
+    this.#probes = probes;
+    this.#store = store;
+    this.#logger = logger;
+    this.#onChange = onChange;
+  }
+
+  /** Devices whose work must wait: they do not answer, or refuse us. */
+  away(): string[] {
+    return [...this.#states]
+      .filter(([, state]) => state === "offline" || state === "attention")
+      .map(([name]) => name);
+  }
+
+  state(name: string): DeviceState | undefined {
+    return this.#states.get(name);
+  }
+
+  /** Probes every device once (in parallel); resolves when all have answered. */
+  async probeAll(signal?: AbortSignal): Promise<void> {
+    await Promise.all(this.#probes.map((probe) => this.probe(probe.name, signal)));
+  }
+
+  async probe(name: string, signal?: AbortSignal): Promise<DeviceState | undefined> {
+    const probe = this.#probes.find((p) => p.name === name);
+    if (!probe) return undefined;
+    const [state, detail] = await this.#ask(probe, signal);
+    const before = this.#states.get(name);
+    this.#states.set(name, state);
+    if (before !== state) {
+      await this.#store.set(name, state, detail);
+      const log =
+        state === "online"
+          ? this.#logger.info
+          : state === "attention"
+            ? this.#logger.error
+            : this.#logger.warn;
+      log.call(this.#logger, { device: name, state, detail }, `device ${name} is ${state}`);
+      this.#onChange(name, state, detail, before);
+    }
+    return state;
+  }
+
+  async #ask(probe: Probe, signal?: AbortSignal): Promise<[DeviceState, string]> {
+    const opts = signal ? { signal } : {};
+    try {
+      if (probe.printer) {
+        const snapshot = await probe.printer.snapshot(opts);
+        if (snapshot.connection === "offline") return ["offline", snapshot.offlineReason ?? "no answer"];
+        const word = snapshot.rawState ?? snapshot.activity;
+        return [QUIET_ACTIVITIES.has(snapshot.activity) ? "online" : "busy", word];
+      }
+      const storage = probe.storage;
+      // A removable volume that is not attached answers UNAVAILABLE like a server that is down.
+      if (storage.capabilities.list !== "none") {
+        // A listing of the root proves reachability and credentials; its contents are not read.
+        for await (const _ of storage.list("", opts)) break;
+      }
+      return ["online", "reachable"];
+    } catch (error) {
+      const failure = toFerryError(error);
+      if (failure.code === "AUTH" || failure.code === "PERMISSION") return ["attention", failure.message];
+      if (failure.code === "NOT_FOUND") return ["online", "reachable (folder not created yet)"];
+      return ["offline", failure.message];
+    }
+  }
+}

@@ -1,0 +1,68 @@
+/** The tasks the durable engine stores: what each carries, how it is keyed and serialized. */
+import { createHash } from "node:crypto";
+
+/** One change on one target: send, delete, remove a folder, or move on the target. */
+export const FILE_TASK = "sync.file";
+/** After every target has a file: delete the source (move mode) and the staged copy. */
+export const FINISH_TASK = "sync.finish";
+/** Read a file of a slow or removable source once into data_dir/staging. */
+export const STAGE_TASK = "sync.stage";
+
+interface OnTarget {
+  sync: string;
+  /** The target endpoint's label ("mk4-a", "mk4-a:models", "./outbox"). */
+  target: string;
+}
+
+export type FilePayload =
+  | (OnTarget & {
+      op: "upload";
+      path: string;
+      targetPath: string;
+      size: number;
+      modTime?: number;
+      /** Read from data_dir/staging instead of the source. */
+      staged?: boolean;
+    })
+  | (OnTarget & { op: "delete" | "rmdir"; path: string })
+  | (OnTarget & { op: "move"; from: string; to: string });
+
+export interface SourceFilePayload {
+  sync: string;
+  path: string;
+  size: number;
+  modTime?: number;
+}
+
+/** Saved with heartbeats; a transfer resumes from `bytes` where the adapters allow it. */
+export interface TransferCheckpoint {
+  bytes: number;
+}
+
+/** One queued change per file and target: a newer change replaces an older one not yet started. */
+export function fileKey(sync: string, target: string, path: string): string {
+  return `file\u0000${sync}\u0000${target}\u0000${path.normalize("NFC")}`;
+}
+
+export function sourceKey(kind: string, sync: string, path: string): string {
+  return `${kind}\u0000${sync}\u0000${path.normalize("NFC")}`;
+}
+
+/**
+ * Serialization key of a target's tasks: `to:<device>#<slot>`. A target taking one transfer at a
+ * time (a printer) has one slot; others spread files over `maxConcurrency` slots by path.
+ */
+export function targetQueue(device: string, slots: number, path: string): string {
+  if (slots <= 1) return `to:${device}#0`;
+  const slot = createHash("sha1").update(path.normalize("NFC")).digest().readUInt32BE(0) % slots;
+  return `to:${device}#${slot}`;
+}
+
+/** Every queue of a device, so its work can be paused while it is away. */
+export function deviceQueues(device: string, slots: number): string[] {
+  return [...Array.from({ length: Math.max(1, slots) }, (_, i) => `to:${device}#${i}`), `from:${device}`];
+}
+
+export function sourceQueue(device: string): string {
+  return `from:${device}`;
+}

@@ -1,0 +1,207 @@
+/**
+ * What makes a sync plan again: live filesystem events of a watched local source (turned straight
+ * into tasks, coalesced), a periodic rescan so nothing missed by the watcher is lost, `poll:` and
+ * `schedule:` (cron). Each trigger runs until the engine stops.
+ */
+import { setTimeout as sleep } from "node:timers/promises";
+import { Cron } from "croner";
+import type { SyncConfig } from "../../config/index.ts";
+import { isFerryError, toFerryError } from "../../core/errors.ts";
+import type { Logger } from "../../core/logger.ts";
+import { fileFilter } from "../filters.ts";
+import { watchFolder, type WatchChange } from "../watch.ts";
+import type { EngineContext } from "./context.ts";
+import {
+  FILE_TASK,
+  STAGE_TASK,
+  fileKey,
+  sourceKey,
+  sourceQueue,
+  type FilePayload,
+  type SourceFilePayload,
+} from "./payloads.ts";
+
+export interface Scanner {
+  scan(sync: string, reason: string): void;
+  notify(): void;
+  readonly context: EngineContext;
+}
+
+export async function startTriggers(
+  syncs: readonly SyncConfig[],
+  engine: Scanner,
+  logger: Logger,
+  signal: AbortSignal,
+): Promise<void> {
+  const running: Promise<void>[] = [];
+  for (const sync of syncs) {
+    if (sync.watch) {
+      if (sync.source.type === "local") {
+        running.push(watch(sync, engine, logger, signal));
+      } else {
+        logger.warn(
+          { sync: sync.name },
+          `sync ${sync.name}: watch needs a local folder as source; rescanning every ${sync.rescanS}s instead`,
+        );
+      }
+      running.push(every(sync.rescanS, () => engine.scan(sync.name, "rescan"), signal));
+    }
+    if (sync.pollS !== undefined)
+      running.push(every(sync.pollS, () => engine.scan(sync.name, "poll"), signal));
+    if (sync.schedule !== undefined) {
+      const job = new Cron(sync.schedule, () => engine.scan(sync.name, "schedule"));
+      signal.addEventListener("abort", () => job.stop(), { once: true });
+    }
+  }
+  await Promise.allSettled(running);
+}
+
+async function every(seconds: number, fn: () => void, signal: AbortSignal): Promise<void> {
+  while (!signal.aborted) {
+    try {
+      await sleep(seconds * 1000, undefined, { signal });
+    } catch {
+      return;
+    }
+    fn();
+  }
+}
+
+async function watch(sync: SyncConfig, engine: Scanner, logger: Logger, signal: AbortSignal): Promise<void> {
+  if (sync.source.type !== "local") return;
+  const filter = fileFilter(sync.include, sync.exclude);
+  try {
+    for await (const batch of watchFolder(sync.source.path, {
+      filter,
+      signal,
+      onError: (error) => logger.warn({ sync: sync.name, err: toFerryError(error).message }, "watcher error"),
+    })) {
+      let queued = 0;
+      for (const change of batch) {
+        try {
+          queued += await enqueueChange(sync, change, engine.context);
+        } catch (error) {
+          logger.warn(
+            { sync: sync.name, path: change.path, err: toFerryError(error).message },
+            "could not queue a change; the next rescan will",
+          );
+        }
+      }
+      if (queued > 0) engine.notify();
+    }
+  } catch (error) {
+    if (signal.aborted) return;
+    logger.error(
+      { sync: sync.name, err: toFerryError(error).message },
+      `sync ${sync.name}: watching stopped; rescans go on`,
+    );
+  }
+}
+
+/** One filesystem change → the tasks it calls for on every target. Returns how many were queued. */
+export async function enqueueChange(
+  sync: SyncConfig,
+  change: WatchChange,
+  ctx: EngineContext,
+): Promise<number> {
+  let queued = 0;
+  const put = async (target: SyncConfig["targets"][number], path: string, payload: FilePayload) => {
+    await ctx.queue.enqueue<FilePayload>(
+      {
+        kind: FILE_TASK,
+        key: fileKey(sync.name, target.label, path),
+        queue: ctx.queueFor(target, path),
+        payload,
+      },
+      "replace",
+    );
+    queued++;
+  };
+  const sourceFile = async (path: string) => {
+    const entry = await ctx
+      .adapter(sync.source)
+      .stat(path)
+      .catch((error: unknown) => {
+        if (isFerryError(error, "NOT_FOUND")) return undefined;
+        throw error;
+      });
+    if (entry?.type !== "file" || entry.size === undefined) return undefined;
+    return { path, size: entry.size, ...(entry.modTime === undefined ? {} : { modTime: entry.modTime }) };
+  };
+  const send = async (
+    file: { path: string; size: number; modTime?: number },
+    targets: SyncConfig["targets"],
+  ) => {
+    if (sync.staging) {
+      // Staging reads the file once and then queues the uploads to every target.
+      await ctx.queue.enqueue<SourceFilePayload>(
+        {
+          kind: STAGE_TASK,
+          key: sourceKey(STAGE_TASK, sync.name, file.path),
+          queue: sourceQueue(ctx.deviceOf(sync.source)),
+          payload: { sync: sync.name, ...file },
+        },
+        "replace",
+      );
+      queued++;
+      return;
+    }
+    for (const target of targets) {
+      await put(target, file.path, {
+        op: "upload",
+        sync: sync.name,
+        target: target.label,
+        targetPath: file.path,
+        ...file,
+      });
+    }
+  };
+
+  switch (change.type) {
+    case "upsert": {
+      const file = await sourceFile(change.path);
+      if (file) await send(file, sync.targets);
+      break;
+    }
+    case "delete":
+      if (sync.mode === "mirror") {
+        for (const target of sync.targets)
+          await put(target, change.path, {
+            op: "delete",
+            sync: sync.name,
+            target: target.label,
+            path: change.path,
+          });
+      }
+      break;
+    case "move": {
+      const from = change.from;
+      const resend: SyncConfig["targets"] = [];
+      for (const target of sync.targets) {
+        const canMove =
+          sync.mode === "mirror" &&
+          !sync.staging &&
+          ctx.adapter(target).capabilities.serverSideMove &&
+          (await ctx.records(sync.name, target.label)).get(ctx.recordKey(target, from)) !== undefined;
+        if (canMove) {
+          await put(target, change.path, {
+            op: "move",
+            sync: sync.name,
+            target: target.label,
+            from,
+            to: change.path,
+          });
+          continue;
+        }
+        if (sync.mode === "mirror") {
+          await put(target, from, { op: "delete", sync: sync.name, target: target.label, path: from });
+        }
+        resend.push(target);
+      }
+      const file = resend.length > 0 ? await sourceFile(change.path) : undefined;
+      if (file) await send(file, resend);
+      break;
+    }
+  }
+  return queued;
+}

@@ -1,0 +1,77 @@
+/**
+ * The last step of a move: the source file is deleted only once every target holds a verified copy
+ * (same size; same hash where both sides can compute one) and the source has not changed since.
+ */
+import { FerryError, isFerryError } from "../core/errors.ts";
+import type { HashKind, StorageAdapter } from "../storage/adapter.ts";
+
+export interface MoveCopy {
+  target: StorageAdapter;
+  /** Path of the copy on the target. */
+  path: string;
+  /** The target cannot be read back (write-only): the recorded delivery is the only evidence. */
+  trustDelivery?: boolean;
+}
+
+export interface MovedFile {
+  path: string;
+  size: number;
+  modTime?: number;
+}
+
+/** Throws (and deletes nothing) unless every copy checks out; then removes the source file. */
+export async function finishMove(
+  source: StorageAdapter,
+  file: MovedFile,
+  copies: readonly MoveCopy[],
+  signal?: AbortSignal,
+): Promise<void> {
+  const opts = signal ? { signal } : {};
+  const current = await source.stat(file.path, opts);
+  if (current.size !== file.size || (file.modTime !== undefined && current.modTime !== file.modTime)) {
+    throw new FerryError(
+      "BUSY",
+      `${source.name}: ${file.path} changed after it was sent; it is sent again first`,
+      {
+        subject: file.path,
+        retryable: false,
+      },
+    );
+  }
+  for (const copy of copies) {
+    if (copy.trustDelivery) continue;
+    const stored = await copy.target.stat(copy.path, opts).catch((error: unknown) => {
+      if (isFerryError(error, "NOT_FOUND")) return undefined;
+      throw error;
+    });
+    if (stored?.size !== file.size) {
+      throw new FerryError(
+        "PROTOCOL",
+        `${copy.target.name}: ${copy.path} holds ${stored?.size ?? "no"} bytes, ${file.size} expected; the source is kept`,
+        { subject: file.path, retryable: false },
+      );
+    }
+    const kind = commonHash(source, copy.target);
+    if (kind && source.hash && copy.target.hash) {
+      const [a, b] = await Promise.all([
+        source.hash(file.path, kind, opts),
+        copy.target.hash(copy.path, kind, opts),
+      ]);
+      if (a !== b) {
+        throw new FerryError(
+          "PROTOCOL",
+          `${copy.target.name}: ${copy.path} differs from the source (${kind}); the source is kept`,
+          {
+            subject: file.path,
+            retryable: false,
+          },
+        );
+      }
+    }
+  }
+  await source.remove(file.path, opts);
+}
+
+function commonHash(a: StorageAdapter, b: StorageAdapter): HashKind | undefined {
+  return a.capabilities.hashes.find((kind) => b.capabilities.hashes.includes(kind));
+}

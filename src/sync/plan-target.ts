@@ -1,0 +1,92 @@
+/**
+ * Plans one target of a sync from live listings: the target's entries, what Ferry delivered there
+ * before, digests where the sync compares by checksum, then the pure plan. The one-shot run and the
+ * durable engine both plan this way.
+ */
+import type { SyncConfig } from "../config/index.ts";
+import type { StorageAdapter } from "../storage/adapter.ts";
+import type { DeliveryRecords } from "../store/deliveries.ts";
+import type { FileFilter } from "./filters.ts";
+import { plan, type Action, type TargetEntry } from "./plan.ts";
+import {
+  addHashes,
+  applyDeliveries,
+  commonHash,
+  scanTarget,
+  type SourceHasher,
+  type SourceScan,
+} from "./scan.ts";
+
+/** What every target of one planning pass shares: the source, scanned once, and its digests. */
+export interface ScannedSource {
+  adapter: StorageAdapter;
+  scan: SourceScan;
+  filter: FileFilter;
+  hash: SourceHasher;
+}
+
+export interface TargetPlan {
+  actions: Action[];
+  entries: TargetEntry[];
+  notes: string[];
+}
+
+export async function planTarget(
+  sync: SyncConfig,
+  source: ScannedSource,
+  target: StorageAdapter,
+  options: {
+    records?: DeliveryRecords | undefined;
+    protectedPath?: string | undefined;
+    signal?: AbortSignal | undefined;
+  },
+): Promise<TargetPlan> {
+  const caps = target.capabilities;
+  const notes: string[] = [];
+  const entries =
+    caps.list === "none" ? [] : await scanTarget(target, source.filter, source.scan, options.signal);
+  if (options.records) {
+    if (caps.list === "none") entries.push(...fromRecords(options.records, source.filter));
+    else applyDeliveries(entries, options.records, caps.caseInsensitive);
+  }
+  let files = source.scan.files;
+  const hash = sync.compare === "checksum" ? commonHash(source.adapter, target) : undefined;
+  if (hash) {
+    files = await addHashes(files, entries, target, hash, source.hash, options.signal);
+  } else if (sync.compare === "checksum") {
+    notes.push("no checksum in common with the source: compared by size and time");
+  }
+  const actions = plan({
+    source: files,
+    sourceDirs: source.scan.dirs,
+    target: entries,
+    rules: {
+      ...(hash ? { hash } : {}),
+      mode: sync.mode,
+      toleranceMs: sync.modTimeToleranceS * 1000,
+      caseInsensitive: caps.caseInsensitive,
+      forbiddenChars: caps.forbiddenChars,
+      maxNameBytes: caps.maxNameBytes,
+      ...(options.protectedPath === undefined ? {} : { protectedPath: options.protectedPath }),
+    },
+  });
+  return { actions, entries, notes };
+}
+
+/** What a target that cannot list holds, as far as Ferry delivered it (keys stand for paths). */
+function fromRecords(records: DeliveryRecords, filter: FileFilter): TargetEntry[] {
+  const entries: TargetEntry[] = [];
+  for (const key of records.keys()) {
+    const record = records.get(key);
+    if (!record) continue;
+    entries.push({
+      path: key,
+      type: "file",
+      ...(record.target.size === undefined ? {} : { size: record.target.size }),
+      ...(record.target.modTime === undefined ? {} : { modTime: record.target.modTime }),
+      delivered: record.source,
+      selected: filter(key),
+    });
+  }
+  return entries;
+}

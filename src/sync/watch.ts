@@ -1,0 +1,141 @@
+/**
+ * Live changes of a local folder, coalesced into batches: a file written in many steps is one
+ * change once it stops growing, a rename is one move (matched by inode), and a file created and
+ * deleted within a batch is no change at all. Paths are relative, `/`-separated and NFC, as the
+ * rest of the engine uses them. Nothing here is durable: the engine's rescans catch what a
+ * watcher misses (events dropped by the kernel, changes while Ferry was stopped).
+ */
+import type { Stats } from "node:fs";
+import { relative, sep } from "node:path";
+import { watch } from "chokidar";
+
+export type WatchChange =
+  | { type: "upsert"; path: string }
+  | { type: "delete"; path: string }
+  | { type: "move"; path: string; from: string };
+
+export interface WatchOptions {
+  /** Only files it selects are reported. */
+  filter: (path: string) => boolean;
+  signal: AbortSignal;
+  onError?: (error: unknown) => void;
+  /** A batch is handed over once no event came for this long (default 50 ms)... */
+  settleMs?: number;
+  /** ...or once its first event is this old, however busy the folder (default 100 ms). */
+  maxBatchMs?: number;
+  /** A file counts as written once its size held this long (default 100 ms). */
+  stableMs?: number;
+}
+
+export async function* watchFolder(root: string, options: WatchOptions): AsyncGenerator<WatchChange[]> {
+  const { filter, signal } = options;
+  const settleMs = options.settleMs ?? 50;
+  const maxBatchMs = options.maxBatchMs ?? 100;
+  const rel = (abs: string) => relative(root, abs).split(sep).join("/").normalize("NFC");
+  /** Inode of each file seen, so a rename can be told from a delete and a create. */
+  const inodes = new Map<string, number>();
+  let pending: { type: "add" | "change" | "unlink"; path: string; ino?: number }[] = [];
+  let wake: (() => void) | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  /** Runs from a batch's first event: a steady stream of writes must not hold the batch back. */
+  let oldest: NodeJS.Timeout | undefined;
+  /** `due`: the batch has settled (no event for `settleMs`); set by a timer, hence an object. */
+  const batch = { due: false };
+  let ready = false;
+
+  const watcher = watch(root, {
+    ignoreInitial: false,
+    alwaysStat: true,
+    awaitWriteFinish: { stabilityThreshold: options.stableMs ?? 100, pollInterval: 25 },
+    // Ferry's own temp files (local writes, staging) are not changes.
+    ignored: (path: string) => /(^|[/\\])\.ferry-[^/\\]*$/.test(path) || path.endsWith(".ferry-staging"),
+  });
+  const push = (type: "add" | "change" | "unlink", abs: string, stats?: Stats) => {
+    const path = rel(abs);
+    if (path === "" || path.startsWith("..")) return;
+    if (!ready) {
+      // The initial listing only teaches inodes; the engine's start scan plans those files.
+      if (stats) inodes.set(path, stats.ino);
+      return;
+    }
+    pending.push({ type, path, ...(stats ? { ino: stats.ino } : {}) });
+    const flush = () => {
+      clearTimeout(timer);
+      clearTimeout(oldest);
+      oldest = undefined;
+      batch.due = true;
+      wake?.();
+    };
+    clearTimeout(timer);
+    timer = setTimeout(flush, settleMs);
+    oldest ??= setTimeout(flush, maxBatchMs);
+  };
+  watcher.on("add", (path, stats) => push("add", path, stats));
+  watcher.on("change", (path, stats) => push("change", path, stats));
+  watcher.on("unlink", (path) => push("unlink", path));
+  watcher.on("error", (error) => options.onError?.(error));
+  const readyNow = new Promise<void>((resolve) => watcher.once("ready", resolve));
+  const stop = () => {
+    clearTimeout(timer);
+    clearTimeout(oldest);
+    wake?.();
+  };
+  signal.addEventListener("abort", stop, { once: true });
+  try {
+    await readyNow;
+    ready = true;
+    while (!signal.aborted) {
+      if (!batch.due) await new Promise<void>((resolve) => (wake = resolve));
+      wake = undefined;
+      if (!batch.due) continue;
+      batch.due = false;
+      const events = pending;
+      pending = [];
+      const changes = coalesce(events, inodes).filter(
+        (c) => filter(c.path) || (c.type === "move" && filter(c.from)),
+      );
+      if (changes.length > 0) yield changes;
+    }
+  } finally {
+    signal.removeEventListener("abort", stop);
+    clearTimeout(timer);
+    clearTimeout(oldest);
+    await watcher.close();
+  }
+}
+
+/** One change per path, in order; an unlink and an add of the same inode make a move. */
+export function coalesce(
+  events: readonly { type: "add" | "change" | "unlink"; path: string; ino?: number }[],
+  inodes: Map<string, number>,
+): WatchChange[] {
+  const last = new Map<string, "upsert" | "delete">();
+  const removed = new Map<number, string>();
+  const moves = new Map<string, string>();
+  for (const event of events) {
+    if (event.type === "unlink") {
+      const ino = inodes.get(event.path);
+      inodes.delete(event.path);
+      if (ino !== undefined) removed.set(ino, event.path);
+      last.set(event.path, "delete");
+      continue;
+    }
+    if (event.ino !== undefined) {
+      const from = event.type === "add" ? removed.get(event.ino) : undefined;
+      if (from !== undefined && from !== event.path) {
+        removed.delete(event.ino);
+        moves.set(event.path, from);
+        last.delete(from);
+      }
+      inodes.set(event.path, event.ino);
+    }
+    last.set(event.path, "upsert");
+  }
+  const changes: WatchChange[] = [];
+  for (const [path, type] of last) {
+    const from = moves.get(path);
+    if (type === "upsert" && from !== undefined) changes.push({ type: "move", path, from });
+    else changes.push({ type, path });
+  }
+  return changes;
+}

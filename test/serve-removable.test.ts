@@ -1,0 +1,120 @@
+/**
+ * `ferry serve` with a removable volume as the source (move mode, staged): nothing happens while it
+ * is away, everything is delivered and cleared from it once it is plugged in, and an unplug in
+ * between leaves nothing half-done.
+ */
+import assert from "node:assert/strict";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { after, before, describe, test } from "node:test";
+import { StagedVolume, UUID } from "../src/storage/removable/test-support.ts";
+
+const cli = new URL("../src/cli/main.ts", import.meta.url).pathname;
+
+async function until<T>(what: string, check: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
+  const deadline = performance.now() + ms;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+function status(dir: string): Promise<{ devices: { name: string; state: string; detail?: string }[] }> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [cli, "status", "--json"], { cwd: dir }, (error, stdout) =>
+      error
+        ? reject(new Error(`ferry status failed: ${error.message}`))
+        : resolve(JSON.parse(stdout) as never),
+    );
+  });
+}
+
+describe("ferry serve with a removable source", () => {
+  let volume: StagedVolume;
+  let dir: string;
+  let serve: ChildProcess;
+  let output = "";
+  const archive = (name = "") => join(dir, "archive", name);
+
+  before(async () => {
+    volume = await StagedVolume.create();
+    dir = join(volume.base, "ferry");
+    await mkdir(dir);
+    await writeFile(
+      join(dir, "ferry.yaml"),
+      [
+        "data_dir: ./ferry-data",
+        "devices:",
+        `  drone: { type: removable, uuid: "${UUID}", by_uuid_dir: "${volume.byUuid}", by_label_dir: "${volume.byLabel}", mountinfo: "${volume.mountinfo}" }`,
+        "syncs:",
+        "  logs: { source: drone, targets: [./archive], mode: move, staging: true }",
+        "",
+      ].join("\n"),
+    );
+    serve = spawn(process.execPath, [cli, "serve"], {
+      cwd: dir,
+      env: { ...process.env, FERRY_LOG_LEVEL: "error" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    serve.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    serve.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    await until("ferry serve to start", () => Promise.resolve(output.includes("serving") ? true : undefined));
+  });
+  after(async () => {
+    if (serve.exitCode === null) serve.kill("SIGKILL");
+    await volume.cleanup();
+  });
+
+  test("while the volume is away, its device shows offline and nothing moves", async () => {
+    const drone = (await status(dir)).devices.find((d) => d.name === "drone");
+    assert.equal(drone?.state, "offline");
+    assert.match(drone.detail ?? "", /not attached/);
+  });
+
+  test("plugged in, its logs are staged, delivered, verified and only then cleared from it", async () => {
+    await mkdir(join(volume.mountPoint, "2026-12-01"), { recursive: true });
+    await writeFile(join(volume.mountPoint, "2026-12-01", "flight 1.log"), Buffer.alloc(300_000, 1));
+    await writeFile(join(volume.mountPoint, "photo.jpg"), Buffer.alloc(120_000, 2));
+    await volume.attach();
+    await until("the logs in the archive", async () =>
+      (await readFile(archive("photo.jpg")).catch(() => undefined)) &&
+      (await readFile(archive("2026-12-01/flight 1.log")).catch(() => undefined))
+        ? true
+        : undefined,
+    );
+    await until("the volume cleared", async () =>
+      (await readdir(join(volume.mountPoint, "2026-12-01"))).length === 0 &&
+      !(await readdir(volume.mountPoint)).includes("photo.jpg")
+        ? true
+        : undefined,
+    );
+    assert.equal((await readFile(archive("2026-12-01/flight 1.log"))).length, 300_000);
+    assert.equal((await status(dir)).devices.find((d) => d.name === "drone")?.state, "online");
+  });
+
+  test("unplugged and plugged in again with a new log, it picks up where it is", async () => {
+    await volume.detach();
+    await until("the device offline", async () =>
+      (await status(dir)).devices.find((d) => d.name === "drone")?.state === "offline" ? true : undefined,
+    );
+    await writeFile(join(volume.mountPoint, "flight 2.log"), Buffer.alloc(200_000, 3));
+    await volume.attach();
+    await until("the new log in the archive", async () =>
+      (await readFile(archive("flight 2.log")).catch(() => undefined)) ? true : undefined,
+    );
+    await until("the new log cleared from the volume", async () =>
+      (await readdir(volume.mountPoint)).includes("flight 2.log") ? undefined : true,
+    );
+  });
+
+  test("stops cleanly", async () => {
+    serve.kill("SIGTERM");
+    const [code] = (await once(serve, "exit")) as [number | null];
+    assert.equal(code, 0, output);
+  });
+});
