@@ -4,7 +4,7 @@
  * or the new one, never a partial one. Names that differ only in Unicode normalization (a file
  * written NFD from macOS, asked for in NFC) are found by matching the folder's entries in NFC.
  */
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import type { Stats } from "node:fs";
 import fs, { type FileHandle } from "node:fs/promises";
 import { join, resolve } from "node:path";
@@ -26,6 +26,7 @@ import {
   type Usage,
   type WriteOptions,
 } from "../adapter.ts";
+import { sha256Of } from "../digest.ts";
 import { sizeMismatch } from "../errors.ts";
 import { fsError, isMissing, localError } from "./errors.ts";
 
@@ -375,13 +376,11 @@ class LocalStorage implements StorageAdapter {
   async hash(path: string, kind: HashKind, options: OpOptions = {}): Promise<string> {
     if (kind !== "sha256") throw localError("UNSUPPORTED", this.name, path, `no ${kind} hashes here`);
     const stream = await this.read(path, options);
-    const digest = createHash("sha256");
     try {
-      await pipeline(stream, digest, options.signal ? { signal: options.signal } : {});
+      return await sha256Of(stream, options.signal);
     } catch (error) {
       throw fsError(error, this.name, path);
     }
-    return digest.digest("hex");
   }
 
   async usage(options: OpOptions = {}): Promise<Usage> {

@@ -5,12 +5,11 @@
  * every call fails with UNAVAILABLE, so the engine parks the work and resumes it when it is back.
  * Running reads and writes re-check the volume as they go and stop as soon as it is pulled.
  */
-import { createHash } from "node:crypto";
+import { sha256Of } from "../digest.ts";
 import fs from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import { z } from "zod";
 import { throwIfAborted, raceAbort, toFerryError, type FerryError } from "../../core/errors.ts";
 import { dirname, normalizePath } from "../../core/paths.ts";
@@ -335,13 +334,11 @@ export class RemovableStorage implements StorageAdapter {
     if (kind !== "sha256") throw localError("UNSUPPORTED", this.name, path, `no ${kind} hashes here`);
     // Through read(), so that a pull mid-hash stops it like any other read.
     const stream = await this.read(path, options);
-    const digest = createHash("sha256");
     try {
-      await pipeline(stream, digest, options.signal ? { signal: options.signal } : {});
+      return await sha256Of(stream, options.signal);
     } catch (error) {
       throw fsError(error, this.name, path);
     }
-    return digest.digest("hex");
   }
 
   usage(options: OpOptions = {}): Promise<Usage> {
