@@ -66,7 +66,7 @@ export class ConnectionChecker {
     if (before !== state) {
       await this.#store.set(name, state, detail);
       const log =
-        state === "online"
+        state === "online" || state === "busy"
           ? this.#logger.info
           : state === "attention"
             ? this.#logger.error
