@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, test } from "node:test";
@@ -15,12 +15,13 @@ import { StagedVolume, UUID } from "../src/storage/removable/test-support.ts";
 const cli = new URL("../src/cli/main.ts", import.meta.url).pathname;
 
 async function until<T>(what: string, check: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
+  // Short polls: the staging test pulls the stick within milliseconds of the first staged byte.
   const deadline = performance.now() + ms;
   for (;;) {
     const value = await check();
     if (value !== undefined) return value;
     if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
+    await sleep(5);
   }
 }
 
@@ -109,6 +110,61 @@ describe("ferry serve with a removable source", () => {
     );
     await until("the new log cleared from the volume", async () =>
       (await readdir(volume.mountPoint)).includes("flight 2.log") ? undefined : true,
+    );
+  });
+
+  test("pulled out in the middle of staging a big log, it goes on from the staged bytes when back", async () => {
+    const size = 96 * 1024 * 1024;
+    const data = Buffer.alloc(size);
+    for (let i = 0; i < size; i += 4096) data.writeUInt32LE(i, i);
+    // The source is not watched: the log is found when the volume comes back, as in the field.
+    await volume.detach();
+    await until("the device offline", async () =>
+      (await status(dir)).devices.find((d) => d.name === "drone")?.state === "offline" ? true : undefined,
+    );
+    await writeFile(join(volume.mountPoint, "big flight.log"), data);
+    await volume.attach();
+    const part = join(dir, "ferry-data", "staging", "logs", "big flight.log.ferry-staging");
+    // Once a few megabytes are staged (and synced: staging checkpoints every MiB), pull the stick.
+    await until(
+      "staging to be under way",
+      async () =>
+        ((await stat(part).catch(() => undefined))?.size ?? 0) >= 8 * 1024 * 1024 ? true : undefined,
+      30_000,
+    );
+    await volume.detach();
+    const kept = await until("staging to stop at the unplug", async () => {
+      const first = (await stat(part).catch(() => undefined))?.size;
+      await sleep(300);
+      const second = (await stat(part).catch(() => undefined))?.size;
+      return first !== undefined && first === second ? second : undefined;
+    });
+    assert.ok(kept > 0 && kept < size, `${kept} of ${size} bytes staged when the stick went`);
+    await volume.attach();
+    // Staging resumes at its last synced megabyte: the part file never shrinks far below `kept`.
+    let least = kept;
+    const watching = (async () => {
+      for (;;) {
+        const now = (await stat(part).catch(() => undefined))?.size;
+        if (now === undefined) return;
+        least = Math.min(least, now);
+        await sleep(1);
+      }
+    })();
+    await until(
+      "the big log in the archive",
+      async () =>
+        (await stat(archive("big flight.log")).catch(() => undefined))?.size === size ? true : undefined,
+      30_000,
+    );
+    await watching;
+    assert.ok(
+      least >= kept - 2 * 1024 * 1024,
+      `staging went back to ${least} bytes after ${kept} were staged`,
+    );
+    assert.ok((await readFile(archive("big flight.log"))).equals(data), "delivered byte for byte");
+    await until("the big log cleared from the volume", async () =>
+      (await readdir(volume.mountPoint)).includes("big flight.log") ? undefined : true,
     );
   });
 

@@ -20,7 +20,8 @@
  *   its key is queued is superseded by it: it is deleted, since the newer request is the one wanted.
  *   `retry` leaves a dead task dead when its key has a queued task.
  * - `enqueue(..., "replace")` replaces payload, priority and runAt, and clears checkpoint and
- *   progress; kind, queue, maxAttempts, attempts and lastError stay.
+ *   progress unless the payload is the same (the same change queued again, e.g. by a rescan, keeps
+ *   what an earlier attempt checkpointed); kind, queue, maxAttempts, attempts and lastError stay.
  */
 
 /** Attempts of a task whose request names none. */
@@ -68,7 +69,8 @@ export interface EnqueueRequest<P = unknown> {
 export interface EnqueueResult {
   id: string;
   /** "created": new task; "kept": a queued task with this key existed and was left as is;
-   *  "replaced": its payload/priority/runAt were replaced (its checkpoint is cleared). */
+   *  "replaced": its payload/priority/runAt were replaced (its checkpoint is cleared unless the
+   *  payload is the same). */
   outcome: "created" | "kept" | "replaced";
 }
 

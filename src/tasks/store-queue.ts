@@ -9,7 +9,7 @@
  * re-reads it (READ COMMITTED re-checks locked rows) and skips it. On SQLite every write
  * transaction is IMMEDIATE (store.ts), one writer at a time across processes.
  */
-import type { QueryCreator } from "kysely";
+import { sql, type QueryCreator } from "kysely";
 import type { Schema } from "../store/schema.ts";
 import type { Store } from "../store/store.ts";
 import {
@@ -126,8 +126,13 @@ export class StoreTaskQueue implements TaskQueue {
                   payload: eb.ref("excluded.payload"),
                   priority: eb.ref("excluded.priority"),
                   run_at: eb.ref("excluded.run_at"),
-                  checkpoint: null,
-                  progress: null,
+                  // The same change queued again (a rescan) keeps what a parked attempt had done.
+                  checkpoint: sql<
+                    string | null
+                  >`case when tasks.payload = excluded.payload then tasks.checkpoint else null end`,
+                  progress: sql<
+                    number | null
+                  >`case when tasks.payload = excluded.payload then tasks.progress else null end`,
                   updated_at: eb.ref("excluded.updated_at"),
                 }
               : // A no-op update, so that RETURNING names the task that was kept.

@@ -124,6 +124,22 @@ export function describeTaskQueueConformance(
       },
     );
 
+    check(
+      "replace with the same payload keeps the checkpoint: a rescan does not undo a parked attempt",
+      async (q) => {
+        const first = await q.enqueue(task("k", { payload: { path: "a", size: 9 } }));
+        await claimOne(q);
+        await q.heartbeat(first.id, "w1", { leaseMs: LEASE, checkpoint: { bytes: 4 }, progress: 4 });
+        await q.release(first.id, "w1");
+        await q.enqueue(task("k", { payload: { path: "a", size: 9 }, priority: 3 }), "replace");
+        const same = await q.get(first.id);
+        assert.deepEqual([same?.checkpoint, same?.progress, same?.priority], [{ bytes: 4 }, 4, 3]);
+        await q.enqueue(task("k", { payload: { path: "a", size: 10 } }), "replace");
+        const changed = await q.get(first.id);
+        assert.deepEqual([changed?.checkpoint, changed?.progress], [null, null]);
+      },
+    );
+
     check("a running task of a key does not block a new queued one", async (q) => {
       const first = await q.enqueue(task("k", { payload: 1 }));
       await claimOne(q);
