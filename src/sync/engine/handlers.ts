@@ -11,14 +11,12 @@ import { printerGate, protectedWithin } from "../gate.ts";
 import { finishMove } from "../move.ts";
 import { sendFile } from "../transfer.ts";
 import type { EngineContext } from "./context.ts";
+import { enqueueFileTask, enqueueSourceTask } from "./enqueue.ts";
 import { stageFile } from "./staging.ts";
 import {
   FILE_TASK,
   FINISH_TASK,
   STAGE_TASK,
-  fileKey,
-  sourceKey,
-  sourceQueue,
   type FilePayload,
   type SourceFilePayload,
   type TransferCheckpoint,
@@ -176,20 +174,7 @@ async function shows(
 async function afterDelivery(p: FilePayload & { op: "upload" }, ctx: EngineContext): Promise<void> {
   const sync = ctx.sync(p.sync);
   if (sync.mode !== "move" && !p.staged) return;
-  await ctx.queue.enqueue<SourceFilePayload>(
-    {
-      kind: FINISH_TASK,
-      key: sourceKey(FINISH_TASK, sync.name, p.path),
-      queue: sourceQueue(ctx.deviceOf(sync.source)),
-      payload: {
-        sync: sync.name,
-        path: p.path,
-        size: p.size,
-        ...(p.modTime === undefined ? {} : { modTime: p.modTime }),
-      },
-    },
-    "replace",
-  );
+  await enqueueSourceTask(ctx, FINISH_TASK, sync, p);
 }
 
 async function finishTask(p: SourceFilePayload, ctx: EngineContext, run: RunContext): Promise<Outcome> {
@@ -230,24 +215,16 @@ async function stageTask(p: SourceFilePayload, ctx: EngineContext, run: RunConte
     throw error;
   }
   for (const endpoint of sync.targets) {
-    await ctx.queue.enqueue<FilePayload>(
-      {
-        kind: FILE_TASK,
-        key: fileKey(sync.name, endpoint.label, p.path),
-        queue: ctx.queueFor(endpoint, p.path),
-        payload: {
-          op: "upload",
-          sync: sync.name,
-          target: endpoint.label,
-          path: p.path,
-          targetPath: p.path,
-          size: staged.size,
-          ...(staged.modTime === undefined ? {} : { modTime: staged.modTime }),
-          staged: true,
-        },
-      },
-      "replace",
-    );
+    await enqueueFileTask(ctx, endpoint, {
+      op: "upload",
+      sync: sync.name,
+      target: endpoint.label,
+      path: p.path,
+      targetPath: p.path,
+      size: staged.size,
+      ...(staged.modTime === undefined ? {} : { modTime: staged.modTime }),
+      staged: true,
+    });
   }
   return { bytes: staged.sent };
 }

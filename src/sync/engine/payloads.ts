@@ -66,3 +66,8 @@ export function deviceQueues(device: string, slots: number): string[] {
 export function sourceQueue(device: string): string {
   return `from:${device}`;
 }
+
+/** The path a file task is keyed and serialized by: the one it changes (a move's destination). */
+export function taskPath(payload: FilePayload): string {
+  return payload.op === "move" ? payload.to : payload.path;
+}

@@ -9,16 +9,8 @@ import { emptySourceRefusal, type Action } from "../plan.ts";
 import { planTarget, type ScannedSource } from "../plan-target.ts";
 import { scanSource, sourceHasher } from "../scan.ts";
 import type { EngineContext } from "./context.ts";
-import {
-  FILE_TASK,
-  FINISH_TASK,
-  STAGE_TASK,
-  fileKey,
-  sourceKey,
-  sourceQueue,
-  type FilePayload,
-  type SourceFilePayload,
-} from "./payloads.ts";
+import { enqueueFileTask, enqueueSourceTask } from "./enqueue.ts";
+import { FINISH_TASK, STAGE_TASK, type FilePayload } from "./payloads.ts";
 
 export interface ScanResult {
   enqueued: number;
@@ -71,41 +63,18 @@ export async function planSync(
           ctx.logger.error({ sync: sync.name, target: endpoint.label, path: action.path }, action.reason);
         continue;
       }
-      await ctx.queue.enqueue<FilePayload>(
-        {
-          kind: FILE_TASK,
-          key: fileKey(sync.name, endpoint.label, action.path),
-          queue: ctx.queueFor(endpoint, action.path),
-          payload,
-        },
-        "replace",
-      );
+      await enqueueFileTask(ctx, endpoint, payload);
       enqueued++;
     }
   }
 
-  const sourceTask = (kind: string, file: { path: string; size: number; modTime?: number }) =>
-    ctx.queue.enqueue<SourceFilePayload>(
-      {
-        kind,
-        key: sourceKey(kind, sync.name, file.path),
-        queue: sourceQueue(ctx.deviceOf(sync.source)),
-        payload: {
-          sync: sync.name,
-          path: file.path,
-          size: file.size,
-          ...(file.modTime === undefined ? {} : { modTime: file.modTime }),
-        },
-      },
-      "replace",
-    );
   for (const file of scan.files) {
     if (needsStaging.has(file.path)) {
-      await sourceTask(STAGE_TASK, file);
+      await enqueueSourceTask(ctx, STAGE_TASK, sync, file);
       enqueued++;
     } else if (sync.mode === "move" && everywhere.has(file.path)) {
       // Delivered before a crash or a restart, but the source copy is still here.
-      await sourceTask(FINISH_TASK, file);
+      await enqueueSourceTask(ctx, FINISH_TASK, sync, file);
       enqueued++;
     }
   }

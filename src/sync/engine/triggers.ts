@@ -11,15 +11,8 @@ import type { Logger } from "../../core/logger.ts";
 import { fileFilter } from "../filters.ts";
 import { watchFolder, type WatchChange } from "../watch.ts";
 import type { EngineContext } from "./context.ts";
-import {
-  FILE_TASK,
-  STAGE_TASK,
-  fileKey,
-  sourceKey,
-  sourceQueue,
-  type FilePayload,
-  type SourceFilePayload,
-} from "./payloads.ts";
+import { enqueueFileTask, enqueueSourceTask } from "./enqueue.ts";
+import { STAGE_TASK, type FilePayload } from "./payloads.ts";
 
 export interface Scanner {
   scan(sync: string, reason: string): void;
@@ -105,16 +98,8 @@ export async function enqueueChange(
   ctx: EngineContext,
 ): Promise<number> {
   let queued = 0;
-  const put = async (target: SyncConfig["targets"][number], path: string, payload: FilePayload) => {
-    await ctx.queue.enqueue<FilePayload>(
-      {
-        kind: FILE_TASK,
-        key: fileKey(sync.name, target.label, path),
-        queue: ctx.queueFor(target, path),
-        payload,
-      },
-      "replace",
-    );
+  const put = async (target: SyncConfig["targets"][number], payload: FilePayload) => {
+    await enqueueFileTask(ctx, target, payload);
     queued++;
   };
   const sourceFile = async (path: string) => {
@@ -134,20 +119,12 @@ export async function enqueueChange(
   ) => {
     if (sync.staging) {
       // Staging reads the file once and then queues the uploads to every target.
-      await ctx.queue.enqueue<SourceFilePayload>(
-        {
-          kind: STAGE_TASK,
-          key: sourceKey(STAGE_TASK, sync.name, file.path),
-          queue: sourceQueue(ctx.deviceOf(sync.source)),
-          payload: { sync: sync.name, ...file },
-        },
-        "replace",
-      );
+      await enqueueSourceTask(ctx, STAGE_TASK, sync, file);
       queued++;
       return;
     }
     for (const target of targets) {
-      await put(target, file.path, {
+      await put(target, {
         op: "upload",
         sync: sync.name,
         target: target.label,
@@ -166,7 +143,7 @@ export async function enqueueChange(
     case "delete":
       if (sync.mode === "mirror") {
         for (const target of sync.targets)
-          await put(target, change.path, {
+          await put(target, {
             op: "delete",
             sync: sync.name,
             target: target.label,
@@ -184,7 +161,7 @@ export async function enqueueChange(
           ctx.adapter(target).capabilities.serverSideMove &&
           (await ctx.records(sync.name, target.label)).get(ctx.recordKey(target, from)) !== undefined;
         if (canMove) {
-          await put(target, change.path, {
+          await put(target, {
             op: "move",
             sync: sync.name,
             target: target.label,
@@ -194,7 +171,7 @@ export async function enqueueChange(
           continue;
         }
         if (sync.mode === "mirror") {
-          await put(target, from, { op: "delete", sync: sync.name, target: target.label, path: from });
+          await put(target, { op: "delete", sync: sync.name, target: target.label, path: from });
         }
         resend.push(target);
       }
