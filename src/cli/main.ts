@@ -11,6 +11,9 @@ import { statusCommand, tasksCommand } from "./status-command.ts";
 import { syncCommand } from "./sync-command.ts";
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
+/** `-c FILE`, the same on every command that reads ferry.yaml. */
+const configOption = () =>
+  new Option("-c, --config <file>", "config file (default: ferry.yaml, ferry.yml or ferry.json here)");
 const size = (what: string) => (value: string) => {
   try {
     return parseSize(value, what);
@@ -38,7 +41,7 @@ function program(): Command {
       "bring targets in line with their source once, then exit (0 all done, 1 something failed, 2 bad config)",
     )
     .argument("[sync...]", "syncs to run (default: all in the config)")
-    .option("-c, --config <file>", "config file (default: ferry.yaml, ferry.yml or ferry.json here)")
+    .addOption(configOption())
     .option("--dry-run", "print the plan and change nothing")
     .option("--include-busy", "also sync printers that are not idle (the printed file is never touched)")
     .option(
@@ -55,7 +58,7 @@ function program(): Command {
   ferry
     .command("serve")
     .description("run every sync continuously (watch, poll, schedule) until Ctrl-C or SIGTERM")
-    .option("-c, --config <file>", "config file (default: ferry.yaml, ferry.yml or ferry.json here)")
+    .addOption(configOption())
     .option("--json", "log events as JSON lines")
     .action(async (options: Parameters<typeof serveCommand>[0]) => {
       process.exitCode = await serveCommand(options);
@@ -64,7 +67,7 @@ function program(): Command {
   ferry
     .command("status")
     .description("devices (online, offline, busy), queue counts, transfers in flight, recent failures")
-    .option("-c, --config <file>", "config file (default: ferry.yaml, ferry.yml or ferry.json here)")
+    .addOption(configOption())
     .option("--json", "print one machine-readable status")
     .action(async (options: Parameters<typeof statusCommand>[0]) => {
       process.exitCode = await statusCommand(options);
@@ -75,7 +78,7 @@ function program(): Command {
     .description("list dead tasks; `ferry tasks retry ID...` or `--all` queues them again")
     .argument("[action]", "list (default) or retry")
     .argument("[ids...]", "task ids for retry")
-    .option("-c, --config <file>", "config file (default: ferry.yaml, ferry.yml or ferry.json here)")
+    .addOption(configOption())
     .option("--all", "with retry: every dead task")
     .option("--json", "machine-readable list")
     .action(
