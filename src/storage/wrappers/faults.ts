@@ -1,5 +1,5 @@
 /**
- * Fault injection for tests and the demo: an adapter whose reads fail with a chosen error after a
+ * Fault injection for tests: an adapter whose reads fail with a chosen error after a
  * number of bytes (a cable pulled mid-transfer), and that counts the bytes it gave out, so a test
  * can prove what a resume read again.
  */
