@@ -4,12 +4,13 @@
  * and resume by themselves when the device is back.
  */
 import { toFerryError } from "../../core/errors.ts";
+import type { DeviceState } from "../../store/devices.ts";
 import type { Logger } from "../../core/logger.ts";
 import { QUIET_ACTIVITIES, type PrinterDriver } from "../../printers/driver.ts";
 import type { StorageAdapter } from "../../storage/adapter.ts";
 
-/** `busy`: a printer that answers but prints (its tasks wait at the idle gate, not here). */
-export type DeviceState = "online" | "offline" | "busy" | "attention";
+// `busy`: a printer that answers but prints (its tasks wait at the idle gate, not here).
+export type { DeviceState } from "../../store/devices.ts";
 
 export interface Probe {
   /** The device's name (or a local folder's label). */
