@@ -72,6 +72,38 @@ export interface WriteOptions extends OpOptions {
   modTime?: number;
 }
 
+/** What a resumable upload keeps between attempts: JSON, saved in the task checkpoint. */
+export type UploadToken = { readonly [key: string]: unknown };
+
+export interface UploadOptions extends WriteOptions {
+  /**
+   * The token of an earlier upload of this path. When it still fits (same size, the partial data
+   * still there) the upload goes on from what the target holds; otherwise it starts over at 0.
+   */
+  resume?: UploadToken;
+}
+
+export interface FinishOptions extends OpOptions {
+  /** Called when more bytes are stored for good, with the token to keep for a later resume. */
+  onStored?: (stored: { bytes: number; token: UploadToken }) => void;
+}
+
+/**
+ * An upload that survives a crash, an unplug or an outage: `openUpload` says how much of it the
+ * target already holds; the caller sends the rest with `finish`, which puts the file under its name.
+ * Until then nothing shows under the final name (an old file there keeps its content).
+ */
+export interface Upload {
+  /** Bytes the target already holds for this upload: send the source from this byte on. */
+  readonly offset: number;
+  /** Keep it (the task checkpoint) before sending: a later `openUpload` resumes with it. */
+  readonly token: UploadToken;
+  /** Sends bytes `offset`..`size` of the file, then stores it under its name. */
+  finish(rest: Readable | AsyncIterable<Uint8Array>, options?: FinishOptions): Promise<Entry>;
+  /** Throws away what this upload stored so far. */
+  abort(options?: OpOptions): Promise<void>;
+}
+
 export interface Usage {
   usedBytes?: number;
   freeBytes?: number;
@@ -104,6 +136,8 @@ export interface StorageAdapter {
   hash?(path: string, kind: HashKind, options?: OpOptions): Promise<string>;
   /** Only when `usage`. */
   usage?(options?: OpOptions): Promise<Usage>;
+  /** Only when `resumableWrite` is not "none". A stale or unknown `resume` token starts over. */
+  openUpload?(path: string, options: UploadOptions): Promise<Upload>;
 }
 
 export interface AdapterContext {
@@ -127,6 +161,7 @@ const OPTIONAL_METHODS = [
   ["setModTime", (c: Capabilities) => c.setModTime],
   ["hash", (c: Capabilities) => c.hashes.length > 0],
   ["usage", (c: Capabilities) => c.usage],
+  ["openUpload", (c: Capabilities) => c.resumableWrite !== "none"],
 ] as const;
 
 /** Throws when an adapter's optional methods and its capabilities disagree. */

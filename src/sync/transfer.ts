@@ -3,15 +3,22 @@
  * file ever shows under the final name, and checked against the expected size.
  */
 import { randomBytes } from "node:crypto";
-import { Transform } from "node:stream";
+import { Transform, type Readable } from "node:stream";
 import { FerryError } from "../core/errors.ts";
 import { basename, dirname, joinPath } from "../core/paths.ts";
-import type { Entry, StorageAdapter } from "../storage/adapter.ts";
+import type { Entry, StorageAdapter, UploadToken } from "../storage/adapter.ts";
 
 export interface SendOptions {
   signal?: AbortSignal;
   /** Called with the bytes sent so far, at most every few KiB. */
   onProgress?: (bytes: number) => void;
+  /** The token an earlier attempt of this transfer kept (targets with resumable uploads). */
+  resume?: UploadToken;
+  /**
+   * Called with what to keep so that a later attempt resumes: first before any byte goes (`now`:
+   * awaited, so it is stored before the target holds anything to lose), then as bytes are stored.
+   */
+  keep?: (stored: { bytes: number; token: UploadToken }, now: boolean) => Promise<void> | void;
 }
 
 export interface SendRequest {
@@ -27,24 +34,34 @@ export async function sendFile(
   request: SendRequest,
   options: SendOptions = {},
 ): Promise<Entry> {
-  const { signal, onProgress } = options;
-  const input = await source.read(request.path, signal ? { signal } : {});
-  let bytes = 0;
-  const counter = new Transform({
-    transform(chunk: Buffer, _encoding, done) {
-      bytes += chunk.length;
-      onProgress?.(bytes);
-      done(null, chunk);
-    },
-  });
-  input.on("error", (error) => counter.destroy(error));
-  const body = input.pipe(counter);
+  const { signal } = options;
   const writeOptions = {
     size: request.size,
     ...(request.modTime === undefined ? {} : { modTime: request.modTime }),
     ...(signal ? { signal } : {}),
   };
+  if (target.openUpload) {
+    const upload = await target.openUpload(request.targetPath, {
+      ...writeOptions,
+      ...(options.resume ? { resume: options.resume } : {}),
+    });
+    const { keep } = options;
+    try {
+      await keep?.({ bytes: upload.offset, token: upload.token }, true);
+      const body = await readCounted(source, request.path, upload.offset, options);
+      const stored = await upload.finish(body, {
+        ...(signal ? { signal } : {}),
+        onStored: (state) => void keep?.(state, false),
+      });
+      return checkSize(target, request, stored);
+    } catch (error) {
+      // Nobody keeps the token, so nobody could resume: leave nothing behind.
+      if (!keep) await upload.abort().catch(() => undefined);
+      throw error;
+    }
+  }
 
+  const body = await readCounted(source, request.path, 0, options);
   let stored: Entry;
   const caps = target.capabilities;
   if (caps.partialWritesVisible && caps.serverSideMove && target.move) {
@@ -64,6 +81,42 @@ export async function sendFile(
   } else {
     stored = await target.write(request.targetPath, body, writeOptions);
   }
+  return checkSize(target, request, stored);
+}
+
+/**
+ * The source from byte `offset` on, counting bytes for `onProgress` from 0 of the whole file. A
+ * source without range reads is read from the start and the first `offset` bytes are dropped.
+ */
+async function readCounted(
+  source: StorageAdapter,
+  path: string,
+  offset: number,
+  { signal, onProgress }: SendOptions,
+): Promise<Readable> {
+  const ranged = offset > 0 && source.capabilities.rangeRead;
+  const input = await source.read(path, { ...(signal ? { signal } : {}), ...(ranged ? { offset } : {}) });
+  let skip = ranged ? 0 : offset;
+  let bytes = offset;
+  onProgress?.(bytes);
+  const counter = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      if (skip > 0) {
+        const dropped = Math.min(skip, chunk.length);
+        skip -= dropped;
+        chunk = chunk.subarray(dropped);
+        if (chunk.length === 0) return done();
+      }
+      bytes += chunk.length;
+      onProgress?.(bytes);
+      done(null, chunk);
+    },
+  });
+  input.on("error", (error) => counter.destroy(error));
+  return input.pipe(counter);
+}
+
+function checkSize(target: StorageAdapter, request: SendRequest, stored: Entry): Entry {
   if (stored.size !== undefined && stored.size !== request.size) {
     throw new FerryError(
       "PROTOCOL",

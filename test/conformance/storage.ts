@@ -7,12 +7,14 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it, type TestContext } from "node:test";
+import { setTimeout as delay } from "node:timers/promises";
 import { FerryError } from "../../src/core/errors.ts";
 import { basename, pathKey } from "../../src/core/paths.ts";
 import {
   assertCapabilitiesMatch,
   type Capabilities,
   type StorageAdapter,
+  type UploadOptions,
 } from "../../src/storage/adapter.ts";
 import {
   assertSameBytes,
@@ -23,6 +25,7 @@ import {
   nameOfBytes,
   put,
   readAll,
+  sourceOf,
   stallingSource,
 } from "./storage-helpers.ts";
 
@@ -40,6 +43,11 @@ export interface StorageHarness {
   suffix?: string;
   /** Time limit of each test in ms (default 30 000). */
   timeoutMs?: number;
+  /**
+   * Bytes of the file the resumable-upload tests interrupt halfway (default `largeSize`); make it a
+   * few of the adapter's chunks (S3: three parts) so that half of it is more than one chunk.
+   */
+  resumeSize?: number;
 }
 
 /** Names no target should choke on, each built for the target's capabilities (undefined: nothing to test). */
@@ -396,6 +404,101 @@ export function describeStorageConformance(label: string, harness: StorageHarnes
         else await expectNoFile(dir, path, "aborted write");
       });
     }
+
+    /**
+     * Starts an upload of `data`, lets the first half go, then pulls the plug (abort) and closes the
+     * instance. Returns the last token the upload asked to keep and the bytes it said were stored.
+     */
+    const interruptedUpload = async (path: string, data: Buffer) => {
+      const first = await harness.open();
+      const upload = await openUpload(first, path, { size: data.length });
+      assert.equal(upload.offset, 0, "a new upload starts at 0");
+      let kept = { bytes: upload.offset, token: upload.token };
+      const controller = new AbortController();
+      const { source, consumed } = stallingSource(data.subarray(0, data.length / 2));
+      const sending = upload.finish(source, {
+        signal: controller.signal,
+        onStored: (stored) => (kept = stored),
+      });
+      const outcome = expectFerryError(sending, "ABORTED", "interrupted upload");
+      await consumed;
+      // Give the target a moment to store what it received before the plug is pulled.
+      for (let waited = 0; kept.bytes === 0 && waited < 1000; waited += 50) await delay(50);
+      controller.abort();
+      await outcome;
+      await first.close();
+      return kept;
+    };
+    /** Opens an upload on `a`, which must have openUpload (resumable targets only call this). */
+    const openUpload = (a: StorageAdapter, path: string, options: UploadOptions) => {
+      if (!a.openUpload) throw new Error(`${a.kind} claims resumable uploads but has no openUpload`);
+      return a.openUpload(path, options);
+    };
+    const resumeSize = harness.resumeSize ?? largeSize;
+
+    check("an interrupted upload resumes in a new instance from what the target holds", async (t) => {
+      if (skip(t, caps().resumableWrite === "none", "uploads cannot resume here")) return;
+      const dir = folder("resume");
+      const path = `${dir}/file${ext}`;
+      const old = randomBytes(100);
+      await put(adapter(), path, old);
+      const data = randomBytes(resumeSize);
+      const kept = await interruptedUpload(path, data);
+      await expectContent(adapter(), path, old);
+
+      const second = await harness.open();
+      opened.add(second);
+      const upload = await openUpload(second, path, { size: data.length, resume: kept.token });
+      assert.ok(upload.offset > 0, "resumes past the start");
+      assert.ok(upload.offset >= kept.bytes, `resumes at ${upload.offset}, at or past ${kept.bytes} stored`);
+      assert.ok(upload.offset <= data.length / 2, `resumes at ${upload.offset}, within what was sent`);
+      const entry = await upload.finish(sourceOf(data.subarray(upload.offset)));
+      if (entry.size !== undefined) assert.equal(entry.size, data.length, "finish returns the size");
+      await expectContent(second, path, data);
+      if (listable()) assert.deepEqual(await keysOf(dir), [key(path)], "no partial upload left beside it");
+    });
+
+    check("a token that no longer fits starts the upload over", async (t) => {
+      if (skip(t, caps().resumableWrite === "none", "uploads cannot resume here")) return;
+      const dir = folder("resume-stale");
+      const path = `${dir}/file${ext}`;
+      const kept = await interruptedUpload(path, randomBytes(resumeSize));
+      const data = randomBytes(1000);
+      const upload = await openUpload(adapter(), path, {
+        size: data.length,
+        resume: kept.token,
+      });
+      assert.equal(upload.offset, 0, "another size: from the start");
+      await upload.finish(sourceOf(data));
+      await expectContent(adapter(), path, data);
+      const again = await openUpload(adapter(), path, {
+        size: data.length,
+        resume: kept.token,
+      });
+      assert.equal(again.offset, 0, "the finished upload's token does not resume");
+      await again.abort();
+      await expectContent(adapter(), path, data);
+    });
+
+    check("abort throws an unfinished upload away", async (t) => {
+      if (skip(t, caps().resumableWrite === "none", "uploads cannot resume here")) return;
+      const dir = folder("resume-abort");
+      const path = `${dir}/file${ext}`;
+      const data = randomBytes(resumeSize);
+      const kept = await interruptedUpload(path, data);
+      const upload = await openUpload(adapter(), path, {
+        size: data.length,
+        resume: kept.token,
+      });
+      await upload.abort();
+      await expectNoFile(dir, path, "aborted upload");
+      const after = await openUpload(adapter(), path, {
+        size: data.length,
+        resume: kept.token,
+      });
+      assert.equal(after.offset, 0, "nothing left to resume after abort");
+      await after.abort();
+    });
 
     check("maxConcurrency parallel writes all land intact", async () => {
       const dir = folder("parallel");

@@ -5,28 +5,26 @@
  * `database()` is a new empty database, so test files (and tests) never see each other's data.
  *
  * When neither is possible the PostgreSQL tests report themselves skipped with the reason; with
- * `FERRY_REQUIRE_POSTGRES=1` they fail instead (CI must not pass by skipping them).
+ * `FERRY_REQUIRE_SERVERS=1` they fail instead (CI must not pass by skipping them).
  *
  *   const pg = await testPostgres();
  *   after(() => pg.close());
  *   test("...", pg.testOptions, async () => { ... await pg.database() ... });
  */
-import { spawn, execFile } from "node:child_process";
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { accessSync, constants } from "node:fs";
 import { chown, mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { delimiter, join } from "node:path";
-import { promisify } from "node:util";
+import { join } from "node:path";
 import pg from "pg";
+import { findBinary, freePort, run, serversRequired, tail, Unavailable, within } from "./common.ts";
 
 export interface TestPostgres {
   /** Why PostgreSQL tests cannot run here; undefined when they can. */
   readonly reason: string | undefined;
   /**
    * Options for each PostgreSQL `test()`: `{ skip: reason }` without a server (nothing under
-   * FERRY_REQUIRE_POSTGRES=1). Per test, not per describe: a skipped describe counts no skipped tests.
+   * FERRY_REQUIRE_SERVERS=1). Per test, not per describe: a skipped describe counts no skipped tests.
    */
   readonly testOptions: { skip?: string };
   /** The URL of a new, empty database. Rejects with the reason when there is no server. */
@@ -34,8 +32,6 @@ export interface TestPostgres {
   /** Drops the databases made here and stops a throwaway server, removing its folder. */
   close(): Promise<void>;
 }
-
-const run = promisify(execFile);
 
 export async function testPostgres(): Promise<TestPostgres> {
   const given = process.env.FERRY_TEST_DATABASE_URL?.trim();
@@ -48,15 +44,13 @@ export async function testPostgres(): Promise<TestPostgres> {
   }
 }
 
-class Unavailable extends Error {}
-
 function unavailable(why: string): TestPostgres {
-  const required = process.env.FERRY_REQUIRE_POSTGRES === "1";
+  const required = serversRequired();
   const reason = `no PostgreSQL for tests: ${why} (set FERRY_TEST_DATABASE_URL to use a running server)`;
   return {
     reason,
     testOptions: required ? {} : { skip: reason },
-    database: () => Promise.reject(new Error(`FERRY_REQUIRE_POSTGRES=1, but ${reason}`)),
+    database: () => Promise.reject(new Error(`FERRY_REQUIRE_SERVERS=1, but ${reason}`)),
     close: () => Promise.resolve(),
   };
 }
@@ -203,20 +197,6 @@ class ThrowawayServer {
   }
 }
 
-function findBinary(name: string): string | undefined {
-  const dirs = (process.env.PATH ?? "").split(delimiter).filter(Boolean);
-  for (const dir of dirs) {
-    const path = join(dir, name);
-    try {
-      accessSync(path, constants.X_OK);
-      return path;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
-
 /** The user to run the server as: none when we are not root, else the `postgres` user. */
 async function runAs(): Promise<{ name: string; uid: number; gid: number } | undefined> {
   if (process.getuid?.() !== 0) return undefined;
@@ -227,31 +207,4 @@ async function runAs(): Promise<{ name: string; uid: number; gid: number } | und
   } catch {
     throw new Unavailable("running as root, and there is no postgres user to run initdb as");
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** Whether `promise` settled within `ms` (the timer is cleared either way, so it holds no process up). */
-async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
-  try {
-    return await Promise.race([promise.then(() => true), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-function tail(text: string): string {
-  return text.trim().split("\n").slice(-5).join(" | ");
 }

@@ -340,6 +340,10 @@ export class Engine {
       const outcome = await handleTask(task, this.#ctx, {
         signal: abort.signal,
         checkpoint,
+        save: async (cp) => {
+          checkpoint = cp;
+          await queue.heartbeat(task.id, worker, { leaseMs, progress, checkpoint });
+        },
         progress: (bytes, cp) => {
           progress = bytes;
           if (cp) checkpoint = cp;

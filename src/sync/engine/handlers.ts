@@ -26,6 +26,8 @@ export interface RunContext {
   signal: AbortSignal;
   /** Bytes done so far and, when the work can resume from there, the checkpoint to keep. */
   progress(bytes: number, checkpoint?: TransferCheckpoint): void;
+  /** Stores a checkpoint now, not with the next heartbeat (before a target holds anything to lose). */
+  save(checkpoint: TransferCheckpoint): Promise<void>;
   checkpoint: TransferCheckpoint | null;
 }
 
@@ -116,7 +118,16 @@ async function fileTask(p: FilePayload, ctx: EngineContext, run: RunContext): Pr
         source,
         target,
         { path: p.path, targetPath: p.targetPath, size, ...(modTime === undefined ? {} : { modTime }) },
-        { signal: run.signal, onProgress: (bytes) => run.progress(bytes) },
+        {
+          signal: run.signal,
+          onProgress: (bytes) => run.progress(bytes),
+          ...(run.checkpoint?.upload ? { resume: run.checkpoint.upload } : {}),
+          keep: (stored, now) => {
+            const checkpoint = { bytes: stored.bytes, upload: stored.token };
+            if (now) return run.save(checkpoint);
+            run.progress(stored.bytes, checkpoint);
+          },
+        },
       );
       records.set(key, deliveryRecord({ size, modTime }, stored));
       await records.save();

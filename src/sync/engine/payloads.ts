@@ -1,5 +1,6 @@
 /** The tasks the durable engine stores: what each carries, how it is keyed and serialized. */
 import { createHash } from "node:crypto";
+import type { UploadToken } from "../../storage/adapter.ts";
 
 /** One change on one target: send, delete, remove a folder, or move on the target. */
 export const FILE_TASK = "sync.file";
@@ -37,6 +38,8 @@ export interface SourceFilePayload {
 /** Saved with heartbeats; a transfer resumes from `bytes` where the adapters allow it. */
 export interface TransferCheckpoint {
   bytes: number;
+  /** A resumable upload's token (see StorageAdapter.openUpload). */
+  upload?: UploadToken;
 }
 
 /** One queued change per file and target: a newer change replaces an older one not yet started. */

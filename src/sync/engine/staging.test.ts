@@ -44,6 +44,10 @@ describe("staging", () => {
       progress: (_bytes: number, cp?: TransferCheckpoint) => {
         if (cp) checkpoint = cp;
       },
+      save: (cp: TransferCheckpoint) => {
+        checkpoint = cp;
+        return Promise.resolve();
+      },
     });
     await assert.rejects(stageFile(source.adapter, root, file, run()), (error) =>
       isFerryError(error, "UNAVAILABLE"),
