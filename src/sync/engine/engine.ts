@@ -409,8 +409,11 @@ export class Engine {
         bus.emit("task.failed", { ...ref, code: failure.code, error: failure.message, outcome: "parked" });
         return;
       }
-      const dead = !failure.retryable || task.attempts + 1 >= task.maxAttempts;
-      await queue.fail(task.id, worker, { message: failure.message, retryable: failure.retryable, ...cp });
+      // Ferry aborts only to stop (handled above) or on a lost lease (fail() refuses it): an ABORTED
+      // here came from below (a library's own timeout or abort) and is worth another attempt.
+      const retryable = failure.retryable || failure.code === "ABORTED";
+      const dead = !retryable || task.attempts + 1 >= task.maxAttempts;
+      await queue.fail(task.id, worker, { message: failure.message, retryable, ...cp });
       bus.emit("task.failed", {
         ...ref,
         code: failure.code,
