@@ -32,6 +32,7 @@ export interface RunContext {
 }
 
 export interface Outcome {
+  /** Bytes this attempt moved (a resumed upload counts only the rest). */
   bytes: number;
   /** Why nothing was done (already delivered, gone from the source, ...). */
   skipped?: string;
@@ -114,6 +115,7 @@ async function fileTask(p: FilePayload, ctx: EngineContext, run: RunContext): Pr
         await afterDelivery(p, ctx);
         return { bytes: 0, skipped: "already delivered" };
       }
+      let resumedAt = 0;
       const stored = await sendFile(
         source,
         target,
@@ -122,17 +124,19 @@ async function fileTask(p: FilePayload, ctx: EngineContext, run: RunContext): Pr
           signal: run.signal,
           onProgress: (bytes) => run.progress(bytes),
           ...(run.checkpoint?.upload ? { resume: run.checkpoint.upload } : {}),
-          keep: (stored, now) => {
-            const checkpoint = { bytes: stored.bytes, upload: stored.token };
-            if (now) return run.save(checkpoint);
-            run.progress(stored.bytes, checkpoint);
+          keep: (kept, now) => {
+            const checkpoint = { bytes: kept.bytes, upload: kept.token };
+            if (!now) return run.progress(kept.bytes, checkpoint);
+            resumedAt = kept.bytes;
+            return run.save(checkpoint);
           },
         },
       );
       records.set(key, deliveryRecord({ size, modTime }, stored));
       await records.save();
       await afterDelivery(p, ctx);
-      return { bytes: size };
+      // What this attempt sent: a resumed upload sends only the rest.
+      return { bytes: size - resumedAt };
     }
     case "delete": {
       await target.remove(p.path, opts);
