@@ -101,7 +101,7 @@ function parse(
       if (!skip(issue.path)) problems.push(...issueProblems(issue, data, kinds, source));
     }
   }
-  const references = checkReferences(data, { source, baseDir, homeDir, problems, skip });
+  const references = checkReferences(data, { source, baseDir, homeDir, problems, skip, kinds });
 
   if (!parsed.success || problems.length > 0) {
     throw new ConfigError(

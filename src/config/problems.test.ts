@@ -41,8 +41,8 @@ describe("problems", () => {
     assert.deepEqual(brief(error.problems), [
       "2:34 devices.mk4-a.url: Invalid URL",
       '2:60 devices.mk4-a.colour: unknown key "colour"; known keys: type, url, username, password',
-      '3:18 devices.mk4-b.type: unknown type "prusa"; known types: prusalink, folder, ftp',
-      '4:10 devices.mk4-c.type: missing "type"; known types: prusalink, folder, ftp',
+      '3:18 devices.mk4-b.type: unknown type "prusa"; known types: prusalink, folder, ftp, form',
+      '4:10 devices.mk4-c.type: missing "type"; known types: prusalink, folder, ftp, form',
       "5:30 devices.usb.path: Invalid input: expected string, received number",
       '6:32 devices.nas.host: duplicate key "host"',
       '8:3 devices["bad name"]: device name "bad name" is not valid: use letters, digits, ".", "_" and "-", starting with a letter or digit',
@@ -163,6 +163,27 @@ describe("problems", () => {
       '7:55 syncs.s.targets[3]: target "./out/deep" overlaps the target "./out"; one folder would hold the other\'s copy',
       '7:67 syncs.s.targets[4]: target "q:x" overlaps the target "q"; one folder would hold the other\'s copy',
       '7:74 syncs.s.targets[5]: target "q:xy" overlaps the target "q"; one folder would hold the other\'s copy',
+    ]);
+  });
+
+  it("refuses a write-only device as a source or as a mirror target; copy and move are fine", () => {
+    const error = configError(() =>
+      parse(
+        [
+          "devices:",
+          '  web: { type: form, url: "http://127.0.0.1:8090/upload" }',
+          "syncs:",
+          "  a: { source: web, targets: [./out], mode: copy }",
+          "  b: { source: ./logs, targets: [web], mode: mirror }",
+          "  c: { source: ./logs, targets: [web], mode: move }",
+          "  d: { source: ./logs, targets: [web], mode: copy }",
+          "",
+        ].join("\n"),
+      ),
+    );
+    assert.deepEqual(brief(error.problems), [
+      '4:16 syncs.a.source: "web" only takes files in; it cannot be a source',
+      '5:34 syncs.b.targets[0]: "web" only takes files in and cannot delete them, so it cannot mirror; use mode copy or move',
     ]);
   });
 

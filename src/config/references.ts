@@ -6,7 +6,7 @@ import type { ConfigProblem } from "./errors.ts";
 import { endpointKey, overlaps, parseEndpoint, type EndpointContext } from "./endpoints.ts";
 import { NAME_PATTERN } from "./schema.ts";
 import type { ConfigSource, FieldPath } from "./source.ts";
-import type { Endpoint } from "./types.ts";
+import type { DeviceKind, Endpoint } from "./types.ts";
 
 export interface References {
   groups: Map<string, string[]>;
@@ -20,6 +20,8 @@ export interface ReferenceContext {
   problems: ConfigProblem[];
   /** Fields already reported (e.g. an unset variable), not to be checked again. */
   skip: (path: FieldPath) => boolean;
+  /** The device kinds, for what their files allow (a write-only form cannot be a source). */
+  kinds: readonly DeviceKind[];
 }
 
 type Dict = Record<string, unknown>;
@@ -84,11 +86,25 @@ export function checkReferences(data: unknown, context: ReferenceContext): Refer
     devices: deviceNames,
     groups,
   };
+  const devices = dictAt(top, "devices");
+  /** What the device's kind allows, when the kind is known. */
+  const allows = (endpoint: Endpoint) => {
+    if (endpoint.type !== "device") return undefined;
+    const device = devices[endpoint.device];
+    const type = isDict(device) ? device.type : undefined;
+    return context.kinds.find((k) => k.kind === type)?.storage;
+  };
   const endpoints = new Map<string, { source: Endpoint; targets: Endpoint[] }>();
   for (const [name, sync] of Object.entries(dictAt(top, "syncs"))) {
     checkName("sync", name, ["syncs", name], context);
     if (!isDict(sync)) continue;
     const from = syncSource(sync.source, ["syncs", name, "source"], endpointContext, context);
+    const sourceCaps = from && allows(from);
+    if (sourceCaps && (!sourceCaps.read || sourceCaps.list === "none")) {
+      const message = `"${from?.label ?? ""}" only takes files in; it cannot be a source`;
+      problems.push(source.problem(["syncs", name, "source"], message));
+    }
+    const mirror = sync.mode === "mirror";
     const targets: Endpoint[] = [];
     const seen = new Set<string>();
     for (const [text, path] of items(sync.targets, ["syncs", name, "targets"])) {
@@ -111,6 +127,16 @@ export function checkReferences(data: unknown, context: ReferenceContext): Refer
         const nested = targets.find((other) => overlaps(target, other));
         if (nested !== undefined) {
           const message = `target "${target.label}" overlaps the target "${nested.label}"; one folder would hold the other's copy`;
+          problems.push(source.problem(path, message));
+          continue;
+        }
+        const caps = allows(target);
+        if (caps && !caps.write) {
+          problems.push(source.problem(path, `"${target.label}" cannot take files; it cannot be a target`));
+          continue;
+        }
+        if (caps?.list === "none" && mirror) {
+          const message = `"${target.label}" only takes files in and cannot delete them, so it cannot mirror; use mode copy or move`;
           problems.push(source.problem(path, message));
           continue;
         }

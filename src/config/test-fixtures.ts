@@ -33,7 +33,14 @@ export const ftpKind: DeviceKind = {
     .refine((options) => options.host !== "forbidden", { message: "that host is forbidden", path: ["host"] }),
 };
 
-export const KINDS: readonly DeviceKind[] = [printerKind, folderKind, ftpKind];
+/** A write-only kind (a web form): files go in, nothing can be listed, read or deleted. */
+export const formKind: DeviceKind = {
+  kind: "form",
+  optionsSchema: z.strictObject({ url: z.url() }),
+  storage: { read: false, write: true, list: "none" },
+};
+
+export const KINDS: readonly DeviceKind[] = [printerKind, folderKind, ftpKind, formKind];
 
 export const PASSWORD = "s3cret-Pa55word";
 

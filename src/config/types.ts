@@ -6,6 +6,8 @@ export interface DeviceKind {
   kind: string;
   /** Validates a device's options (everything but `type`); secrets come out as `Secret`. */
   optionsSchema: z.ZodType;
+  /** What its files allow, from its storage capabilities (a write-only form cannot be a source). */
+  storage?: { read: boolean; write: boolean; list: "none" | "flat" | "recursive" };
 }
 
 export interface LoadOptions {

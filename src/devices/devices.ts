@@ -15,7 +15,11 @@ import { subtree } from "../storage/wrappers/subtree.ts";
 import type { DeviceKind, Endpoint } from "../config/index.ts";
 
 /** Every kind a device in ferry.yaml may have, for config validation. */
-export const deviceKinds: readonly DeviceKind[] = [...storageAdapters, ...printerDrivers];
+export const deviceKinds: readonly DeviceKind[] = [
+  ...storageAdapters.map(({ kind, optionsSchema, capabilities }) => ({ kind, optionsSchema, storage: capabilities })),
+  // A printer's files can be read, written and listed.
+  ...printerDrivers,
+];
 
 function findKind<T extends { kind: string }>(list: readonly T[], kind: string): T | undefined {
   return list.find((definition) => definition.kind === kind);
