@@ -105,6 +105,21 @@ function program(): Command {
     .action(async (options: Parameters<typeof simPrusaLinkCommand>[0]) => {
       await simPrusaLinkCommand(options);
     });
+  sim
+    .command("upload-form")
+    .description("a simulated log-upload web form (multipart POST, like PX4 Flight Review) on 127.0.0.1")
+    .option("--port <port>", "port", integer("--port"), 8090)
+    .option("--path <path>", "path the form posts to", "/upload")
+    .option("--file-field <name>", "name of the file field", "filearg")
+    .option("--require <field>", "a text field uploads must carry (repeatable)", collect, [])
+    .option("--username <name>", "require Basic auth (password: --password or $UPLOAD_FORM_PASSWORD)")
+    .option("--password <password>", "Basic auth password")
+    .option("--max-size <bytes>", "refuse bodies over this size with 413, e.g. 64MB", size("--max-size"))
+    .option("--dir <folder>", "keep the received files here (default: a temp folder, removed at exit)")
+    .option("--no-content", "keep only names, sizes and hashes of uploads, not their bytes")
+    .action(async (options: import("../sim/upload-form/cli.ts").SimUploadFormOptions) => {
+      await (await import("../sim/upload-form/cli.ts")).simUploadFormCommand(options);
+    });
 
   ferry
     .command("demo")

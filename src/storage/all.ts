@@ -1,6 +1,7 @@
 /** Every storage adapter Ferry knows, by kind. Adding an adapter means adding it here. */
+import { httpPostAdapter } from "./http-post/http-post.ts";
 import { localAdapter } from "./local/local.ts";
 import { memoryAdapter } from "./memory/memory.ts";
 import { removableAdapter } from "./removable/removable.ts";
 
-export const storageAdapters = [localAdapter, memoryAdapter, removableAdapter] as const;
+export const storageAdapters = [localAdapter, memoryAdapter, removableAdapter, httpPostAdapter] as const;
