@@ -23,23 +23,47 @@ export interface DeviceStateStore {
   set(name: string, state: DeviceState, detail?: string): Promise<void>;
 }
 
+/** A device that cannot be probed (a write-only form) and refused us is tried again after this. */
+export const REFUSED_RETRY_MS = 60_000;
+
 export class ConnectionChecker {
   readonly #probes: Probe[];
   readonly #store: DeviceStateStore;
   readonly #logger: Logger;
   readonly #onChange: (name: string, state: DeviceState, detail: string, before?: DeviceState) => void;
+  readonly #clock: () => number;
   readonly #states = new Map<string, DeviceState>();
+  /** When a task found a device refusing us, for devices a probe cannot check. */
+  readonly #refusedAt = new Map<string, { at: number; detail: string }>();
 
   constructor(
     probes: Probe[],
     store: DeviceStateStore,
     logger: Logger,
     onChange: (name: string, state: DeviceState, detail: string, before?: DeviceState) => void,
+    clock: () => number = Date.now,
   ) {
     this.#probes = probes;
     this.#store = store;
     this.#logger = logger;
     this.#onChange = onChange;
+    this.#clock = clock;
+  }
+
+  /**
+   * A task was refused by the device (AUTH). A probe that can check credentials finds it again by
+   * itself; a write-only target answers only uploads, so it is marked as needing attention here
+   * and its work waits REFUSED_RETRY_MS before one upload tries again (not one every few seconds).
+   */
+  async refused(name: string, detail: string, signal?: AbortSignal): Promise<void> {
+    const probe = this.#probes.find((p) => p.name === name);
+    if (!probe) return;
+    if (probe.printer || probe.storage.capabilities.list !== "none") {
+      await this.probe(name, signal);
+      return;
+    }
+    this.#refusedAt.set(name, { at: this.#clock(), detail });
+    await this.probe(name, signal);
   }
 
   /** Devices whose work must wait: they do not answer, or refuse us. */
@@ -80,6 +104,11 @@ export class ConnectionChecker {
 
   async #ask(probe: Probe, signal?: AbortSignal): Promise<[DeviceState, string]> {
     const opts = signal ? { signal } : {};
+    const refused = this.#refusedAt.get(probe.name);
+    if (refused) {
+      if (this.#clock() - refused.at < REFUSED_RETRY_MS) return ["attention", refused.detail];
+      this.#refusedAt.delete(probe.name);
+    }
     try {
       if (probe.printer) {
         const snapshot = await probe.printer.snapshot(opts);

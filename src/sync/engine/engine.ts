@@ -104,6 +104,7 @@ export class Engine {
           this.#wake?.();
         }
       },
+      options.clock,
     );
   }
 
@@ -399,7 +400,14 @@ export class Engine {
       if (failure.code === "UNAVAILABLE" || failure.code === "AUTH") {
         // The device is away (or refuses us): wait for it instead of spending attempts.
         // Ask the devices involved now, so the queue pauses at once if one is really gone.
-        await Promise.all(this.#devicesOfTask(task).map((device) => this.#checker.probe(device)));
+        const devices = this.#devicesOfTask(task);
+        await Promise.all(
+          devices.map((device) =>
+            failure.code === "AUTH" && device === devices.at(-1)
+              ? this.#checker.refused(device, failure.message)
+              : this.#checker.probe(device),
+          ),
+        );
         await queue.fail(task.id, worker, {
           message: failure.message,
           retryable: true,
