@@ -3,5 +3,12 @@ import { httpPostAdapter } from "./http-post/http-post.ts";
 import { localAdapter } from "./local/local.ts";
 import { memoryAdapter } from "./memory/memory.ts";
 import { removableAdapter } from "./removable/removable.ts";
+import { sftpAdapter } from "./sftp/sftp.ts";
 
-export const storageAdapters = [localAdapter, memoryAdapter, removableAdapter, httpPostAdapter] as const;
+export const storageAdapters = [
+  localAdapter,
+  memoryAdapter,
+  removableAdapter,
+  httpPostAdapter,
+  sftpAdapter,
+] as const;

@@ -198,7 +198,7 @@ export class Daemon {
   ): Promise<Daemon> {
     const script = [
       'exec 3<&0; "$@" </dev/null &',
-      "pid=$!; ( cat <&3 >/dev/null 2>&1; kill -TERM $pid 2>/dev/null; sleep 5; kill -KILL $pid 2>/dev/null ) &",
+      "pid=$!; ( cat <&3 >/dev/null 2>&1; kill -TERM $pid 2>/dev/null; sleep 5; kill -KILL $pid 2>/dev/null ) >/dev/null 2>&1 &",
       "wait $pid",
     ].join(" ");
     const child = spawn("bash", ["-c", script, "ferry-test-server", command, ...args], {
