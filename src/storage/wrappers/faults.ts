@@ -67,6 +67,7 @@ export function withFaults(inner: StorageAdapter, initial: Faults = {}): FaultyA
   if (inner.setModTime) adapter.setModTime = inner.setModTime.bind(inner);
   if (inner.hash) adapter.hash = inner.hash.bind(inner);
   if (inner.usage) adapter.usage = inner.usage.bind(inner);
+  if (inner.openUpload) adapter.openUpload = inner.openUpload.bind(inner);
   return {
     adapter,
     get bytesRead() {

@@ -37,5 +37,17 @@ export function subtree(inner: StorageAdapter, prefix: string): StorageAdapter {
     adapter.hash = (path, kind, options) => hash(at(path), kind, options);
   }
   if (inner.usage) adapter.usage = inner.usage.bind(inner);
+  if (inner.openUpload) {
+    const openUpload = inner.openUpload.bind(inner);
+    adapter.openUpload = async (path, options) => {
+      const upload = await openUpload(at(path), options);
+      return {
+        offset: upload.offset,
+        token: upload.token,
+        finish: async (rest, finishOptions) => outer(await upload.finish(rest, finishOptions)),
+        abort: (abortOptions) => upload.abort(abortOptions),
+      };
+    };
+  }
   return adapter;
 }
