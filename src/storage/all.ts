@@ -4,11 +4,13 @@ import { localAdapter } from "./local/local.ts";
 import { memoryAdapter } from "./memory/memory.ts";
 import { removableAdapter } from "./removable/removable.ts";
 import { sftpAdapter } from "./sftp/sftp.ts";
+import { webdavAdapter } from "./webdav/webdav.ts";
 
 export const storageAdapters = [
   localAdapter,
   memoryAdapter,
   removableAdapter,
   httpPostAdapter,
+  webdavAdapter,
   sftpAdapter,
 ] as const;
