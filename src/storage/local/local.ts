@@ -30,6 +30,8 @@ import { sha256Of } from "../digest.ts";
 import { sizeMismatch } from "../errors.ts";
 import { fsError, isMissing, localError } from "./errors.ts";
 
+/** Files from this size on are read in big chunks. */
+const BIG_FILE = 8 * 1024 * 1024;
 /** Entries of a folder stat'ed at once while listing. */
 const LIST_BATCH = 64;
 /** Ferry's own temp files: hidden from listings, and refused as user names. */
@@ -216,15 +218,20 @@ class LocalStorage implements StorageAdapter {
       throw localError("PROTOCOL", this.name, at, `offset ${offset} is not a byte position`);
     }
     let handle: FileHandle | undefined;
+    let size: number;
     try {
       handle = await fs.open(this.#abs(at), "r");
-      if (!(await handle.stat()).isFile()) throw localError("NOT_FOUND", this.name, at, "not a file");
+      const stats = await handle.stat();
+      if (!stats.isFile()) throw localError("NOT_FOUND", this.name, at, "not a file");
+      size = stats.size;
     } catch (error) {
       await handle?.close();
       throw fsError(error, this.name, at);
     }
-    // 16 KiB chunks: many transfers at once stay small in memory (docs/adr/0006-memory.md).
-    const stream = handle.createReadStream({ start: offset, highWaterMark: 16 * 1024 });
+    // Small chunks keep many transfers at once small in memory; a big file is one fast stream,
+    // where small reads cost throughput (docs/adr/0006-memory.md).
+    const chunk = size >= BIG_FILE ? 256 * 1024 : 16 * 1024;
+    const stream = handle.createReadStream({ start: offset, highWaterMark: chunk });
     return signal ? addAbortSignal(signal, stream) : stream;
   }
 
