@@ -1,4 +1,5 @@
 /** Every storage adapter Ferry knows, by kind. Adding an adapter means adding it here. */
+import { ftpAdapter } from "./ftp/ftp.ts";
 import { httpPostAdapter } from "./http-post/http-post.ts";
 import { localAdapter } from "./local/local.ts";
 import { memoryAdapter } from "./memory/memory.ts";
@@ -13,4 +14,5 @@ export const storageAdapters = [
   httpPostAdapter,
   webdavAdapter,
   sftpAdapter,
+  ftpAdapter,
 ] as const;
