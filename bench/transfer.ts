@@ -1,0 +1,165 @@
+/**
+ * Benchmark (not a test): Ferry against rclone on the same local server, in the same run.
+ *
+ *   npm run bench:transfer -- --target ftp|sftp|webdav|s3 [--big 1GiB] [--files 5000] [--file-size 4KiB]
+ *
+ * Both send one big file, then a folder of many small ones, to a fresh folder of the server:
+ * Ferry with `ferry sync` (copy mode, as a user runs it), rclone with `rclone copy` and its default
+ * settings. Each is timed from process start to exit; what arrived is checked afterwards. The
+ * targets: Ferry's throughput >= rclone's for the big file, and >= 3x its files per second.
+ */
+import { execFile, spawn } from "node:child_process";
+import { createWriteStream } from "node:fs";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pipeline } from "node:stream/promises";
+import { Readable } from "node:stream";
+import { promisify } from "node:util";
+import { parseArgs } from "node:util";
+import { parseSize } from "../src/core/units.ts";
+import { networkTargets, type NetworkTarget } from "../test/servers/targets.ts";
+
+const { values } = parseArgs({
+  options: {
+    target: { type: "string", default: "sftp" },
+    big: { type: "string", default: "1GiB" },
+    files: { type: "string", default: "5000" },
+    "file-size": { type: "string", default: "4KiB" },
+  },
+});
+const targetName = values.target;
+const make = (networkTargets as Record<string, (() => Promise<NetworkTarget>) | undefined>)[targetName];
+if (!make) {
+  console.error(`--target must be one of ${Object.keys(networkTargets).join(", ")}`);
+  process.exit(2);
+}
+const bigSize = parseSize(values.big, "--big");
+const fileCount = Number(values.files);
+const fileSize = parseSize(values["file-size"], "--file-size");
+const cli = new URL("../bin/ferry.js", import.meta.url).pathname;
+const exec = promisify(execFile);
+
+const work = await mkdtemp(join(tmpdir(), "ferry-bench-transfer-"));
+let target: NetworkTarget | undefined;
+try {
+  await mkdir(join(work, "big"));
+  await pipeline(Readable.from(randomChunks(bigSize)), createWriteStream(join(work, "big", "big.bin")));
+  for (let i = 0; i < fileCount; i++) {
+    const dir = join(work, "small", `d${i % 50}`);
+    if (i < 50) await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, `f${i}.dat`), randomBytes(fileSize));
+  }
+  target = await make();
+  const rclone = await exec("rclone", ["version"]).then(
+    (r) => r.stdout.split("\n")[0] ?? "rclone",
+    () => undefined,
+  );
+
+  const results: { what: string; ferry: number; rclone?: number }[] = [];
+  for (const [what, folder] of [
+    ["big", "big"],
+    ["small", "small"],
+  ] as const) {
+    const expected = folder === "big" ? 1 : fileCount;
+    const ferryMs = await timeFerry(target, folder);
+    await expectFiles(target, `ferry-${folder}`, expected);
+    let rcloneMs: number | undefined;
+    if (rclone) {
+      const { remote, password, path } = target.rclone;
+      const pass = password === undefined ? "" : `,pass=${await obscure(password)}`;
+      rcloneMs = await timed(
+        "rclone",
+        ["copy", join(work, folder), `${remote}${pass}:${path(`rclone-${folder}`)}`],
+        {
+          RCLONE_CONFIG: "/dev/null",
+        },
+      );
+      await expectFiles(target, `rclone-${folder}`, expected);
+    }
+    results.push({ what, ferry: ferryMs, ...(rcloneMs === undefined ? {} : { rclone: rcloneMs }) });
+  }
+
+  console.log(`bench:transfer --target ${targetName}: ${target.describe}`);
+  if (!rclone) console.log("rclone is not installed (Debian package rclone): Ferry alone");
+  else console.log(rclone);
+  const [big, small] = results;
+  if (big) {
+    const mbps = (ms: number) => bigSize / 1e6 / (ms / 1000);
+    console.log(
+      `big file ${values.big}: ferry ${mbps(big.ferry).toFixed(1)} MB/s (${(big.ferry / 1000).toFixed(1)} s)` +
+        (big.rclone === undefined
+          ? ""
+          : `, rclone ${mbps(big.rclone).toFixed(1)} MB/s (${(big.rclone / 1000).toFixed(1)} s), ratio ${(big.rclone / big.ferry).toFixed(2)} (target >= 1)`),
+    );
+  }
+  if (small) {
+    const fps = (ms: number) => fileCount / (ms / 1000);
+    console.log(
+      `${fileCount} files of ${values["file-size"]}: ferry ${fps(small.ferry).toFixed(0)} files/s (${(small.ferry / 1000).toFixed(1)} s)` +
+        (small.rclone === undefined
+          ? ""
+          : `, rclone ${fps(small.rclone).toFixed(0)} files/s (${(small.rclone / 1000).toFixed(1)} s), ratio ${(small.rclone / small.ferry).toFixed(2)} (target >= 3)`),
+    );
+  }
+} finally {
+  await target?.close();
+  await rm(work, { recursive: true, force: true });
+}
+
+async function expectFiles(t: NetworkTarget, folder: string, files: number): Promise<void> {
+  const found = await t.files(folder);
+  if (found !== files) throw new Error(`${folder}: ${found} files arrived, ${files} expected`);
+}
+
+/** rclone wants passwords in its own reversible "obscured" form. */
+async function obscure(password: string): Promise<string> {
+  return (await exec("rclone", ["obscure", password])).stdout.trim();
+}
+
+/** `ferry sync` of one folder onto the target, in copy mode, in a process of its own. */
+async function timeFerry(t: NetworkTarget, folder: string): Promise<number> {
+  const dir = join(work, `ferry-${folder}-run`);
+  await mkdir(dir, { recursive: true });
+  const config = [
+    "data_dir: ./data",
+    "devices:",
+    `  bench: ${JSON.stringify(t.device)}`,
+    "syncs:",
+    `  bench: { source: ${JSON.stringify(join(work, folder))}, targets: ["bench:ferry-${folder}"], mode: copy }`,
+    "",
+  ].join("\n");
+  await writeFile(join(dir, "ferry.yaml"), config);
+  const ms = await timed(
+    process.execPath,
+    ["--max-semi-space-size=2", cli, "sync", "-c", join(dir, "ferry.yaml")],
+    {
+      FERRY_LOG_LEVEL: "error",
+    },
+  );
+  await rm(dir, { recursive: true, force: true });
+  return ms;
+}
+
+async function timed(command: string, args: string[], env: Record<string, string>): Promise<number> {
+  const started = performance.now();
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn(command, args, {
+      stdio: ["ignore", "ignore", "pipe"],
+      env: { ...process.env, ...env },
+    });
+    let stderr = "";
+    child.stderr.on("data", (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
+    child.once("error", reject);
+    child.once("exit", (code) =>
+      code === 0 ? resolve() : reject(new Error(`${command} exited ${code}: ${stderr.trim()}`)),
+    );
+  });
+  return performance.now() - started;
+}
+
+function* randomChunks(total: number): Generator<Buffer> {
+  const chunk = 4 * 1024 * 1024;
+  for (let left = total; left > 0; left -= chunk) yield randomBytes(Math.min(chunk, left));
+}
