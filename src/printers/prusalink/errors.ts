@@ -3,6 +3,7 @@
  * and the path, and carry the device's own words when it sent any.
  */
 import { FerryError, type ErrorCode } from "../../core/errors.ts";
+import { errorCodes, networkFailure } from "../../core/net-errors.ts";
 
 export interface ErrorContext {
   /** Device name from ferry.yaml. */
@@ -75,39 +76,6 @@ export function errorDetail(body: string): string {
   return trimmed.length > 300 ? `${trimmed.slice(0, 300)}…` : trimmed;
 }
 
-const UNREACHABLE = new Set([
-  "ECONNREFUSED",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "EHOSTDOWN",
-  "ENETDOWN",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "ETIMEDOUT",
-  "UND_ERR_CONNECT_TIMEOUT",
-]);
-const INTERRUPTED = new Set([
-  "ECONNRESET",
-  "EPIPE",
-  "ECONNABORTED",
-  "UND_ERR_SOCKET",
-  "UND_ERR_CLOSED",
-  "UND_ERR_HEADERS_TIMEOUT",
-  "UND_ERR_BODY_TIMEOUT",
-  "UND_ERR_DESTROYED",
-]);
-
-function errorCodes(error: unknown): string[] {
-  const codes: string[] = [];
-  for (let at: unknown = error, depth = 0; at instanceof Error && depth < 5; depth++) {
-    const code = (at as { code?: unknown }).code;
-    if (typeof code === "string") codes.push(code);
-    for (const inner of at instanceof AggregateError ? at.errors : []) codes.push(...errorCodes(inner));
-    at = at.cause;
-  }
-  return codes;
-}
-
 /** A failure below HTTP: refused or unreachable → UNAVAILABLE; reset or timed out mid-way → TRANSIENT. */
 export function networkError(error: unknown, context: ErrorContext, signal?: AbortSignal): FerryError {
   if (error instanceof FerryError) return error;
@@ -117,14 +85,17 @@ export function networkError(error: unknown, context: ErrorContext, signal?: Abo
     return new FerryError("ABORTED", `${where(context)}: aborted`, options);
   }
   const codes = errorCodes(error);
-  if (codes.some((c) => UNREACHABLE.has(c))) {
+  const failure = networkFailure(error)?.kind;
+  // ETIMEDOUT too: a printer that falls silent, at connect or mid-way, has almost always been
+  // switched off or left the network; UNAVAILABLE waits for it instead of spending attempts.
+  if (failure === "unreachable" || failure === "timed-out") {
     return new FerryError(
       "UNAVAILABLE",
       `${where(context)}: printer unreachable (${codes.join(", ")})`,
       options,
     );
   }
-  if (codes.some((c) => INTERRUPTED.has(c))) {
+  if (failure === "interrupted") {
     return new FerryError("TRANSIENT", `${where(context)}: connection lost (${message})`, options);
   }
   if (codes.includes("UND_ERR_REQ_CONTENT_LENGTH_MISMATCH")) {

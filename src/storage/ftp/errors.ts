@@ -9,6 +9,7 @@
  */
 import { FTPError } from "basic-ftp";
 import { FerryError, type ErrorCode } from "../../core/errors.ts";
+import { errorCodes, networkFailure, type NetworkFailure } from "../../core/net-errors.ts";
 
 /** What was being done when the error happened. */
 export type FtpAction =
@@ -30,30 +31,6 @@ export interface FtpErrorContext {
   /** Ferry path the operation was about ("" for the root or the session). */
   path: string;
   action: FtpAction;
-}
-
-/** Certificate problems: the server is not who it says, or we cannot tell. Never retried. */
-const UNTRUSTED = new Set([
-  "DEPTH_ZERO_SELF_SIGNED_CERT",
-  "SELF_SIGNED_CERT_IN_CHAIN",
-  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
-  "UNABLE_TO_GET_ISSUER_CERT",
-  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
-  "CERT_SIGNATURE_FAILURE",
-  "CERT_UNTRUSTED",
-  "CERT_REJECTED",
-  "CERT_HAS_EXPIRED",
-  "CERT_NOT_YET_VALID",
-  "ERR_TLS_CERT_ALTNAME_INVALID",
-]);
-
-const UNREACHABLE = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "EHOSTDOWN", "ENOTFOUND"]);
-const BROKEN = new Set(["ECONNRESET", "EPIPE", "ECONNABORTED", "ERR_STREAM_PREMATURE_CLOSE"]);
-const SLOW = new Set(["ETIMEDOUT", "EAI_AGAIN"]);
-
-function systemCode(error: unknown): string | undefined {
-  if (error instanceof Error && "code" in error && typeof error.code === "string") return error.code;
-  return undefined;
 }
 
 function shown(path: string): string {
@@ -97,6 +74,17 @@ export function replyCode(reply: number, message: string, action: FtpAction): Er
   return reply >= 400 && reply < 500 ? "TRANSIENT" : "PROTOCOL";
 }
 
+/**
+ * A socket or TLS failure, as the shared classes have it but for EAI_AGAIN: the resolver's own
+ * "temporary failure, try again" (often a DNS server that timed out) is a timeout here, retried a
+ * few times (TRANSIENT) like ETIMEDOUT and basic-ftp's "Timeout (control socket)", not a server
+ * that is not there.
+ */
+function ftpNetworkFailure(error: unknown): NetworkFailure | undefined {
+  const failure = networkFailure(error);
+  return failure?.code === "EAI_AGAIN" ? { kind: "timed-out", code: failure.code } : failure;
+}
+
 /** The server's reply text without the code: "Login incorrect." */
 function replyText(error: FTPError): string {
   return error.message.replace(/^\d{3}[ -]?/, "").trim();
@@ -116,18 +104,19 @@ export function ftpError(error: unknown, context: FtpErrorContext): FerryError {
     }
     return ftpFailure(code, context, `${context.action} failed (${said})`, error);
   }
-  const errno = systemCode(error);
+  const errno = errorCodes(error)[0];
   const message = error instanceof Error ? error.message : String(error);
   const session = context.action === "connect" || context.action === "login" || context.action === "tls";
-  if (errno !== undefined && UNTRUSTED.has(errno)) {
+  const failure = ftpNetworkFailure(error);
+  if (failure?.kind === "untrusted") {
     const hint =
-      errno === "ERR_TLS_CERT_ALTNAME_INVALID"
+      failure.code === "ERR_TLS_CERT_ALTNAME_INVALID"
         ? "it was issued for another host name"
         : "set ca_file to the certificate of the CA that signed it (or the server's own, if self-signed)";
     return ftpFailure(
       "AUTH",
       context,
-      `the server's TLS certificate is not trusted (${errno}: ${message}); ${hint}`,
+      `the server's TLS certificate is not trusted (${failure.code}: ${message}); ${hint}`,
       error,
     );
   }
@@ -149,18 +138,18 @@ export function ftpError(error: unknown, context: FtpErrorContext): FerryError {
       error,
     );
   }
-  if (errno !== undefined && UNREACHABLE.has(errno)) {
-    return ftpFailure("UNAVAILABLE", context, `cannot reach the server (${errno})`, error);
+  if (failure?.kind === "unreachable") {
+    return ftpFailure("UNAVAILABLE", context, `cannot reach the server (${failure.code})`, error);
   }
-  if (errno !== undefined && BROKEN.has(errno)) {
+  if (failure?.kind === "interrupted") {
     return ftpFailure(
       "UNAVAILABLE",
       context,
-      `the connection broke during ${context.action} (${errno})`,
+      `the connection broke during ${context.action} (${failure.code})`,
       error,
     );
   }
-  if ((errno !== undefined && SLOW.has(errno)) || /timeout/i.test(message)) {
+  if (failure?.kind === "timed-out" || /timeout/i.test(message)) {
     return ftpFailure("TRANSIENT", context, `${context.action} timed out (${message})`, error);
   }
   if (/closed|FIN packet|transmission error|data connection/i.test(message)) {

@@ -3,6 +3,7 @@
  * what the site said (the first line of its page's text), never a password.
  */
 import { FerryError, type ErrorCode } from "../../core/errors.ts";
+import { codeKind, errorCodes, networkFailure } from "../../core/net-errors.ts";
 
 export interface ErrorContext {
   /** Device name from ferry.yaml. */
@@ -75,38 +76,12 @@ export function statusError(status: number, context: ErrorContext, detail: strin
   );
 }
 
-const UNREACHABLE = new Set([
-  "ECONNREFUSED",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "EHOSTDOWN",
-  "ENETDOWN",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "UND_ERR_CONNECT_TIMEOUT",
-]);
-const INTERRUPTED = new Set([
-  "ECONNRESET",
-  "EPIPE",
-  "ECONNABORTED",
-  "ETIMEDOUT",
-  "UND_ERR_SOCKET",
-  "UND_ERR_CLOSED",
-  "UND_ERR_HEADERS_TIMEOUT",
-  "UND_ERR_BODY_TIMEOUT",
-  "UND_ERR_DESTROYED",
-]);
-const TLS = /^(ERR_TLS_|CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|ERR_SSL_)/;
-
-function errorCodes(error: unknown): string[] {
-  const codes: string[] = [];
-  for (let at: unknown = error, depth = 0; at instanceof Error && depth < 5; depth++) {
-    const code = (at as { code?: unknown }).code;
-    if (typeof code === "string") codes.push(code);
-    for (const inner of at instanceof AggregateError ? at.errors : []) codes.push(...errorCodes(inner));
-    at = at.cause;
-  }
-  return codes;
+/**
+ * Any TLS failure, not only a certificate one (a wrong protocol version, https:// on a plain port):
+ * a human must act either way.
+ */
+function isTlsFailure(code: string): boolean {
+  return codeKind(code) === "untrusted" || /^ERR_(?:TLS|SSL)_/.test(code);
 }
 
 /**
@@ -122,13 +97,16 @@ export function networkError(error: unknown, context: ErrorContext, signal?: Abo
     return new FerryError("ABORTED", `${where}: aborted`, options);
   }
   const codes = errorCodes(error);
-  if (codes.some((c) => UNREACHABLE.has(c))) {
+  const failure = networkFailure(error)?.kind;
+  if (failure === "unreachable") {
     return new FerryError("UNAVAILABLE", `${where}: site unreachable (${codes.join(", ")})`, options);
   }
-  if (codes.some((c) => TLS.test(c))) {
+  if (codes.some(isTlsFailure)) {
     return new FerryError("AUTH", `${where}: TLS certificate not trusted (${message}); set ca_file`, options);
   }
-  if (codes.some((c) => INTERRUPTED.has(c))) {
+  // ETIMEDOUT too: undici times out connects itself (UND_ERR_CONNECT_TIMEOUT, unreachable), so the
+  // OS's timeout comes from a post already under way: a lost connection, retried a few times.
+  if (failure === "interrupted" || failure === "timed-out") {
     return new FerryError("TRANSIENT", `${where}: connection lost (${message})`, options);
   }
   return new FerryError("TRANSIENT", `${where}: ${message}`, options);

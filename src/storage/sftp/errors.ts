@@ -10,6 +10,7 @@
  * that send them.
  */
 import { FerryError, type ErrorCode } from "../../core/errors.ts";
+import { errorCodes, networkFailure } from "../../core/net-errors.ts";
 
 /** SFTP status codes (draft-ietf-secsh-filexfer; v3 ends at 8). */
 export const STATUS = {
@@ -68,17 +69,6 @@ const WORDS: Readonly<Partial<Record<ErrorCode, string>>> = {
   UNSUPPORTED: "not supported by this server",
 };
 
-const UNREACHABLE = new Set([
-  "ECONNREFUSED",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "EHOSTDOWN",
-  "ENETDOWN",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-]);
-const BROKEN = new Set(["ECONNRESET", "EPIPE", "ECONNABORTED", "ETIMEDOUT", "ERR_STREAM_PREMATURE_CLOSE"]);
-
 function shown(path: string): string {
   return path === "" ? "/" : path;
 }
@@ -109,11 +99,6 @@ export function isMissing(error: unknown): boolean {
   return sftpStatus(error) === STATUS.NO_SUCH_FILE;
 }
 
-function systemCode(error: unknown): string | undefined {
-  if (error instanceof Error && "code" in error && typeof error.code === "string") return error.code;
-  return undefined;
-}
-
 /** ssh2 marks where a connection failed: "client-authentication", "client-timeout", "handshake"… */
 function levelOf(error: unknown): string | undefined {
   if (error instanceof Error && "level" in error && typeof error.level === "string") return error.level;
@@ -126,8 +111,9 @@ export function isConnectionLoss(error: unknown): boolean {
   if (error instanceof FerryError) return false;
   const status = sftpStatus(error);
   if (status !== undefined) return status === STATUS.NO_CONNECTION || status === STATUS.CONNECTION_LOST;
-  const code = systemCode(error);
-  if (code !== undefined && (BROKEN.has(code) || UNREACHABLE.has(code))) return true;
+  // Any kind of network failure (ETIMEDOUT included) but "untrusted", which is TLS's, not SSH's.
+  const kind = networkFailure(error)?.kind;
+  if (kind !== undefined && kind !== "untrusted") return true;
   const message = error instanceof Error ? error.message : "";
   return /No response from server|Not connected|connection (lost|closed)|Channel open failure|socket/i.test(
     message,
@@ -151,7 +137,7 @@ export function sftpError(error: unknown, device: string, path: string): FerryEr
 export function connectionError(error: unknown, device: string, path?: string): FerryError {
   if (error instanceof FerryError) return error;
   const message = error instanceof Error ? error.message : String(error);
-  const code = systemCode(error);
+  const code = errorCodes(error)[0];
   const level = levelOf(error);
   if (error instanceof Error && (error.name === "AbortError" || error.name === "TimeoutError")) {
     return sftpFailure("ABORTED", device, path, "aborted", error);
@@ -163,8 +149,11 @@ export function connectionError(error: unknown, device: string, path?: string): 
       retryable: false,
     });
   }
-  if (code !== undefined && UNREACHABLE.has(code)) {
-    return sftpFailure("UNAVAILABLE", device, path, `server unreachable (${code})`, error);
+  // Not ETIMEDOUT: a connect that gets no answer is ssh2's "client-timeout" (below); the OS's
+  // timeout is an open session that died, a lost connection (TRANSIENT, at the end).
+  const failure = networkFailure(error);
+  if (failure?.kind === "unreachable") {
+    return sftpFailure("UNAVAILABLE", device, path, `server unreachable (${failure.code})`, error);
   }
   if (level === "client-timeout") {
     return sftpFailure("UNAVAILABLE", device, path, `the server did not answer in time (${message})`, error);

@@ -5,6 +5,7 @@
  * the name: that is NAME_INVALID naming it, not a permission or server problem.
  */
 import { FerryError, isFerryError, raceAbort, type ErrorCode } from "../../core/errors.ts";
+import { errorCodes, networkFailure } from "../../core/net-errors.ts";
 
 export interface ErrorContext {
   /** Device name from ferry.yaml. */
@@ -103,42 +104,7 @@ export function errorDetail(body: string): string {
   return text.length > 200 ? `${text.slice(0, 200)}…` : text;
 }
 
-const UNREACHABLE = new Set([
-  "ECONNREFUSED",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "EHOSTDOWN",
-  "ENETDOWN",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "ETIMEDOUT",
-  "UND_ERR_CONNECT_TIMEOUT",
-]);
-const INTERRUPTED = new Set([
-  "ECONNRESET",
-  "EPIPE",
-  "ECONNABORTED",
-  "UND_ERR_SOCKET",
-  "UND_ERR_CLOSED",
-  "UND_ERR_HEADERS_TIMEOUT",
-  "UND_ERR_BODY_TIMEOUT",
-  "UND_ERR_DESTROYED",
-]);
-/** The server's TLS certificate cannot be trusted: retrying does not help, ca_file may. */
-const UNTRUSTED =
-  /^(?:ERR_TLS_CERT_ALTNAME_INVALID|CERT_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_)/;
-
-function errorCodes(error: unknown): string[] {
-  const codes: string[] = [];
-  for (let at: unknown = error, depth = 0; at instanceof Error && depth < 5; depth++) {
-    const code = (at as { code?: unknown }).code;
-    if (typeof code === "string") codes.push(code);
-    for (const inner of at instanceof AggregateError ? at.errors : []) codes.push(...errorCodes(inner));
-    at = at.cause;
-  }
-  return codes;
-}
-
+/** Narrower than "interrupted": what a server closing an idle kept-alive connection looks like. */
 const DROPPED = new Set(["ECONNRESET", "EPIPE", "UND_ERR_SOCKET", "UND_ERR_CLOSED"]);
 
 /** Whether `error` is a connection that dropped (a kept-alive one the server closed): worth one new one. */
@@ -155,21 +121,23 @@ export function networkError(error: unknown, context: ErrorContext, signal?: Abo
     return new FerryError("ABORTED", `${where(context)}: aborted`, options);
   }
   const codes = errorCodes(error);
-  if (codes.some((c) => UNREACHABLE.has(c))) {
+  const failure = networkFailure(error);
+  // ETIMEDOUT too: the OS gave up on a server that stopped answering altogether (undici's own
+  // timeouts for a slow answer are UND_ERR_*_TIMEOUT, "interrupted").
+  if (failure?.kind === "unreachable" || failure?.kind === "timed-out") {
     return new FerryError(
       "UNAVAILABLE",
       `${where(context)}: server unreachable (${codes.join(", ")})`,
       options,
     );
   }
-  if (codes.some((c) => INTERRUPTED.has(c))) {
+  if (failure?.kind === "interrupted") {
     return new FerryError("TRANSIENT", `${where(context)}: connection lost (${message})`, options);
   }
-  const untrusted = codes.find((c) => UNTRUSTED.test(c));
-  if (untrusted !== undefined) {
+  if (failure?.kind === "untrusted") {
     return new FerryError(
       "AUTH",
-      `${where(context)}: the server's TLS certificate is not trusted (${untrusted}); set ca_file`,
+      `${where(context)}: the server's TLS certificate is not trusted (${failure.code}); set ca_file`,
       options,
     );
   }
