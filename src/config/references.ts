@@ -101,7 +101,7 @@ export function checkReferences(data: unknown, context: ReferenceContext): Refer
     const from = syncSource(sync.source, ["syncs", name, "source"], endpointContext, context);
     const sourceCaps = from && allows(from);
     if (sourceCaps && (!sourceCaps.read || sourceCaps.list === "none")) {
-      const message = `"${from?.label ?? ""}" only takes files in; it cannot be a source`;
+      const message = `"${from.label}" only takes files in; it cannot be a source`;
       problems.push(source.problem(["syncs", name, "source"], message));
     }
     const mirror = sync.mode === "mirror";

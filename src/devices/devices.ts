@@ -16,7 +16,11 @@ import type { DeviceKind, Endpoint } from "../config/index.ts";
 
 /** Every kind a device in ferry.yaml may have, for config validation. */
 export const deviceKinds: readonly DeviceKind[] = [
-  ...storageAdapters.map(({ kind, optionsSchema, capabilities }) => ({ kind, optionsSchema, storage: capabilities })),
+  ...storageAdapters.map(({ kind, optionsSchema, capabilities }) => ({
+    kind,
+    optionsSchema,
+    storage: capabilities,
+  })),
   // A printer's files can be read, written and listed.
   ...printerDrivers,
 ];
