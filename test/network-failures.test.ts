@@ -33,6 +33,8 @@ const ONE_CHUNK: Record<NetworkTargetName, number> = {
   ftp: 4 * MiB,
   sftp: 4 * MiB,
   webdav: 16 * MiB,
+  // A part is the unit: the parts in flight when it broke (4 of 16 MiB) go again.
+  s3: 4 * 16 * MiB,
 };
 
 interface Event {
@@ -152,9 +154,9 @@ for (const name of Object.keys(ONE_CHUNK) as NetworkTargetName[]) {
       );
 
     const checkArrived = async (folder: string) => {
-      assert.ok(target?.dataDir, "a target on disk");
+      assert.ok(target);
       assert.equal(await target.partialBytes(folder), 0, "no partial upload left");
-      assert.equal(await sha256(join(target.dataDir, folder, "big.bin")), bigHash, "the file arrived intact");
+      assert.equal(await target.sha256(`${folder}/big.bin`), bigHash, "the file arrived intact");
     };
 
     test("the server stops mid-upload: the task waits, and goes on from what the server holds", async (t) => {
@@ -164,9 +166,10 @@ for (const name of Object.keys(ONE_CHUNK) as NetworkTargetName[]) {
       await configure("outage");
       const run = serve(dir);
       try {
-        await reaches(() => server.partialBytes("outage"), SIZE / 4);
+        const seen = await reaches(() => server.partialBytes("outage"), SIZE / 4);
         await server.stop();
-        const held = await server.partialBytes("outage");
+        // A stopped S3 cannot be asked: what it held just before is a lower bound.
+        const held = server.dataDir ? await server.partialBytes("outage") : seen;
         await run.until((e) => e.event === "device.state" && e.device === "net" && e.state === "offline");
         await run.until((e) => isUpload(e, "task.failed") && e.outcome === "parked");
         const failuresWhileDown = run.events.filter((e) => e.event === "task.failed").length;

@@ -4,6 +4,7 @@ import { httpPostAdapter } from "./http-post/http-post.ts";
 import { localAdapter } from "./local/local.ts";
 import { memoryAdapter } from "./memory/memory.ts";
 import { removableAdapter } from "./removable/removable.ts";
+import { s3Adapter } from "./s3/s3.ts";
 import { sftpAdapter } from "./sftp/sftp.ts";
 import { webdavAdapter } from "./webdav/webdav.ts";
 
@@ -15,4 +16,5 @@ export const storageAdapters = [
   webdavAdapter,
   sftpAdapter,
   ftpAdapter,
+  s3Adapter,
 ] as const;

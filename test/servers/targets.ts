@@ -3,8 +3,20 @@
  * real server (from this folder) and how a ferry.yaml device reaches it, what it holds of an
  * unfinished upload (read on the server's side, not through Ferry), and stop/start for outages.
  */
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
+import type { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import {
+  GetObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  ListPartsCommand,
+  S3Client,
+} from "@aws-sdk/client-s3";
+import { startCephRgw } from "./ceph-rgw.ts";
 import { startSshd } from "./sshd.ts";
 import { startVsftpd } from "./vsftpd.ts";
 import { startApacheDav } from "./webdav.ts";
@@ -18,6 +30,8 @@ export interface NetworkTarget {
   partialBytes(folder: string): Promise<number>;
   /** Number of finished files under `folder`. */
   files(folder: string): Promise<number>;
+  /** sha256 (hex) of a finished file, read on the server's side. */
+  sha256(path: string): Promise<string>;
   /** The server's files on this machine, when they are plain files (not S3). */
   dataDir?: string;
   /**
@@ -55,11 +69,18 @@ async function walk(dir: string): Promise<{ partial: number; files: number }> {
   return out;
 }
 
-function onDisk(root: string): Pick<NetworkTarget, "partialBytes" | "files" | "dataDir"> {
+async function sha256Of(stream: Readable): Promise<string> {
+  const hash = createHash("sha256");
+  await pipeline(stream, hash);
+  return hash.digest("hex");
+}
+
+function onDisk(root: string): Pick<NetworkTarget, "partialBytes" | "files" | "dataDir" | "sha256"> {
   return {
     dataDir: root,
     partialBytes: async (folder) => (await walk(join(root, folder))).partial,
     files: async (folder) => (await walk(join(root, folder))).files,
+    sha256: (path) => sha256Of(createReadStream(join(root, path))),
   };
 }
 
@@ -112,7 +133,7 @@ export const networkTargets = {
       describe: `Apache mod_dav on 127.0.0.1:${dav.port}`,
       device: { type: "webdav", url: dav.url, username: dav.username, password: dav.password },
       rclone: {
-        remote: `:webdav,url=${dav.url},vendor=other,user=${dav.username}`,
+        remote: `:webdav,url='${dav.url}',vendor=other,user=${dav.username}`,
         password: dav.password,
         path: (folder) => folder,
       },
@@ -120,6 +141,69 @@ export const networkTargets = {
       stop: () => dav.stop(),
       start: () => dav.start(),
       close: () => dav.close(),
+    };
+  },
+  async s3(): Promise<NetworkTarget> {
+    const rgw = await startCephRgw();
+    const bucket = "ferry";
+    await rgw.createBucket(bucket);
+    const client = new S3Client({
+      endpoint: rgw.endpoint,
+      region: rgw.region,
+      forcePathStyle: true,
+      credentials: { accessKeyId: rgw.accessKeyId, secretAccessKey: rgw.secretAccessKey },
+    });
+    return {
+      describe: `Ceph RGW on 127.0.0.1:${rgw.port}`,
+      device: {
+        type: "s3",
+        endpoint: rgw.endpoint,
+        region: rgw.region,
+        bucket,
+        access_key_id: rgw.accessKeyId,
+        secret_access_key: rgw.secretAccessKey,
+        force_path_style: true,
+      },
+      rclone: {
+        remote: `:s3,provider=Ceph,endpoint='${rgw.endpoint}',region=${rgw.region},access_key_id=${rgw.accessKeyId},secret_access_key=${rgw.secretAccessKey},force_path_style=true`,
+        path: (folder) => `${bucket}/${folder}`,
+      },
+      async partialBytes(folder) {
+        const uploads = await client.send(
+          new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: `${folder}/` }),
+        );
+        let bytes = 0;
+        for (const upload of uploads.Uploads ?? []) {
+          const parts = await client.send(
+            new ListPartsCommand({ Bucket: bucket, Key: upload.Key, UploadId: upload.UploadId }),
+          );
+          for (const part of parts.Parts ?? []) bytes += part.Size ?? 0;
+        }
+        return bytes;
+      },
+      async files(folder) {
+        let count = 0;
+        let token: string | undefined;
+        do {
+          const page = await client.send(
+            new ListObjectsV2Command({ Bucket: bucket, Prefix: `${folder}/`, ContinuationToken: token }),
+          );
+          // Folder markers ("dir/") are not files.
+          count += (page.Contents ?? []).filter((o) => !o.Key?.endsWith("/")).length;
+          token = page.NextContinuationToken;
+        } while (token);
+        return count;
+      },
+      async sha256(path) {
+        const answer = await client.send(new GetObjectCommand({ Bucket: bucket, Key: path }));
+        return sha256Of(answer.Body as Readable);
+      },
+      stop: () => rgw.stop(),
+      start: () => rgw.start(),
+      async close() {
+        client.destroy();
+        await rgw.close();
+      },
     };
   },
 } satisfies Record<string, () => Promise<NetworkTarget>>;

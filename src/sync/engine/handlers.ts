@@ -178,7 +178,8 @@ async function shows(
   if (target.capabilities.list === "none") return true;
   try {
     const entry = await target.stat(path, { signal: run.signal });
-    return entry.size === stored.size && entry.modTime === stored.modTime;
+    // A target whose listings and writes give no time (S3) recorded none: the size decides.
+    return entry.size === stored.size && (stored.modTime === undefined || entry.modTime === stored.modTime);
   } catch (error) {
     if (isFerryError(error, "NOT_FOUND")) return false;
     throw error;
