@@ -1,15 +1,13 @@
 /** Ferry paths as FTP paths: checks, the temp names of uploads, and FTP's timestamps. */
-import { randomBytes } from "node:crypto";
 import { normalizePath } from "../../core/paths.ts";
 import { ftpFailure } from "./errors.ts";
+import { TEMP_NAME, tempName } from "../temp-names.ts";
 
-/** Ferry's own temp files: hidden from listings, refused as user names. */
-export const TEMP_NAME = /^\.ferry-[0-9a-f]{16}\.part$/;
+export { TEMP_NAME, tempName };
+
 /** FTP commands are lines: these cannot be sent in a name (basic-ftp refuses them too). */
 export const FORBIDDEN_CHARS = "\0\r\n";
 export const MAX_NAME_BYTES = 255;
-
-export const tempName = (): string => `.ferry-${randomBytes(8).toString("hex")}.part`;
 
 /** Whether a name has a single Unicode normalization form (then no NFC lookup is needed). */
 // eslint-disable-next-line no-control-regex

@@ -4,7 +4,6 @@
  * or the new one, never a partial one. Names that differ only in Unicode normalization (a file
  * written NFD from macOS, asked for in NFC) are found by matching the folder's entries in NFC.
  */
-import { randomBytes } from "node:crypto";
 import type { Stats } from "node:fs";
 import fs, { type FileHandle } from "node:fs/promises";
 import { join, resolve } from "node:path";
@@ -29,13 +28,12 @@ import {
 import { sha256Of } from "../digest.ts";
 import { sizeMismatch } from "../errors.ts";
 import { fsError, isMissing, localError } from "./errors.ts";
+import { TEMP_NAME, tempName } from "../temp-names.ts";
 
 /** Files from this size on are read in big chunks. */
 const BIG_FILE = 8 * 1024 * 1024;
 /** Entries of a folder stat'ed at once while listing. */
 const LIST_BATCH = 64;
-/** Ferry's own temp files: hidden from listings, and refused as user names. */
-const TEMP_NAME = /^\.ferry-[0-9a-f]{16}\.part$/;
 /** A temp file untouched this long belongs to a write that died; it may go with its folder. */
 const STALE_TEMP_MS = 15 * 60_000;
 
@@ -249,7 +247,7 @@ class LocalStorage implements StorageAdapter {
     }
     const target = await this.#locate(checked);
     const folder = dirname(target);
-    const temp = join(this.#abs(folder), `.ferry-${randomBytes(8).toString("hex")}.part`);
+    const temp = join(this.#abs(folder), tempName());
     let handle: FileHandle | undefined;
     try {
       await fs.mkdir(this.#abs(folder), { recursive: true });

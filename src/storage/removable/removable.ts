@@ -32,9 +32,9 @@ import { localAdapter } from "../local/local.ts";
 import { detached, volumeWords } from "./errors.ts";
 import { Volume, type Mounted } from "./volume.ts";
 import { Watch, watched, watchedStream } from "./watch.ts";
+import { TEMP_NAME } from "../temp-names.ts";
 
 /** The temp files of local's writes (local.ts: TEMP_NAME). */
-const LOCAL_TEMP_NAME = /^\.ferry-[0-9a-f]{16}\.part$/;
 
 /** Characters FAT (vfat, exFAT) refuses in names; control characters are refused as well. */
 const FAT_FORBIDDEN = '"*:<>?\\|\0';
@@ -183,7 +183,7 @@ export class RemovableStorage implements StorageAdapter {
       this.#orphans.delete(dir);
       const folder = dir === "" ? root : join(root, ...dir.split("/"));
       const names = await fs.readdir(folder).catch(() => []);
-      for (const name of names.filter((n) => LOCAL_TEMP_NAME.test(n))) {
+      for (const name of names.filter((n) => TEMP_NAME.test(n))) {
         const stats = await fs.lstat(join(folder, name)).catch(() => undefined);
         // FAT keeps times to 2 s; anything newer may be another write's.
         if (stats?.isFile() && stats.mtimeMs <= lostAt + 2000) {

@@ -2,19 +2,18 @@
  * Names and paths on an SFTP server: Ferry paths (relative, "/"-separated) under the absolute root
  * folder, Ferry's temp names, and the names refused before anything is sent.
  */
-import { randomBytes } from "node:crypto";
 import { posix } from "node:path";
 import { normalizePath } from "../../core/paths.ts";
 import { sftpFailure } from "./errors.ts";
+import { TEMP_NAME, tempName } from "../temp-names.ts";
+
+export { TEMP_NAME, tempName };
 
 /** Ferry's temp files: hidden from listings, and refused as user names. */
-export const TEMP_NAME = /^\.ferry-[0-9a-f]{16}\.part$/;
 /** SFTP sends names as length-prefixed strings, but OpenSSH's server dies on an embedded NUL. */
 export const FORBIDDEN_CHARS = "\0";
 /** What the filesystems behind SFTP servers allow (ext4, XFS, ZFS, btrfs); the server decides. */
 export const MAX_NAME_BYTES = 255;
-
-export const tempName = (): string => `.ferry-${randomBytes(8).toString("hex")}.part`;
 
 // eslint-disable-next-line no-control-regex
 export const isAscii = (text: string): boolean => /^[\x00-\x7f]*$/.test(text);

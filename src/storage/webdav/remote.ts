@@ -13,7 +13,7 @@ import { ByteReader } from "./bytes.ts";
 import type { DavClient, DavResponse } from "./client.ts";
 import { abortable, davError, errorDetail, networkError, statusError, type ErrorContext } from "./errors.ts";
 import { hrefSegments, parseMultistatus, PROPFIND_QUERY } from "./propfind.ts";
-import { tempName, type UploadHost } from "./upload.ts";
+import { tempPathIn, type UploadHost } from "./upload.ts";
 
 // eslint-disable-next-line no-control-regex
 export const isAscii = (text: string) => /^[\x00-\x7f]*$/.test(text);
@@ -303,7 +303,7 @@ export class Remote implements UploadHost {
 
   /** Writes 16 bytes, then 16 more at offset 16 by ranged PUT, and checks all 32 byte for byte. */
   async #probeRangedPut(folder: string): Promise<boolean> {
-    const scratch = tempName(folder);
+    const scratch = tempPathIn(folder);
     const data = randomBytes(32);
     const reader = (bytes: Buffer) =>
       new ByteReader(Readable.from([bytes]), 0, () =>

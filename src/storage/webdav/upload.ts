@@ -7,7 +7,6 @@
  * the final name, which Apache and nginx store atomically: it starts over at 0 every time, and the
  * token simply never fits.
  */
-import { randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import { z } from "zod";
 import { FerryError } from "../../core/errors.ts";
@@ -16,12 +15,13 @@ import type { Entry, FinishOptions, OpOptions, Upload, UploadOptions, UploadToke
 import { sizeMismatch } from "../errors.ts";
 import { ByteReader } from "./bytes.ts";
 import { checkAborted } from "./errors.ts";
+import { TEMP_NAME, tempName } from "../temp-names.ts";
 
-/** Ferry's own temp files: hidden from listings, and refused as user names. */
-export const TEMP_NAME = /^\.ferry-[0-9a-f]{16}\.part$/;
+export { TEMP_NAME };
 
-export function tempName(folder: string): string {
-  return joinPath(folder, `.ferry-${randomBytes(8).toString("hex")}.part`);
+/** A new temp file's path in `folder`. */
+export function tempPathIn(folder: string): string {
+  return joinPath(folder, tempName());
 }
 
 /** What the adapter lends an upload. */
@@ -192,5 +192,5 @@ export async function openResumableUpload(
   // A stale partial (another version of the file, or gone): throw it away and start over.
   if (oldTemp !== undefined) await host.deleteFile(oldTemp, signal);
   if (!chunked) return new DirectUpload(host, target, size, { ...wanted, temp: null });
-  return new ChunkedUpload(host, target, { ...wanted, temp: tempName(folder) }, 0);
+  return new ChunkedUpload(host, target, { ...wanted, temp: tempPathIn(folder) }, 0);
 }
