@@ -228,7 +228,7 @@ class LocalStorage implements StorageAdapter {
     }
     // Small chunks keep many transfers at once small in memory; a big file is one fast stream,
     // where small reads cost throughput (docs/adr/0006-memory.md).
-    const chunk = size >= BIG_FILE ? 256 * 1024 : 16 * 1024;
+    const chunk = size >= BIG_FILE ? 1024 * 1024 : 16 * 1024;
     const stream = handle.createReadStream({ start: offset, highWaterMark: chunk });
     return signal ? addAbortSignal(signal, stream) : stream;
   }
