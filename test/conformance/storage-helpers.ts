@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
 import { setTimeout as delay } from "node:timers/promises";
-import { isFerryError, type ErrorCode } from "../../src/core/errors.ts";
+import { isFerryError, type ErrorCode, type FerryError } from "../../src/core/errors.ts";
 import type { Entry, StorageAdapter, WriteOptions } from "../../src/storage/adapter.ts";
 
 const CHUNK = 64 * 1024;
@@ -69,6 +69,28 @@ export async function expectFerryError(action: Promise<unknown>, code: ErrorCode
     if (code !== undefined) assert.equal(error.code, code, `${what}: ${error.message}`);
     return true;
   });
+}
+
+/**
+ * `action` rejects with a FerryError of `code` (or one of `code`), its message matching `pattern`;
+ * the error is returned for further checks.
+ */
+export async function rejectsWith(
+  action: Promise<unknown>,
+  code: ErrorCode | readonly ErrorCode[],
+  pattern?: RegExp,
+): Promise<FerryError> {
+  const codes: readonly ErrorCode[] = typeof code === "string" ? [code] : code;
+  let caught: unknown;
+  try {
+    await action;
+  } catch (error) {
+    caught = error;
+  }
+  assert.ok(isFerryError(caught), `expected a FerryError ${codes.join("/")}, got ${String(caught)}`);
+  assert.ok(codes.includes(caught.code), `${caught.code}: ${caught.message}`);
+  if (pattern) assert.match(caught.message, pattern);
+  return caught;
 }
 
 /**

@@ -5,7 +5,6 @@ import type { AddressInfo } from "node:net";
 import { Readable } from "node:stream";
 import { text } from "node:stream/consumers";
 import { describe, test } from "node:test";
-import { FerryError, isFerryError, type ErrorCode } from "../../core/errors.ts";
 import { silentLogger } from "../../core/logger.ts";
 import { Secret } from "../../core/secret.ts";
 import { PrusaLinkSim, type PrusaLinkSimOptions } from "../../sim/prusalink/index.ts";
@@ -16,6 +15,7 @@ import {
   type ClientTuning,
   type PrusaLinkOptions,
 } from "./storage.ts";
+import { rejectsWith } from "../../../test/conformance/storage-helpers.ts";
 
 const PASSWORD = "quirks";
 const context = { name: "mk4-test", logger: silentLogger, baseDir: "/" };
@@ -35,19 +35,6 @@ async function withSim(
   } finally {
     await sim.close();
   }
-}
-
-async function rejectsWith(action: Promise<unknown>, code: ErrorCode, pattern?: RegExp): Promise<FerryError> {
-  let caught: unknown;
-  try {
-    await action;
-  } catch (error) {
-    caught = error;
-  }
-  assert.ok(isFerryError(caught), `expected a FerryError ${code}, got ${String(caught)}`);
-  assert.equal(caught.code, code, caught.message);
-  if (pattern) assert.match(caught.message, pattern);
-  return caught;
 }
 
 const bytes = (size: number, fill = 1) => Readable.from([Buffer.alloc(size, fill)]);

@@ -9,12 +9,13 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { describe, test } from "node:test";
 import { tlsCertificate, testOptions, Unavailable } from "../../../test/servers/common.ts";
-import { FerryError, isFerryError, type ErrorCode } from "../../core/errors.ts";
+import { type ErrorCode } from "../../core/errors.ts";
 import { silentLogger } from "../../core/logger.ts";
 import { UploadFormSim, type UploadFormSimOptions } from "../../sim/upload-form/index.ts";
 import { httpPostAdapter, HttpPostStorage } from "./http-post.ts";
 import { firstLine } from "./errors.ts";
 import { MultipartBody } from "./multipart.ts";
+import { rejectsWith } from "../../../test/conformance/storage-helpers.ts";
 
 const context = { name: "flight-review", logger: silentLogger, baseDir: "/" };
 
@@ -35,19 +36,6 @@ async function withSim(
     await storage.close();
     await sim.close();
   }
-}
-
-async function rejectsWith(action: Promise<unknown>, code: ErrorCode, pattern?: RegExp): Promise<FerryError> {
-  let caught: unknown;
-  try {
-    await action;
-  } catch (error) {
-    caught = error;
-  }
-  assert.ok(isFerryError(caught), `expected a FerryError ${code}, got ${String(caught)}`);
-  assert.equal(caught.code, code, caught.message);
-  if (pattern) assert.match(caught.message, pattern);
-  return caught;
 }
 
 const put = (storage: HttpPostStorage, path: string, data: Buffer) =>

@@ -13,7 +13,7 @@ import {
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
-import { isFerryError, type ErrorCode, type FerryError } from "../../core/errors.ts";
+import { isFerryError } from "../../core/errors.ts";
 import { silentLogger } from "../../core/logger.ts";
 import type { StorageAdapter, UploadToken } from "../adapter.ts";
 import {
@@ -23,6 +23,7 @@ import {
   readAll,
   sourceOf,
   stallingSource,
+  rejectsWith,
 } from "../../../test/conformance/storage-helpers.ts";
 import { startCephRgw, type CephRgw } from "../../../test/servers/ceph-rgw.ts";
 import { testOptions, Unavailable } from "../../../test/servers/common.ts";
@@ -83,19 +84,6 @@ after(async () => {
   raw?.destroy();
   if (typeof server !== "string") await server.close();
 });
-
-async function rejectsWith(action: Promise<unknown>, code: ErrorCode, pattern?: RegExp): Promise<FerryError> {
-  let caught: unknown;
-  try {
-    await action;
-  } catch (error) {
-    caught = error;
-  }
-  assert.ok(isFerryError(caught), `expected a FerryError ${code}, got ${String(caught)}`);
-  assert.equal(caught.code, code, caught.message);
-  if (pattern) assert.match(caught.message, pattern);
-  return caught;
-}
 
 const sha256 = (data: Uint8Array) => createHash("sha256").update(data).digest("hex");
 

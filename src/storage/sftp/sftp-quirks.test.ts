@@ -9,10 +9,9 @@ import { readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { after, before, describe, test } from "node:test";
-import { isFerryError, type ErrorCode, type FerryError } from "../../core/errors.ts";
 import { silentLogger } from "../../core/logger.ts";
 import type { StorageAdapter, UploadToken } from "../adapter.ts";
-import { readAll, sourceOf } from "../../../test/conformance/storage-helpers.ts";
+import { readAll, sourceOf, rejectsWith } from "../../../test/conformance/storage-helpers.ts";
 import { run, serversRequired, testOptions } from "../../../test/servers/common.ts";
 import { sshdOrReason, type Sshd } from "../../../test/servers/sshd.ts";
 import { sftpAdapter, sftpOptionsSchema } from "./sftp.ts";
@@ -40,23 +39,6 @@ function open(sshd: Sshd, extra: Record<string, unknown> = {}, root = sshd.uploa
     ...extra,
   });
   return sftpAdapter.create(parsed, { name: DEVICE, logger: silentLogger, baseDir: "/" });
-}
-
-async function rejectsWith(
-  action: Promise<unknown>,
-  codes: ErrorCode[],
-  pattern?: RegExp,
-): Promise<FerryError> {
-  let caught: unknown;
-  try {
-    await action;
-  } catch (error) {
-    caught = error;
-  }
-  assert.ok(isFerryError(caught), `expected a FerryError ${codes.join("/")}, got ${String(caught)}`);
-  assert.ok(codes.includes(caught.code), `${caught.code}: ${caught.message}`);
-  if (pattern) assert.match(caught.message, pattern);
-  return caught;
 }
 
 async function withAdapter<T>(adapter: StorageAdapter, fn: (a: StorageAdapter) => Promise<T>): Promise<T> {
