@@ -1,20 +1,8 @@
 /** Small HTTP helpers shared by the simulator's routes. */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { SimHttpError } from "../http-error.ts";
 
-/** An error answer: thrown inside a route, written by the server. */
-export class SimHttpError extends Error {
-  override readonly name = "SimHttpError";
-  readonly status: number;
-  readonly title: string;
-  readonly headers: Record<string, string>;
-
-  constructor(status: number, title: string, text: string, headers: Record<string, string> = {}) {
-    super(text);
-    this.status = status;
-    this.title = title;
-    this.headers = headers;
-  }
-}
+export { SimHttpError };
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);

@@ -1,20 +1,8 @@
 /** HTTP answers of the upload-form simulator: error pages, HTML and JSON bodies. */
 import type { ServerResponse } from "node:http";
+import { SimHttpError } from "../http-error.ts";
 
-/** An error answer: thrown inside a route, written as an HTML error page by the server. */
-export class SimHttpError extends Error {
-  override readonly name = "SimHttpError";
-  readonly status: number;
-  readonly title: string;
-  readonly headers: Record<string, string>;
-
-  constructor(status: number, title: string, text: string, headers: Record<string, string> = {}) {
-    super(text);
-    this.status = status;
-    this.title = title;
-    this.headers = headers;
-  }
-}
+export { SimHttpError };
 
 export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
