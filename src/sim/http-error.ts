@@ -11,4 +11,14 @@ export class SimHttpError extends Error {
     this.title = title;
     this.headers = headers;
   }
+
+  /** `error` as an answer: itself, or a 500 carrying its message. */
+  static of(error: unknown): SimHttpError {
+    if (error instanceof SimHttpError) return error;
+    return new SimHttpError(
+      500,
+      "Internal Server Error",
+      error instanceof Error ? error.message : String(error),
+    );
+  }
 }

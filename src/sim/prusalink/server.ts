@@ -112,14 +112,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, ctx: SimServerC
       res.destroy();
       return;
     }
-    const answer =
-      error instanceof SimHttpError
-        ? error
-        : new SimHttpError(
-            500,
-            "Internal Server Error",
-            error instanceof Error ? error.message : String(error),
-          );
+    const answer = SimHttpError.of(error);
     // A refused upload is answered at once and the connection dropped, as the printer does.
     sendError(req, res, answer, hasBody(req) && !req.complete);
   }

@@ -224,14 +224,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, site: FormSite)
       res.destroy();
       return;
     }
-    const answer =
-      error instanceof SimHttpError
-        ? error
-        : new SimHttpError(
-            500,
-            "Internal Server Error",
-            error instanceof Error ? error.message : String(error),
-          );
+    const answer = SimHttpError.of(error);
     // A refused upload is answered at once; the rest of its body is read and dropped, so the client
     // gets the answer rather than a reset (what nginx's lingering close does).
     if (!req.complete) req.resume();
