@@ -63,8 +63,14 @@ async function walk(dir: string): Promise<{ partial: number; files: number }> {
       const inner = await walk(path);
       out.partial += inner.partial;
       out.files += inner.files;
-    } else if (TEMP.test(entry.name)) out.partial += (await stat(path)).size;
-    else out.files++;
+    } else if (TEMP.test(entry.name)) {
+      // The server may remove a temp file between the listing and this (a probe, a finished upload).
+      const stats = await stat(path).catch((error: unknown) => {
+        if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+        throw error;
+      });
+      out.partial += stats?.size ?? 0;
+    } else out.files++;
   }
   return out;
 }
