@@ -8,12 +8,20 @@ import { dirname, join } from "node:path";
 import { FerryError } from "../../core/errors.ts";
 import { normalizePath } from "../../core/paths.ts";
 import type { StorageAdapter } from "../../storage/adapter.ts";
-import type { RunContext } from "./handlers.ts";
-import type { SourceFilePayload } from "./payloads.ts";
+import type { SourceFilePayload, TransferCheckpoint } from "./payloads.ts";
 
 /** Sync the staged bytes (and checkpoint them) at least this often. */
 const SYNC_EVERY = 1024 * 1024;
 const PART_SUFFIX = ".ferry-staging";
+
+/** What staging needs of the task it runs in (a task runner's run context fits). */
+export interface StagingRun {
+  signal: AbortSignal;
+  /** What an earlier attempt checkpointed: the bytes already staged and synced. */
+  checkpoint: TransferCheckpoint | null;
+  /** Bytes staged so far and, once they are synced to disk, the checkpoint to keep. */
+  progress(bytes: number, checkpoint?: TransferCheckpoint): void;
+}
 
 export interface Staged {
   size: number;
@@ -35,7 +43,7 @@ export async function stageFile(
   source: StorageAdapter,
   root: string,
   file: SourceFilePayload,
-  run: RunContext,
+  run: StagingRun,
 ): Promise<Staged> {
   const finalPath = join(root, normalizePath(file.path));
   const partPath = finalPath + PART_SUFFIX;
