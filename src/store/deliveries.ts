@@ -11,7 +11,7 @@ import { join } from "node:path";
 import type { Kysely } from "kysely";
 import type { Logger } from "../core/logger.ts";
 import type { DeliveriesTable, Schema } from "./schema.ts";
-import type { Store } from "./store.ts";
+import type { Store } from "./handle.ts";
 
 /** A source file as it was when Ferry sent it, and the copy as the target showed it right after. */
 export interface DeliveryRecord {

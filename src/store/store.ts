@@ -26,8 +26,11 @@ import type pg from "pg";
 import { FerryError } from "../core/errors.ts";
 import { silentLogger, type Logger } from "../core/logger.ts";
 import { importDeliveryFiles } from "./deliveries.ts";
+import type { Store } from "./handle.ts";
 import { migrationProvider } from "./migrations.ts";
 import type { Schema } from "./schema.ts";
+
+export type { Store } from "./handle.ts";
 
 export interface StoreOptions {
   /** The data folder: holds `ferry.db` (SQLite); delivery files of older versions are imported from it. */
@@ -35,14 +38,6 @@ export interface StoreOptions {
   /** `postgres://` or `postgresql://` URL; unset or empty: SQLite in `dataDir`. */
   databaseUrl?: string | undefined;
   logger?: Logger;
-}
-
-export interface Store {
-  db: Kysely<Schema>;
-  dialect: "sqlite" | "postgres";
-  /** The database file, or the URL without its password: for messages. */
-  location: string;
-  close(): Promise<void>;
 }
 
 /** How long a SQLite writer waits for another process's write transaction before giving up. */
