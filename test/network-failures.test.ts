@@ -37,6 +37,7 @@ const ONE_CHUNK: Record<NetworkTargetName, number> = {
   s3: 4 * 16 * MiB,
 };
 
+/** An event's type beside its payload's fields. */
 interface Event {
   event: string;
   [key: string]: unknown;
@@ -61,7 +62,9 @@ function serve(dir: string): {
     while ((nl = buffer.indexOf("\n")) >= 0) {
       const line = buffer.slice(0, nl);
       buffer = buffer.slice(nl + 1);
-      if (line.startsWith("{")) events.push(JSON.parse(line) as Event);
+      if (!line.startsWith("{")) continue;
+      const { type, payload } = JSON.parse(line) as { type: string; payload: Record<string, unknown> };
+      events.push({ ...payload, event: type });
     }
   });
   let stderr = "";
@@ -109,7 +112,7 @@ async function reaches(read: () => Promise<number>, min: number, ms = 60_000): P
   }
 }
 
-const isUpload = (e: Event, kind: string) => e.event === kind && String(e.what).startsWith("upload");
+const isUpload = (e: Event, kind: string) => e.event === kind && String(e.what).startsWith("send");
 
 for (const name of Object.keys(ONE_CHUNK) as NetworkTargetName[]) {
   describe(`ferry serve → ${name}: failures`, { timeout: 10 * 60_000 }, () => {

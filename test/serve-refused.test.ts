@@ -59,8 +59,8 @@ test("a wrong password: attention, the device named, one attempt and then quiet"
   serve.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
   try {
     const deadline = Date.now() + 20_000;
-    while (!/device site is attention/.test(output) && Date.now() < deadline) await sleep(50);
-    assert.match(output, /device site is attention: .*site.*401/);
+    while (!/site needs attention/.test(output) && Date.now() < deadline) await sleep(50);
+    assert.match(output, /site needs attention: .*site.*401/);
     await sleep(8000);
     assert.equal(posts, 1, `one upload attempt while the device refuses us, not ${posts}`);
     const { stdout: status } = await promisify(execFile)(

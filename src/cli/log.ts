@@ -1,7 +1,45 @@
-/** The process logger: pino to stderr; FERRY_LOG_LEVEL picks the level (default warn). */
+/**
+ * The process logger, on stderr; FERRY_LOG_LEVEL picks the level (default warn). `json`: pino's
+ * JSON lines, for machines (`--json`); `human`: one line of words per entry, for a terminal.
+ */
+import { Writable } from "node:stream";
 import { pino } from "pino";
 import type { Logger } from "../core/logger.ts";
 
-export function createLogger(): Logger {
-  return pino({ level: process.env.FERRY_LOG_LEVEL ?? "warn", base: null }, pino.destination(2));
+const LEVELS: Record<number, string> = {
+  10: "trace",
+  20: "debug",
+  30: "info",
+  40: "warning",
+  50: "error",
+  60: "fatal",
+};
+
+export function createLogger(format: "json" | "human" = process.stderr.isTTY ? "human" : "json"): Logger {
+  const level = process.env.FERRY_LOG_LEVEL ?? "warn";
+  if (format === "json") return pino({ level, base: null }, pino.destination(2));
+  return pino({ level, base: null, timestamp: false }, humanLines());
+}
+
+/** pino's JSON lines as `ferry: warning: message (key=value, ...)`. */
+function humanLines(): Writable {
+  return new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const text of chunk.toString("utf8").split("\n")) {
+        if (text === "") continue;
+        try {
+          const { level, msg, ...fields } = JSON.parse(text) as Record<string, unknown>;
+          const extra = Object.entries(fields)
+            .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
+            .join(", ");
+          const word = LEVELS[Number(level)] ?? "log";
+          const message = typeof msg === "string" ? msg : JSON.stringify(msg);
+          process.stderr.write(`ferry: ${word}: ${message}${extra ? ` (${extra})` : ""}\n`);
+        } catch {
+          process.stderr.write(text + "\n");
+        }
+      }
+      done();
+    },
+  });
 }

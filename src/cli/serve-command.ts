@@ -1,15 +1,13 @@
 /** `ferry serve`: runs every sync continuously until SIGINT/SIGTERM, then stops within 10 s. */
-import { hostname } from "node:os";
-import { EventBus } from "../core/events.ts";
+import { createApp, type AppEvents } from "../app.ts";
+import type { EventBus } from "../core/events.ts";
 import { formatBytes, formatDuration } from "../core/units.ts";
-import { Devices } from "../devices/devices.ts";
-import { Engine } from "../sync/engine/engine.ts";
-import type { EngineEvents } from "../sync/engine/events.ts";
+import type { DeviceState } from "../store/devices.ts";
 import { createLogger } from "./log.ts";
-import { openConfiguredStore } from "./store-open.ts";
 import { loadOrExit } from "./sync-command.ts";
 import { EXIT } from "./exit.ts";
 import { acquireRunLock, LockedError, type RunLock } from "./run-lock.ts";
+import { oneLine } from "./sync-output.ts";
 
 export interface ServeOptions {
   config?: string;
@@ -26,7 +24,9 @@ const STOP_DEADLINE_MS = 9_500;
 export async function serveCommand(options: ServeOptions): Promise<number> {
   const config = await loadOrExit(options.config);
   if (typeof config === "number") return config;
-  const logger = createLogger();
+  const json = options.json === true;
+  // One format per stream: with --json, logs are JSON lines too; otherwise words.
+  const logger = createLogger(json ? "json" : "human");
   let lock: RunLock;
   try {
     lock = await acquireRunLock(config.dataDir, "serve");
@@ -35,21 +35,9 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
     process.stderr.write(`ferry: ${error.message}\n`);
     return EXIT.failed;
   }
-  const opened = await openConfiguredStore(config);
-  const bus = new EventBus<EngineEvents>();
-  attachServeOutput(bus, options.json === true);
-  const devices = new Devices(config, logger);
-  const engine = new Engine({
-    config,
-    devices,
-    queue: opened.queue,
-    deliveries: opened.deliveries,
-    deviceStates: opened.deviceStates,
-    bus,
-    logger,
-    workerId: `${hostname()}:${config.dataDir}`,
-  });
-  await engine.start();
+  const app = await createApp(config, { logger });
+  attachServeOutput(app.bus, json);
+  await app.start();
   options.onStarted?.();
   await new Promise<void>((resolve) => {
     const stop = () => {
@@ -70,52 +58,61 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
     process.exit(EXIT.failed);
   }, STOP_DEADLINE_MS);
   deadline.unref();
-  await engine.stop();
-  await devices.close();
-  await opened.close();
+  await app.stop();
   await lock.release();
   clearTimeout(deadline);
   return EXIT.ok;
 }
 
-function attachServeOutput(bus: EventBus<EngineEvents>, json: boolean): void {
+const STATE_WORDS: Record<DeviceState, (device: string, detail: string) => string> = {
+  online: (device, detail) => `${device} is online${detail && detail !== "reachable" ? ` (${detail})` : ""}`,
+  busy: (device, detail) => `${device} is busy (${detail}); its changes wait until it is idle`,
+  offline: (device, detail) => `${device} is offline: ${oneLine(detail)}; its changes wait for it`,
+  attention: (device, detail) => `${device} needs attention: ${oneLine(detail)}`,
+};
+
+function attachServeOutput(bus: EventBus<AppEvents>, json: boolean): void {
   const out = (text: string) => process.stdout.write(text + "\n");
-  const names = [
-    "engine.started",
-    "engine.stopped",
-    "scan.done",
-    "scan.failed",
-    "task.started",
-    "task.progress",
-    "task.done",
-    "task.failed",
-    "device.state",
-    "source.removed",
-  ] as const;
   if (json) {
-    for (const name of names)
-      bus.on(name, (event) => out(JSON.stringify({ time: new Date().toISOString(), event: name, ...event })));
+    bus.onAny((event) => {
+      // Progress is for live displays; a log of it would be mostly noise.
+      if (event.type !== "task.progress") out(JSON.stringify(event));
+    });
     return;
   }
-  bus.on("engine.started", (e) =>
+  bus.on("engine.started", ({ payload: e }) =>
     out(`serving ${e.syncs.join(", ")} (devices: ${e.devices.join(", ")}); Ctrl-C stops`),
   );
-  bus.on("engine.stopped", (e) => out(`stopped; ${e.released} transfer(s) checkpointed for the next start`));
-  bus.on("scan.done", (e) => {
-    if (e.enqueued > 0) out(`${e.sync}: ${e.reason}: ${e.enqueued} change(s) queued`);
+  bus.on("engine.stopped", ({ payload: e }) =>
+    out(`stopped; ${e.released} transfer(s) checkpointed for the next start`),
+  );
+  bus.on("sync.planned", ({ payload: e }) => {
+    const n = e.actions.filter((a) => a.type !== "skip" && a.type !== "invalid").length;
+    if (n > 0) out(`${e.sync} → ${e.target}: ${e.reason}: ${n} change(s) queued`);
+    for (const a of e.actions)
+      if (a.type === "invalid") out(`${e.sync} → ${e.target}: cannot send ${a.path}: ${a.reason}`);
   });
-  bus.on("scan.failed", (e) => out(`${e.sync}: ${e.reason}: scan failed: ${e.error}`));
-  bus.on("task.done", (e) => {
+  bus.on("sync.note", ({ payload: e }) => out(`${e.sync} → ${e.target}: note: ${e.note}`));
+  bus.on("sync.scan.failed", ({ payload: e }) =>
+    out(`${e.sync}: ${e.reason}: scan failed: ${oneLine(e.error)}`),
+  );
+  bus.on("task.done", ({ payload: e }) => {
     const how = e.skipped
       ? `skipped (${e.skipped})`
       : e.bytes > 0
         ? `${formatBytes(e.bytes)} in ${formatDuration(e.ms / 1000)}`
         : "ok";
-    out(`${e.sync} → ${e.target}: ${e.what}: ${how}`);
+    out(`${e.sync ?? e.kind} → ${e.target ?? ""}: ${e.what}: ${how}`);
   });
-  bus.on("task.failed", (e) =>
-    out(`${e.sync} → ${e.target}: ${e.what}: ${e.outcome === "parked" ? "waiting" : e.outcome}: ${e.error}`),
+  bus.on("task.failed", ({ payload: e }) => {
+    const how = e.outcome === "parked" ? "waiting" : e.outcome === "retry" ? "will retry" : "gave up";
+    out(`${e.sync ?? e.kind} → ${e.target ?? ""}: ${e.what}: ${how}: ${oneLine(e.error)}`);
+  });
+  bus.on("device.state", ({ payload: e }) => out(STATE_WORDS[e.state](e.device, e.detail)));
+  bus.on("sync.source.removed", ({ payload: e }) =>
+    out(`${e.sync}: moved ${e.path} (source deleted after delivery)`),
   );
-  bus.on("device.state", (e) => out(`device ${e.device} is ${e.state}: ${e.detail}`));
-  bus.on("source.removed", (e) => out(`${e.sync}: moved ${e.path} (source deleted after delivery)`));
+  bus.on("sync.source.kept", ({ payload: e }) =>
+    out(`${e.sync}: kept source ${e.path}: ${oneLine(e.reason)}`),
+  );
 }

@@ -1,7 +1,7 @@
 /** `ferry status` and `ferry tasks`: what the store says about devices, queues and failures. */
 import { formatBytes, formatDuration } from "../core/units.ts";
 import type { Task } from "../tasks/queue.ts";
-import { describeTask } from "../sync/engine/handlers.ts";
+import { describeSyncTask as describeTask } from "../sync/engine/handlers.ts";
 import { openConfiguredStore } from "./store-open.ts";
 import { loadOrExit } from "./sync-command.ts";
 import { EXIT, UsageError } from "./exit.ts";

@@ -2,10 +2,10 @@
 import { loadConfig, findConfigFile, ConfigError, type FerryConfig } from "../config/index.ts";
 import { EventBus } from "../core/events.ts";
 import { Devices, deviceKinds } from "../devices/devices.ts";
-import type { SyncEvents, TargetReport } from "../sync/events.ts";
+import type { EngineEvents, TargetReport } from "../sync/events.ts";
 import { storeDeliveries } from "../store/deliveries.ts";
 import { openStore } from "../store/store.ts";
-import { runSync } from "../sync/run.ts";
+import { runSyncs, SourceUnreadable } from "../sync/run.ts";
 import { createLogger } from "./log.ts";
 import { attachSyncOutput, jsonSummary, summaryTable, type OutputMode } from "./sync-output.ts";
 import { EXIT, UsageError } from "./exit.ts";
@@ -78,7 +78,7 @@ export async function syncCommand(names: string[], options: SyncCommandOptions):
       return EXIT.failed;
     }
   }
-  const bus = new EventBus<SyncEvents>();
+  const bus = new EventBus<EngineEvents>();
   const detach = attachSyncOutput(bus, mode, process.stdout);
   const logger = createLogger();
   let store;
@@ -94,21 +94,30 @@ export async function syncCommand(names: string[], options: SyncCommandOptions):
   const onSignal = () => abort.abort(new Error("interrupted"));
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
-  const reports: TargetReport[] = [];
+  let reports: TargetReport[];
   try {
-    const runs = syncs.map((sync) =>
-      runSync(sync, devices, {
-        bus,
-        signal: abort.signal,
-        deliveries: storeDeliveries(store),
-        ...(options.dryRun ? { dryRun: true } : {}),
-        ...(options.includeBusy ? { includeBusy: true } : {}),
-        ...(options.allowEmptySource ? { allowEmptySource: true } : {}),
-        ...(options.printer ? { only: new Set(options.printer) } : {}),
-        ...(options.exclude ? { except: new Set(options.exclude) } : {}),
-      }),
-    );
-    for (const result of await Promise.all(runs)) reports.push(...result);
+    reports = await runSyncs(syncs, devices, {
+      bus,
+      logger,
+      signal: abort.signal,
+      deliveries: storeDeliveries(store),
+      ...(options.dryRun ? { dryRun: true } : {}),
+      ...(options.includeBusy ? { includeBusy: true } : {}),
+      ...(options.allowEmptySource ? { allowEmptySource: true } : {}),
+      ...(options.printer ? { only: new Set(options.printer) } : {}),
+      ...(options.exclude ? { except: new Set(options.exclude) } : {}),
+    });
+  } catch (error) {
+    // A source that does not exist is a configuration problem: no target was touched.
+    if (!(error instanceof SourceUnreadable)) throw error;
+    if (mode === "json") {
+      process.stdout.write(
+        JSON.stringify({ ...jsonSummary([]), ok: false, error: error.message }, null, 2) + "\n",
+      );
+    } else {
+      process.stderr.write(`ferry: ${error.message}; check the path in ${config.file}\n`);
+    }
+    return EXIT.usage;
   } finally {
     detach();
     process.off("SIGINT", onSignal);

@@ -4,7 +4,10 @@
  */
 import type { EventBus } from "../core/events.ts";
 import { formatBytes, formatDuration } from "../core/units.ts";
-import type { SyncEvents, TargetReport } from "../sync/events.ts";
+import type { EngineEvents, TargetReport } from "../sync/events.ts";
+import type { TaskEvents } from "../tasks/events.ts";
+
+type TaskFailed = TaskEvents["task.failed"];
 import type { Action, UploadReason } from "../sync/plan.ts";
 
 export type OutputMode = "tty" | "plain" | "json";
@@ -44,36 +47,40 @@ const describe = (a: Action): string => {
 };
 
 export function attachSyncOutput(
-  bus: EventBus<SyncEvents>,
+  bus: EventBus<EngineEvents>,
   mode: OutputMode,
   out: NodeJS.WriteStream,
 ): () => void {
   if (mode === "json") return () => undefined;
-  const key = (e: { sync: string; target: string }) => `${e.sync} → ${e.target}`;
+  const key = (e: { sync?: string | undefined; target?: string | undefined }) =>
+    `${e.sync ?? ""} → ${e.target ?? ""}`;
   const offs: (() => void)[] = [];
+  const kept = (e: { sync: string; path: string; reason: string }) =>
+    `${e.sync}: kept source ${e.path}: ${oneLine(e.reason)}`;
+  const failedLine = (e: TaskFailed) =>
+    `${key(e)}: ${e.what} failed: ${oneLine(e.error)}${e.outcome === "retry" ? " (retrying)" : ""}`;
 
   if (mode === "plain") {
     const line = (text: string) => out.write(text + "\n");
     offs.push(
-      bus.on("sync.target.planned", (e) => {
+      bus.on("sync.planned", ({ payload: e }) => {
         line(`${key(e)}: ${planLine(e.actions, e.bytes)}${e.dryRun ? " (dry run)" : ""}`);
         if (e.dryRun) for (const a of e.actions) line(`  ${describe(a)}`);
       }),
-      bus.on("sync.target.note", (e) => line(`${key(e)}: note: ${e.note}`)),
-      bus.on("sync.action.done", (e) => {
-        const rate = e.bytes > 0 ? `, ${formatBytes((e.bytes / e.ms) * 1000)}/s` : "";
-        line(`${key(e)}: ${describe(e.action)} ok in ${formatDuration(e.ms / 1000)}${rate}`);
+      bus.on("sync.note", ({ payload: e }) => line(`${key(e)}: note: ${e.note}`)),
+      bus.on("task.done", ({ payload: e }) => {
+        if (e.target === "source") return;
+        const rate = e.bytes > 0 && e.ms > 0 ? `, ${formatBytes((e.bytes / e.ms) * 1000)}/s` : "";
+        const how =
+          e.skipped === undefined ? `ok in ${formatDuration(e.ms / 1000)}${rate}` : `left: ${e.skipped}`;
+        line(`${key(e)}: ${e.what} ${how}`);
       }),
-      bus.on("sync.action.failed", (e) => {
-        line(
-          `${key(e)}: ${describe(e.action)} failed: ${e.error.message}${e.willRetry ? " (retrying)" : ""}`,
-        );
-      }),
-      bus.on("sync.target.finished", (r) => {
+      bus.on("task.failed", ({ payload: e }) => line(failedLine(e))),
+      bus.on("sync.target.finished", ({ payload: r }) => {
         if (!quietFinish(r)) line(finishLine(r));
       }),
-      bus.on("sync.source.removed", (e) => line(`${e.sync}: moved ${e.path} (source deleted)`)),
-      bus.on("sync.source.kept", (e) => line(`${e.sync}: kept source ${e.path}: ${e.reason}`)),
+      bus.on("sync.source.removed", ({ payload: e }) => line(`${e.sync}: moved ${e.path} (source deleted)`)),
+      bus.on("sync.source.kept", ({ payload: e }) => line(kept(e))),
     );
     return () => offs.forEach((off) => off());
   }
@@ -99,7 +106,7 @@ export function attachSyncOutput(
     draw();
   };
   offs.push(
-    bus.on("sync.target.planned", (e) => {
+    bus.on("sync.planned", ({ payload: e }) => {
       const n = e.actions.filter((a) => a.type !== "skip").length;
       if (e.dryRun) {
         above(`${key(e)}: ${planLine(e.actions, e.bytes)} (dry run)`);
@@ -116,30 +123,33 @@ export function attachSyncOutput(
         status: n === 0 ? "up to date" : "starting",
       });
     }),
-    bus.on("sync.action.started", (e) => {
+    bus.on("task.started", ({ payload: e }) => {
       const l = live.get(key(e));
       if (!l) return;
-      l.file = e.action.path;
+      l.file = e.path ?? e.what;
       l.fileBytes = 0;
-      l.fileSize = e.action.type === "upload" ? e.action.size : 0;
-      l.status = e.action.type === "upload" ? "sending" : "deleting";
+      l.fileSize = e.size ?? 0;
+      l.status = e.size === undefined ? "deleting" : "sending";
     }),
-    bus.on("sync.action.progress", (e) => {
+    bus.on("task.progress", ({ payload: e }) => {
       const l = live.get(key(e));
       if (l) l.fileBytes = e.bytes;
     }),
-    bus.on("sync.action.done", (e) => {
+    bus.on("task.done", ({ payload: e }) => {
       const l = live.get(key(e));
       if (l) {
         l.doneBytes += e.bytes;
         l.fileBytes = 0;
       }
     }),
-    bus.on("sync.target.note", (e) => above(`${key(e)}: note: ${e.note}`)),
-    bus.on("sync.action.failed", (e) =>
-      above(`${key(e)}: ${describe(e.action)} failed: ${e.error.message}${e.willRetry ? " (retrying)" : ""}`),
-    ),
-    bus.on("sync.target.finished", (r) => {
+    bus.on("sync.note", ({ payload: e }) => above(`${key(e)}: note: ${e.note}`)),
+    bus.on("task.failed", ({ payload: e }) => {
+      const l = live.get(key(e));
+      if (l) l.fileBytes = 0;
+      above(failedLine(e));
+    }),
+    bus.on("sync.source.kept", ({ payload: e }) => above(kept(e))),
+    bus.on("sync.target.finished", ({ payload: r }) => {
       const wasLive = live.delete(key(r));
       if (!(quietFinish(r) && !wasLive)) above(finishLine(r));
     }),
@@ -149,6 +159,19 @@ export function attachSyncOutput(
     draw();
     offs.forEach((off) => off());
   };
+}
+
+/**
+ * A reason fit for one line of a terminal: tags of an HTML error page and runs of white space go,
+ * and a long text is cut (the whole stays in --json and the logs).
+ */
+export function oneLine(text: string, max = 160): string {
+  const flat = text
+    .replace(/<(script|style)[^>]*>[\s\S]*?<\/\1>/gi, " ")
+    .replace(/<[^>]+>/g, " ")
+    .replace(/\s+/g, " ")
+    .trim();
+  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
 }
 
 function bar(fraction: number, width: number): string {
@@ -202,18 +225,21 @@ export function finishLine(r: TargetReport): string {
   const who = `${r.sync} → ${r.target}`;
   switch (r.outcome) {
     case "skipped":
-      return `${who}: skipped, ${r.reason ?? "not idle"}`;
+      return `${who}: skipped, ${oneLine(r.reason ?? "not idle")}`;
     case "unreachable":
-      return `${who}: UNREACHABLE, ${r.reason ?? "no answer"}${r.done > 0 ? ` (${r.done} done before)` : ""}`;
+      return `${who}: UNREACHABLE, ${oneLine(r.reason ?? "no answer")}${r.done > 0 ? ` (${r.done} done before)` : ""}`;
     default: {
-      if (r.planned === 0 && r.failed === 0)
+      // "up to date" only when nothing was to do and nothing failed.
+      if (r.outcome === "done" && r.planned === 0 && r.failed === 0)
         return `${who}: up to date${r.skipped > 0 ? `, ${r.skipped} left alone` : ""}`;
+      if (r.outcome === "failed" && r.planned === 0 && r.failed === 0)
+        return `${who}: FAILED, ${oneLine(r.reason ?? "no reason given")}`;
       const parts = [`${r.done}/${r.planned} done`];
       if (r.failed > 0) parts.push(`${r.failed} FAILED`);
       if (r.skipped > 0) parts.push(`${r.skipped} left alone`);
       parts.push(`${formatBytes(r.bytes)} in ${formatDuration(r.seconds)}`);
-      if (r.reason !== undefined) parts.push(r.reason);
-      const errors = r.errors.map((e) => `\n    ${e.path}: ${e.code} ${e.message}`).join("");
+      if (r.reason !== undefined) parts.push(oneLine(r.reason));
+      const errors = r.errors.map((e) => `\n    ${e.path}: ${e.code} ${oneLine(e.message)}`).join("");
       return `${who}: ${r.outcome === "failed" ? "FAILED" : "ok"}, ${parts.join(", ")}${errors}`;
     }
   }
@@ -221,7 +247,7 @@ export function finishLine(r: TargetReport): string {
 
 /** The final table after a TTY run. */
 export function summaryTable(reports: readonly TargetReport[]): string {
-  const rows = [["sync", "target", "result", "planned", "done", "failed", "skipped", "sent", "time"]];
+  const rows = [["sync", "target", "result", "planned", "done", "failed", "skipped", "sent", "time", "why"]];
   for (const r of reports) {
     rows.push([
       r.sync,
@@ -233,6 +259,7 @@ export function summaryTable(reports: readonly TargetReport[]): string {
       String(r.skipped),
       formatBytes(r.bytes),
       formatDuration(r.seconds),
+      oneLine(r.reason ?? r.errors[0]?.message ?? "", 60),
     ]);
   }
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((row) => (row[i] ?? "").length))) ?? [];

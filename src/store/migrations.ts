@@ -97,6 +97,19 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  "0002_devices": {
+    async up(db: Kysely<unknown>) {
+      // Devices added at run time (the API), beside those of ferry.yaml.
+      await db.schema
+        .createTable("devices")
+        .addColumn("name", "text", (c) => c.primaryKey())
+        .addColumn("kind", "text", (c) => c.notNull())
+        .addColumn("options", "text", (c) => c.notNull())
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .addColumn("updated_at", "bigint", (c) => c.notNull())
+        .execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -58,7 +58,17 @@ export interface DeliveriesTable {
   delivered_at: number;
 }
 
+/** A device added at run time; `options` is the JSON of its ferry.yaml entry less `type`. */
+export interface DevicesTable {
+  name: string;
+  kind: string;
+  options: string;
+  created_at: number;
+  updated_at: number;
+}
+
 export interface Schema {
+  devices: DevicesTable;
   tasks: TasksTable;
   task_queues: TaskQueuesTable;
   device_states: DeviceStatesTable;

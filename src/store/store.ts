@@ -69,6 +69,20 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   return store;
 }
 
+/**
+ * A store that lives in memory and dies with the process: the queue of a one-shot `ferry sync`,
+ * whose tasks must not outlive the run, and tests.
+ */
+export async function openMemoryStore(): Promise<Store> {
+  const database = new Database(":memory:");
+  const db = new Kysely<Schema>({
+    dialect: new ImmediateSqliteDialect({ database: cachingStatements(database) }),
+  });
+  const store: Store = { db, dialect: "sqlite", location: "(memory)", close: () => db.destroy() };
+  await migrate(store);
+  return store;
+}
+
 /** A URL fit to show: the password replaced by ***. Never echoes a URL it cannot parse. */
 export function redactUrl(url: string): string {
   try {

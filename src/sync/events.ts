@@ -1,5 +1,7 @@
-/** What a sync run publishes on the event bus; the CLI, the server and bridges subscribe. */
+/** What sync work publishes (docs/events.md has the whole vocabulary); the CLI, server and bridges subscribe. */
 import type { FerryError } from "../core/errors.ts";
+import type { DeviceEvents } from "../devices/events.ts";
+import type { TaskEvents } from "../tasks/events.ts";
 import type { Action } from "./plan.ts";
 
 export interface TargetRef {
@@ -18,7 +20,7 @@ export interface ActionError {
 
 export interface TargetReport extends TargetRef {
   outcome: TargetOutcome;
-  /** Why a target was skipped or unreachable (e.g. "printer is PRINTING"). */
+  /** Why a target was skipped, unreachable or failed as a whole (e.g. "printer is PRINTING"). */
   reason?: string;
   /** The device's state word when it was looked at. */
   state?: string;
@@ -39,16 +41,21 @@ export interface TargetReport extends TargetRef {
 }
 
 export interface SyncEvents {
-  "sync.target.planned": TargetRef & { actions: readonly Action[]; bytes: number; dryRun: boolean };
+  /** A planning pass found what one target needs (every pass of `ferry serve`, once per `ferry sync`). */
+  "sync.planned": TargetRef & { actions: readonly Action[]; bytes: number; dryRun: boolean; reason: string };
   /** Something the operator should know about a target that is not a failure (also in `notes`). */
-  "sync.target.note": TargetRef & { note: string };
-  "sync.action.started": TargetRef & { action: Action };
-  "sync.action.progress": TargetRef & { path: string; bytes: number; size: number };
-  "sync.action.done": TargetRef & { action: Action; bytes: number; ms: number };
-  "sync.action.failed": TargetRef & { action: Action; error: FerryError; willRetry: boolean };
+  "sync.note": TargetRef & { note: string };
+  /** A planning pass could not run (the source cannot be read). */
+  "sync.scan.failed": { sync: string; reason: string; error: string };
+  /** `ferry sync`: one target's report, once its work is over. */
   "sync.target.finished": TargetReport;
   /** Move mode: the source file was deleted after every target got a verified copy. */
   "sync.source.removed": { sync: string; path: string };
-  /** Move mode: the source file stays (a copy is missing or does not match). */
+  /** Move mode: the source file stays for now (a copy is missing or does not match). */
   "sync.source.kept": { sync: string; path: string; reason: string };
+  "engine.started": { syncs: string[]; devices: string[] };
+  "engine.stopped": { released: number };
 }
+
+/** Everything the sync engine's parts publish on one bus. */
+export type EngineEvents = SyncEvents & TaskEvents & DeviceEvents;

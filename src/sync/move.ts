@@ -19,6 +19,16 @@ export interface MovedFile {
   modTime?: number;
 }
 
+/** A target holds no copy yet: the upload that delivers it asks for this step again. */
+export class CopyMissing extends FerryError {
+  constructor(target: string, path: string) {
+    super("PROTOCOL", `${target}: ${path} is not there yet; the source is kept`, {
+      subject: path,
+      retryable: false,
+    });
+  }
+}
+
 /** Throws (and deletes nothing) unless every copy checks out; then removes the source file. */
 export async function finishMove(
   source: StorageAdapter,
@@ -44,10 +54,11 @@ export async function finishMove(
       if (isFerryError(error, "NOT_FOUND")) return undefined;
       throw error;
     });
-    if (stored?.size !== file.size) {
+    if (!stored) throw new CopyMissing(copy.target.name, copy.path);
+    if (stored.size !== file.size) {
       throw new FerryError(
         "PROTOCOL",
-        `${copy.target.name}: ${copy.path} holds ${stored?.size ?? "no"} bytes, ${file.size} expected; the source is kept`,
+        `${copy.target.name}: ${copy.path} holds ${stored.size ?? "no"} bytes, ${file.size} expected; the source is kept`,
         { subject: file.path, retryable: false },
       );
     }

@@ -4,7 +4,7 @@ import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { EventBus } from "../core/events.ts";
-import type { SyncEvents } from "./events.ts";
+import type { EngineEvents } from "./events.ts";
 import { runSync } from "./run.ts";
 import { printerFixture, type PrinterFixture } from "./test-support.ts";
 
@@ -12,9 +12,9 @@ describe("room on a nearly full printer", () => {
   let farm: PrinterFixture;
   const master = (name = "") => join(farm.dir, "master", name);
   const run = async () => {
-    const bus = new EventBus<SyncEvents>();
+    const bus = new EventBus<EngineEvents>();
     const order: string[] = [];
-    bus.on("sync.action.done", (e) => order.push(`${e.action.type} ${e.action.path}`));
+    bus.on("task.done", ({ payload: e }) => order.push(`${e.what.split(" ")[0] ?? ""} ${e.path ?? ""}`));
     const [report] = await runSync(farm.sync("gcode"), farm.devices, { bus, attempts: 1 });
     return { report, order };
   };
@@ -33,7 +33,7 @@ describe("room on a nearly full printer", () => {
     await rm(master("old.gcode"));
     await writeFile(master("small.gcode"), Buffer.alloc(300_000, 2));
     const { report, order } = await run();
-    assert.deepEqual(order, ["upload small.gcode", "delete old.gcode"]);
+    assert.deepEqual(order, ["send small.gcode", "delete old.gcode"]);
     assert.deepEqual(report?.notes, []);
   });
 
@@ -42,7 +42,7 @@ describe("room on a nearly full printer", () => {
     await writeFile(master("big.gcode"), Buffer.alloc(800_000, 3));
     const { report, order } = await run();
     assert.equal(report?.outcome, "done", JSON.stringify(report?.errors));
-    assert.deepEqual(order, ["delete small.gcode", "upload big.gcode"]);
+    assert.deepEqual(order, ["delete small.gcode", "send big.gcode"]);
     assert.match(report.notes.join("\n"), /deleting excess files first: 800 kB to add, 700 kB free/);
     assert.deepEqual(
       farm.sim.files().map((f) => `${f.path}:${f.size}`),

@@ -6,7 +6,7 @@ import { after, before, describe, test } from "node:test";
 import { parseConfig } from "../config/index.ts";
 import { silentLogger } from "../core/logger.ts";
 import { Devices, deviceKinds } from "../devices/devices.ts";
-import { runSync } from "./run.ts";
+import { runSync, SourceUnreadable } from "./run.ts";
 
 async function tree(dir: string, prefix = ""): Promise<string[]> {
   const out: string[] = [];
@@ -78,9 +78,12 @@ describe("runSync between local folders", () => {
     await writeFile(join(dir, "dst/precious.gcode"), "p");
     await rm(join(dir, "src"), { recursive: true });
     const { sync, devices } = setup("mirror");
-    const [report] = await runSync(sync, devices, { allowEmptySource: true });
-    assert.equal(report?.outcome, "unreachable");
-    assert.match(report.reason ?? "", /source \.\/src/);
+    // A configuration problem: named, and raised before any target is touched.
+    await assert.rejects(runSync(sync, devices, { allowEmptySource: true }), (error: Error) => {
+      assert.ok(error instanceof SourceUnreadable);
+      assert.match(error.message, /^sync s: source \.\/src does not exist \(\/.*\/src\)$/);
+      return true;
+    });
     assert.ok((await tree(join(dir, "dst"))).includes("precious.gcode=p"));
     await devices.close();
   });

@@ -1,26 +1,27 @@
 /**
- * A one-shot run of a sync: scan the source once, then bring every target in line with it, all
- * targets at once, each at the concurrency its capabilities allow. One target failing never stops
- * the others; the result is one report per target.
+ * A one-shot run of syncs (`ferry sync`): the same planning pass, handlers and task runner as
+ * `ferry serve`, over a queue that lives in memory and dies with the run (ADR 13). Each sync's
+ * source is scanned once and every target planned at once; printers are looked at first and left
+ * out when not idle; the runner works until nothing is left to do now, giving up — for the next
+ * run — on what would have to wait (a printer that started printing, a device that went away).
+ * One target failing never stops the others; the result is one report per target.
  */
-import { setTimeout as sleep } from "node:timers/promises";
 import type { Endpoint, SyncConfig } from "../config/index.ts";
 import { EventBus } from "../core/events.ts";
-import { toFerryError } from "../core/errors.ts";
-import { formatBytes } from "../core/units.ts";
-import type { Devices } from "../devices/devices.ts";
-import { pathKey } from "../core/paths.ts";
-import type { Entry, StorageAdapter } from "../storage/adapter.ts";
-import { deliveryRecord, type DeliveryRecords, type DeliveryRecordsOpener } from "../store/deliveries.ts";
-import type { SyncEvents, TargetReport } from "./events.ts";
-import { fileFilter } from "./filters.ts";
-import { emptySourceRefusal, roomNeeded, type Action, type TargetEntry } from "./plan.ts";
-import { runPool } from "./pool.ts";
-import { scanSource, sourceHasher, type SourceScan } from "./scan.ts";
-import { planTarget, type ScannedSource } from "./plan-target.ts";
-import { printerGate, protectedWithin } from "./gate.ts";
-import { executeAction } from "./execute.ts";
-import { finishMove } from "./move.ts";
+import { isFerryError, toFerryError } from "../core/errors.ts";
+import { silentLogger, type Logger } from "../core/logger.ts";
+import { deviceOf, type Devices } from "../devices/devices.ts";
+import { deviceQueues } from "../devices/queues.ts";
+import { storeDeliveries, type DeliveryRecordsOpener } from "../store/deliveries.ts";
+import { openMemoryStore } from "../store/store.ts";
+import type { TaskRef } from "../tasks/events.ts";
+import { StoreTaskQueue } from "../tasks/store-queue.ts";
+import { TaskRunner, type Held } from "../tasks/runner.ts";
+import type { EngineEvents, TargetReport } from "./events.ts";
+import { engineContext } from "./engine/context.ts";
+import { registerSyncHandlers } from "./engine/handlers.ts";
+import { planSync } from "./engine/planner.ts";
+import { workersFor } from "./engine/engine.ts";
 
 export interface SyncRunOptions {
   /** Plan and report, change nothing. */
@@ -34,12 +35,17 @@ export interface SyncRunOptions {
   /** Never targets on these devices (or with these labels). */
   except?: ReadonlySet<string>;
   signal?: AbortSignal;
-  bus?: EventBus<SyncEvents>;
-  /** What Ferry delivered before, per target: spares re-sending to targets that stamp their own times. */
+  bus?: EventBus<EngineEvents>;
+  /** What Ferry delivered before, per target (default: kept for this run only). */
   deliveries?: DeliveryRecordsOpener;
-  /** Attempts per file for errors that may clear up (busy, transient). */
+  /** Attempts per change for errors that may clear up (busy, transient); default 3. */
   attempts?: number;
-  retryDelayMs?: number;
+  logger?: Logger;
+}
+
+/** The source of a sync cannot be read at all: nothing was planned, no target touched. */
+export class SourceUnreadable extends Error {
+  override readonly name = "SourceUnreadable";
 }
 
 const endpointName = (endpoint: Endpoint) => (endpoint.type === "device" ? endpoint.device : endpoint.label);
@@ -55,81 +61,184 @@ export function selectTargets(
   });
 }
 
-export async function runSync(
+/** One sync; see runSyncs. */
+export function runSync(
   sync: SyncConfig,
   devices: Devices,
   options: SyncRunOptions = {},
 ): Promise<TargetReport[]> {
-  const filter = fileFilter(sync.include, sync.exclude);
-  const targets = selectTargets(sync, options);
-  const adapter = devices.endpoint(sync.source);
-  let scan: SourceScan;
-  try {
-    scan = await scanSource(adapter, filter, options.signal);
-  } catch (error) {
-    const failure = toFerryError(error);
-    return targets.map((target) => {
-      const report = emptyReport(sync.name, target.label);
-      report.outcome = "unreachable";
-      report.reason = `source ${sync.source.label}: ${failure.message}`;
-      options.bus?.emit("sync.target.finished", report);
-      return report;
-    });
-  }
-  const source: ScannedSource = { adapter, scan, filter, hash: sourceHasher(adapter, options.signal) };
-  const reports = await Promise.all(
-    targets.map((target) => syncTarget(sync, target, source, devices, options)),
-  );
-  if (sync.mode === "move" && !options.dryRun && targets.length > 0) {
-    await finishMoves(sync, targets, reports, source, devices, options);
-  }
-  return reports;
+  return runSyncs([sync], devices, options);
 }
 
-/**
- * Move mode: a source file goes once every target holds a verified copy of it. A target that was
- * skipped or unreachable holds nothing new, so then no source file goes at all.
- */
-async function finishMoves(
-  sync: SyncConfig,
-  targets: readonly Endpoint[],
-  reports: readonly TargetReport[],
-  source: ScannedSource,
+export async function runSyncs(
+  syncs: readonly SyncConfig[],
   devices: Devices,
-  options: SyncRunOptions,
-): Promise<void> {
-  const missing = new Set<string>();
-  for (const report of reports) {
-    if (report.outcome === "skipped" || report.outcome === "unreachable") return;
-    for (const error of report.errors) missing.add(error.path);
-    for (const action of report.actions)
-      if (action.type === "skip" || action.type === "invalid") missing.add(action.path);
-  }
-  const copies = targets.map((endpoint) => {
-    const target = devices.endpoint(endpoint);
-    return { target, trustDelivery: target.capabilities.list === "none" };
+  options: SyncRunOptions = {},
+): Promise<TargetReport[]> {
+  const bus = options.bus ?? new EventBus<EngineEvents>();
+  const logger = options.logger ?? silentLogger;
+  const signal = options.signal ?? new AbortController().signal;
+  const started = performance.now();
+  const memory = await openMemoryStore();
+  const queue = new StoreTaskQueue(memory);
+  const ctx = engineContext({
+    config: devices.config,
+    syncs,
+    devices,
+    queue,
+    deliveries: options.deliveries ?? storeDeliveries(memory),
+    bus,
+    logger,
+    maxAttempts: options.attempts ?? 3,
   });
-  for (const file of source.scan.files) {
-    if (missing.has(file.path)) continue;
-    try {
-      await finishMove(
-        source.adapter,
-        file,
-        copies.map((copy) => ({ ...copy, path: file.path })),
-        options.signal,
-      );
-      options.bus?.emit("sync.source.removed", { sync: sync.name, path: file.path });
-    } catch (error) {
-      options.bus?.emit("sync.source.kept", {
-        sync: sync.name,
-        path: file.path,
-        reason: toFerryError(error).message,
-      });
+
+  /** Devices the run stopped working on, and why (a printer that started printing, a device gone). */
+  const held = new Map<string, Held>();
+  const heldTasks = new Set<string>();
+  const endpointOf = (ref: { sync?: string | undefined; target?: string | undefined }) => {
+    if (ref.sync === undefined) return undefined;
+    const sync = ctx.sync(ref.sync);
+    return ref.target === "source" ? sync.source : sync.targets.find((t) => t.label === ref.target);
+  };
+  const runner = new TaskRunner({
+    queue,
+    bus,
+    logger,
+    node: "ferry-sync",
+    workers: workersFor(syncs, devices),
+    patience: "give-up",
+    heartbeatMs: 5_000,
+    paused: () => [...held.keys()].flatMap(deviceQueues),
+    held: (task, label, why) => {
+      heldTasks.add(task.id);
+      const endpoint = endpointOf(label);
+      if (why.wholeDevice && endpoint && !held.has(deviceOf(endpoint))) held.set(deviceOf(endpoint), why);
+    },
+  });
+  registerSyncHandlers(runner, ctx, { includeBusy: options.includeBusy === true });
+
+  const reports = new Map<string, TargetReport>();
+  const reportOf = (ref: { sync?: string | undefined; target?: string | undefined }) =>
+    ref.sync === undefined || ref.target === undefined
+      ? undefined
+      : reports.get(`${ref.sync}\u0000${ref.target}`);
+  const settled = (ref: TaskRef) => {
+    const report = reportOf(ref);
+    if (report) report.seconds = (performance.now() - started) / 1000;
+  };
+  const offs = [
+    bus.on("task.done", ({ payload: e }) => {
+      const report = reportOf(e);
+      if (!report) return;
+      if (heldTasks.has(e.id)) report.skipped++;
+      else report.done++;
+      report.bytes += e.bytes;
+      settled(e);
+    }),
+    bus.on("task.failed", ({ payload: e }) => {
+      if (e.outcome !== "dead") return;
+      // A file that could not be staged reaches no target.
+      const reports = e.target === "source" ? sourceReports(e.sync) : [reportOf(e)];
+      for (const report of reports) {
+        if (!report) continue;
+        report.failed++;
+        report.errors.push({ path: e.path ?? "", code: e.code, message: e.error });
+      }
+      if (e.target === "source" && e.sync !== undefined && e.path !== undefined && e.kind === "sync.finish")
+        bus.emit("sync.source.kept", { sync: e.sync, path: e.path, reason: e.error });
+      settled(e);
+    }),
+  ];
+  const sourceReports = (sync: string | undefined) => [...reports.values()].filter((r) => r.sync === sync);
+
+  const stop = () => void runner.stop("interrupted");
+  signal.addEventListener("abort", stop, { once: true });
+  try {
+    for (const sync of syncs) {
+      const targets = selectTargets(sync, options);
+      for (const target of targets)
+        reports.set(
+          `${sync.name}\u0000${target.label}`,
+          emptyReport(sync.name, target.label, options.dryRun === true),
+        );
+      let plan;
+      try {
+        plan = await planSync(sync, ctx, {
+          reason: "ferry sync",
+          signal,
+          targets,
+          gatePrinters: { includeBusy: options.includeBusy === true },
+          ...(options.dryRun ? { dryRun: true } : {}),
+          ...(options.allowEmptySource ? { allowEmptySource: true } : {}),
+        });
+      } catch (error) {
+        const failure = toFerryError(error);
+        if (isFerryError(failure, "NOT_FOUND") && sync.source.type === "local")
+          throw new SourceUnreadable(
+            `sync ${sync.name}: source ${sync.source.label} does not exist (${sync.source.path})`,
+          );
+        for (const target of targets) {
+          const report = reportOf({ sync: sync.name, target: target.label });
+          if (!report) continue;
+          report.outcome = "unreachable";
+          report.reason = `source ${sync.source.label}: ${failure.message}`;
+        }
+        continue;
+      }
+      for (const planned of plan.targets) {
+        const report = reportOf({ sync: sync.name, target: planned.endpoint.label });
+        if (!report) continue;
+        report.actions = planned.actions;
+        report.notes = planned.notes;
+        report.planned = planned.actions.filter((a) => a.type !== "skip").length;
+        if (planned.state !== undefined) report.state = planned.state;
+        if (planned.outcome) {
+          report.outcome = planned.outcome.outcome;
+          report.reason = planned.outcome.reason;
+          // Nothing of this target is queued: its plan is shown, not counted as done.
+          continue;
+        }
+        for (const action of planned.actions) {
+          if (action.type === "skip") report.skipped++;
+          if (action.type === "invalid") {
+            report.failed++;
+            report.errors.push({ path: action.path, code: "NAME_INVALID", message: action.reason });
+          }
+        }
+      }
     }
+    if (!options.dryRun && !signal.aborted) await runner.drain();
+    // What waits on a device the run stopped working on is left for the next run, and given up cleanly.
+    for (const task of await queue.list({ status: "queued", limit: 1_000_000 })) {
+      const report = reportOf(runner.describe(task));
+      if (report) report.skipped++;
+      await runner.abandon(task);
+    }
+  } finally {
+    signal.removeEventListener("abort", stop);
+    for (const off of offs) off();
+    await memory.close();
   }
+
+  const results = [...reports.values()];
+  for (const report of results) {
+    const endpoint = endpointOf(report);
+    const why = endpoint ? held.get(deviceOf(endpoint)) : undefined;
+    if (report.reason === undefined && report.failed > 0) report.outcome = "failed";
+    if (why && report.reason === undefined) {
+      report.outcome = why.why === "away" ? "unreachable" : report.failed > 0 ? "failed" : "skipped";
+      report.reason = why.why === "away" ? why.message : `${why.message}; the rest waits for the next run`;
+    }
+    if (signal.aborted && report.reason === undefined && report.done + report.skipped < report.planned) {
+      report.outcome = "failed";
+      report.reason = "interrupted";
+    }
+    bus.emit("sync.target.finished", report);
+  }
+  return results;
 }
 
-function emptyReport(sync: string, target: string, dryRun = false): TargetReport {
+function emptyReport(sync: string, target: string, dryRun: boolean): TargetReport {
   return {
     sync,
     target,
@@ -145,212 +254,4 @@ function emptyReport(sync: string, target: string, dryRun = false): TargetReport
     notes: [],
     actions: [],
   };
-}
-
-async function syncTarget(
-  sync: SyncConfig,
-  endpoint: Endpoint,
-  source: ScannedSource,
-  devices: Devices,
-  options: SyncRunOptions,
-): Promise<TargetReport> {
-  const started = performance.now();
-  const { bus, signal } = options;
-  const ref = { sync: sync.name, target: endpoint.label };
-  const report = emptyReport(sync.name, endpoint.label, options.dryRun === true);
-  const note = (text: string) => {
-    if (report.notes.includes(text)) return;
-    report.notes.push(text);
-    bus?.emit("sync.target.note", { ...ref, note: text });
-  };
-  const finish = () => {
-    report.seconds = (performance.now() - started) / 1000;
-    bus?.emit("sync.target.finished", report);
-    return report;
-  };
-
-  try {
-    const printer = endpoint.type === "device" ? devices.printer(endpoint.device) : undefined;
-    const gated = printer !== undefined && sync.when === "idle" && !options.includeBusy;
-    let protectedPath: string | undefined;
-    if (printer) {
-      const gate = await printerGate(printer, gated, signal);
-      if (gate.state !== undefined) report.state = gate.state;
-      if (gate.blocked) {
-        report.outcome = gate.blocked.outcome;
-        report.reason = gate.blocked.reason;
-        return finish();
-      }
-      protectedPath = protectedWithin(gate.printing, endpoint);
-    }
-
-    const target = devices.endpoint(endpoint);
-    const caps = target.capabilities;
-    const key = (path: string) => pathKey(path, caps.caseInsensitive);
-    const records = await options.deliveries?.(sync.name, endpoint.label);
-    const { actions, entries, notes } = await planTarget(sync, source, target, {
-      records,
-      protectedPath,
-      signal,
-    });
-    for (const text of notes) note(text);
-    report.actions = actions;
-    report.planned = actions.filter((a) => a.type !== "skip").length;
-    const refusal = options.allowEmptySource
-      ? undefined
-      : emptySourceRefusal(actions, source.scan.files.length, sync.source.label);
-    if (refusal !== undefined) {
-      report.outcome = "failed";
-      report.reason = refusal;
-      return finish();
-    }
-    const bytes = actions.reduce((sum, a) => sum + (a.type === "upload" ? a.size : 0), 0);
-    bus?.emit("sync.target.planned", {
-      ...ref,
-      actions,
-      bytes,
-      dryRun: options.dryRun === true,
-    });
-
-    for (const action of actions) {
-      if (action.type === "skip") report.skipped++;
-      if (action.type === "invalid") {
-        report.failed++;
-        report.errors.push({ path: action.path, code: "NAME_INVALID", message: action.reason });
-      }
-    }
-    if (options.dryRun) return finish();
-
-    const slots = devices.transferSlots(endpoint);
-    // An upload waits for one of the device's transfer slots; a deletion moves no bytes.
-    const transfer = <T>(action: Action, send: () => Promise<T>) =>
-      action.type === "upload" ? slots.use(send) : send();
-    let stop: { outcome: "unreachable" | "skipped"; reason: string } | undefined;
-    const remember = async (records: DeliveryRecords, action: Action, stored: Entry | undefined) => {
-      if (action.type === "upload" && stored) {
-        records.set(key(action.targetPath), deliveryRecord(action, stored));
-      } else if (action.type === "delete") {
-        records.delete(key(action.path));
-      }
-      try {
-        await records.save();
-      } catch (error) {
-        // The records only spare transfers; a run that cannot keep them still delivers.
-        note(
-          `delivery records not saved (files may be sent again next time): ${toFerryError(error).message}`,
-        );
-      }
-    };
-    const perform = async (action: Action) => {
-      if (stop) {
-        report.skipped++;
-        return;
-      }
-      if (printer && gated) {
-        const gate = await printerGate(printer, true, signal);
-        if (gate.blocked) {
-          stop = {
-            outcome: gate.blocked.outcome,
-            reason: `${gate.blocked.reason}; the rest waits for the next run`,
-          };
-          report.skipped++;
-          return;
-        }
-      }
-      const t0 = performance.now();
-      try {
-        const sent = await withRetry(action, ref, options, () =>
-          transfer(action, () =>
-            executeAction(action, source.adapter, target, {
-              ...(signal ? { signal } : {}),
-              onStart: () => bus?.emit("sync.action.started", { ...ref, action }),
-              onProgress: (bytes) =>
-                bus?.emit("sync.action.progress", {
-                  ...ref,
-                  path: action.path,
-                  bytes,
-                  size: action.type === "upload" ? action.size : 0,
-                }),
-            }),
-          ),
-        );
-        report.done++;
-        report.bytes += sent.bytes;
-        bus?.emit("sync.action.done", { ...ref, action, bytes: sent.bytes, ms: performance.now() - t0 });
-        if (records) await remember(records, action, sent.stored);
-      } catch (error) {
-        const failure = toFerryError(error);
-        report.failed++;
-        report.errors.push({ path: action.path, code: failure.code, message: failure.message });
-        if (failure.code === "UNAVAILABLE" || failure.code === "AUTH") {
-          stop = { outcome: "unreachable", reason: failure.message };
-        }
-      }
-    };
-    const uploads = actions.filter((a) => a.type === "upload");
-    const deletes = actions.filter((a) => a.type === "delete");
-    const rmdirs = actions.filter((a) => a.type === "rmdir");
-    // Excess files go last, once everything new is in place, unless the new files need their room.
-    const room = deletes.length > 0 ? await roomToMake(target, actions, entries, signal) : undefined;
-    if (room) {
-      note(`deleting excess files first: ${formatBytes(room.needed)} to add, ${formatBytes(room.free)} free`);
-      for (const action of deletes) await perform(action);
-    }
-    await runPool(uploads, caps.maxConcurrency, perform);
-    if (!room) for (const action of deletes) await perform(action);
-    for (const action of rmdirs) await perform(action);
-
-    if (report.failed > 0) report.outcome = "failed";
-    if (stop) {
-      report.outcome =
-        stop.outcome === "unreachable" ? "unreachable" : report.failed > 0 ? "failed" : "skipped";
-      report.reason = stop.reason;
-    }
-    return finish();
-  } catch (error) {
-    const failure = toFerryError(error);
-    report.outcome = failure.code === "UNAVAILABLE" ? "unreachable" : "failed";
-    report.reason = failure.message;
-    return finish();
-  }
-}
-
-/** How much room the uploads need and the target has, when the target cannot fit them now. */
-async function roomToMake(
-  target: StorageAdapter,
-  actions: readonly Action[],
-  entries: readonly TargetEntry[],
-  signal?: AbortSignal,
-): Promise<{ needed: number; free: number } | undefined> {
-  if (!target.usage) return undefined;
-  // Not knowing the free space is no reason to fail: then the safe order stands.
-  const usage = await target.usage(signal ? { signal } : {}).catch(() => undefined);
-  const free = usage?.freeBytes;
-  const needed = roomNeeded(actions, entries, target.capabilities.caseInsensitive);
-  return free !== undefined && needed > free ? { needed, free } : undefined;
-}
-
-async function withRetry<T>(
-  action: Action,
-  ref: { sync: string; target: string },
-  options: SyncRunOptions,
-  fn: () => Promise<T>,
-): Promise<T> {
-  const attempts = options.attempts ?? 3;
-  const baseDelay = options.retryDelayMs ?? 1000;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await fn();
-    } catch (error) {
-      const failure = toFerryError(error);
-      const willRetry = failure.retryable && attempt < attempts && !options.signal?.aborted;
-      options.bus?.emit("sync.action.failed", { ...ref, action, error: failure, willRetry });
-      if (!willRetry) throw failure;
-      await sleep(
-        baseDelay * 2 ** (attempt - 1),
-        undefined,
-        options.signal ? { signal: options.signal } : {},
-      );
-    }
-  }
 }

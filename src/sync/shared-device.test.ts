@@ -4,8 +4,8 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { EventBus } from "../core/events.ts";
-import type { SyncEvents } from "./events.ts";
-import { runSync } from "./run.ts";
+import type { EngineEvents } from "./events.ts";
+import { runSyncs } from "./run.ts";
 import { printerFixture, type PrinterFixture } from "./test-support.ts";
 
 describe("syncs that share a device", () => {
@@ -30,13 +30,11 @@ describe("syncs that share a device", () => {
   after(() => farm.close());
 
   test("take turns on a printer that accepts one transfer at a time", async () => {
-    const bus = new EventBus<SyncEvents>();
+    const bus = new EventBus<EngineEvents>();
     const refusals: string[] = [];
-    bus.on("sync.action.failed", (e) => refusals.push(`${e.target} ${e.action.path}: ${e.error.message}`));
-    const runs = [...farm.config.syncs.values()].map((sync) =>
-      runSync(sync, farm.devices, { bus, attempts: 1 }),
-    );
-    const reports = (await Promise.all(runs)).flat();
+    bus.on("task.failed", ({ payload: e }) => refusals.push(`${e.target ?? ""} ${e.what}: ${e.error}`));
+    // Both syncs in one run, as `ferry sync` runs them: the printer's one queue serializes them.
+    const reports = await runSyncs([...farm.config.syncs.values()], farm.devices, { bus, attempts: 1 });
     // One attempt per file: a single "another upload is running" refusal would fail a file.
     assert.deepEqual(refusals, []);
     assert.deepEqual(

@@ -10,7 +10,12 @@ import type { Entry, StorageAdapter, UploadToken } from "../storage/adapter.ts";
 
 export interface SendOptions {
   signal?: AbortSignal;
-  /** Called with the bytes sent so far, at most every few KiB. */
+  /**
+   * Called with the bytes the target has taken so far: what it acknowledged, where it says (a
+   * resumable upload reports what it stored); elsewhere what was handed to it, held one byte short
+   * of the whole until the target confirms the file (a slow printer may still be receiving what
+   * sits in the network's buffers).
+   */
   onProgress?: (bytes: number) => void;
   /** The token an earlier attempt of this transfer kept (targets with resumable uploads). */
   resume?: UploadToken;
@@ -45,14 +50,22 @@ export async function sendFile(
       ...writeOptions,
       ...(options.resume ? { resume: options.resume } : {}),
     });
-    const { keep } = options;
+    const { keep, onProgress } = options;
     try {
       await keep?.({ bytes: upload.offset, token: upload.token }, true);
-      const body = await readCounted(source, request.path, upload.offset, options);
+      onProgress?.(upload.offset);
+      const body = await readCounted(source, request.path, upload.offset, {
+        ...options,
+        onProgress: () => undefined,
+      });
       const stored = await upload.finish(body, {
         ...(signal ? { signal } : {}),
-        onStored: (state) => void keep?.(state, false),
+        onStored: (state) => {
+          onProgress?.(Math.min(state.bytes, request.size));
+          void keep?.(state, false);
+        },
       });
+      onProgress?.(request.size);
       return checkSize(target, request, stored);
     } catch (error) {
       // Nobody keeps the token, so nobody could resume: leave nothing behind.
@@ -61,7 +74,12 @@ export async function sendFile(
     }
   }
 
-  const body = await readCounted(source, request.path, 0, options);
+  const { onProgress } = options;
+  const short = Math.max(0, request.size - 1);
+  const body = await readCounted(source, request.path, 0, {
+    ...options,
+    onProgress: (bytes) => onProgress?.(Math.min(bytes, short)),
+  });
   let stored: Entry;
   const caps = target.capabilities;
   if (caps.partialWritesVisible && caps.serverSideMove && target.move) {
@@ -81,6 +99,7 @@ export async function sendFile(
   } else {
     stored = await target.write(request.targetPath, body, writeOptions);
   }
+  onProgress?.(request.size);
   return checkSize(target, request, stored);
 }
 

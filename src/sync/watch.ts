@@ -32,9 +32,9 @@ export async function* watchFolder(root: string, options: WatchOptions): AsyncGe
   const settleMs = options.settleMs ?? 50;
   const maxBatchMs = options.maxBatchMs ?? 100;
   const rel = (abs: string) => relative(root, abs).split(sep).join("/").normalize("NFC");
-  /** Inode of each file seen, so a rename can be told from a delete and a create. */
-  const inodes = new Map<string, number>();
-  let pending: { type: "add" | "change" | "unlink"; path: string; ino?: number }[] = [];
+  /** Identity of each file seen, so a rename can be told from a delete and a create. */
+  const inodes = new Map<string, FileIdentity>();
+  let pending: WatchEvent[] = [];
   let wake: (() => void) | undefined;
   let timer: NodeJS.Timeout | undefined;
   /** Runs from a batch's first event: a steady stream of writes must not hold the batch back. */
@@ -55,10 +55,10 @@ export async function* watchFolder(root: string, options: WatchOptions): AsyncGe
     if (path === "" || path.startsWith("..")) return;
     if (!ready) {
       // The initial listing only teaches inodes; the engine's start scan plans those files.
-      if (stats) inodes.set(path, stats.ino);
+      if (stats) inodes.set(path, identity(stats));
       return;
     }
-    pending.push({ type, path, ...(stats ? { ino: stats.ino } : {}) });
+    pending.push({ type, path, ...(stats ? { id: identity(stats) } : {}) });
     const flush = () => {
       clearTimeout(timer);
       clearTimeout(oldest);
@@ -104,30 +104,49 @@ export async function* watchFolder(root: string, options: WatchOptions): AsyncGe
   }
 }
 
-/** One change per path, in order; an unlink and an add of the same inode make a move. */
-export function coalesce(
-  events: readonly { type: "add" | "change" | "unlink"; path: string; ino?: number }[],
-  inodes: Map<string, number>,
-): WatchChange[] {
+/** What stays the same through a rename: the inode, the size and the modification time. */
+export interface FileIdentity {
+  ino: number;
+  size: number;
+  mtimeMs: number;
+}
+
+export interface WatchEvent {
+  type: "add" | "change" | "unlink";
+  path: string;
+  id?: FileIdentity;
+}
+
+function identity(stats: Stats): FileIdentity {
+  return { ino: stats.ino, size: stats.size, mtimeMs: stats.mtimeMs };
+}
+
+/**
+ * One change per path, in order. An unlink and an add of the same file make a move: same inode,
+ * size and time — a new file that only reuses a deleted file's inode is a new file.
+ */
+export function coalesce(events: readonly WatchEvent[], inodes: Map<string, FileIdentity>): WatchChange[] {
   const last = new Map<string, "upsert" | "delete">();
-  const removed = new Map<number, string>();
+  const removed = new Map<number, { path: string; id: FileIdentity }>();
   const moves = new Map<string, string>();
   for (const event of events) {
     if (event.type === "unlink") {
-      const ino = inodes.get(event.path);
+      const id = inodes.get(event.path);
       inodes.delete(event.path);
-      if (ino !== undefined) removed.set(ino, event.path);
+      if (id !== undefined) removed.set(id.ino, { path: event.path, id });
       last.set(event.path, "delete");
       continue;
     }
-    if (event.ino !== undefined) {
-      const from = event.type === "add" ? removed.get(event.ino) : undefined;
-      if (from !== undefined && from !== event.path) {
-        removed.delete(event.ino);
-        moves.set(event.path, from);
-        last.delete(from);
+    if (event.id !== undefined) {
+      const gone = event.type === "add" ? removed.get(event.id.ino) : undefined;
+      const same =
+        gone !== undefined && gone.id.size === event.id.size && gone.id.mtimeMs === event.id.mtimeMs;
+      if (gone !== undefined && same && gone.path !== event.path) {
+        removed.delete(event.id.ino);
+        moves.set(event.path, gone.path);
+        last.delete(gone.path);
       }
-      inodes.set(event.path, event.ino);
+      inodes.set(event.path, event.id);
     }
     last.set(event.path, "upsert");
   }

@@ -1,14 +1,20 @@
 /**
- * What each stored task does when a worker runs it. Handlers are idempotent: a task may run again
- * after a crash, so each checks what is already done (the index, the target) before acting.
+ * The one apply path of sync work, for `ferry serve` and `ferry sync` alike: what each kind of
+ * task does when the runner runs it — gate, send, verify, record, finish a move. Handlers are
+ * idempotent: a task may run again after a crash, so each checks what is already done (the
+ * delivery records, the target) before acting.
  */
 import { FerryError, isFerryError } from "../../core/errors.ts";
+import { formatBytes } from "../../core/units.ts";
 import { pathKey } from "../../core/paths.ts";
 import type { StorageAdapter } from "../../storage/adapter.ts";
 import { deliveryRecord } from "../../store/deliveries.ts";
+import type { TaskLabel, TaskRef } from "../../tasks/events.ts";
 import type { Task } from "../../tasks/queue.ts";
+import { Park, type Outcome, type RunContext, type TaskRunner } from "../../tasks/runner.ts";
 import { printerGate, protectedWithin } from "../gate.ts";
-import { finishMove } from "../move.ts";
+import { CopyMissing, finishMove } from "../move.ts";
+import type { UploadReason } from "../plan.ts";
 import { sendFile } from "../transfer.ts";
 import type { EngineContext } from "./context.ts";
 import { enqueueFileTask, enqueueSourceTask } from "./enqueue.ts";
@@ -22,75 +28,122 @@ import {
   type TransferCheckpoint,
 } from "./payloads.ts";
 
-export interface RunContext {
-  signal: AbortSignal;
-  /** Bytes done so far and, when the work can resume from there, the checkpoint to keep. */
-  progress(bytes: number, checkpoint?: TransferCheckpoint): void;
-  /** Stores a checkpoint now, not with the next heartbeat (before a target holds anything to lose). */
-  save(checkpoint: TransferCheckpoint): Promise<void>;
-  checkpoint: TransferCheckpoint | null;
+type Run = RunContext<TransferCheckpoint>;
+
+/** A printer that is not idle is asked again after this. */
+const BUSY_PRINTER_MS = 30_000;
+/** The file being printed is asked for again after this. */
+const PRINTED_FILE_MS = 60_000;
+
+const REASONS: Record<UploadReason, string> = {
+  missing: "new",
+  newer: "newer",
+  size: "size differs",
+  content: "content differs",
+  changed: "changed since sent",
+};
+
+/** Registers the sync handlers on a runner. */
+export function registerSyncHandlers(
+  runner: TaskRunner,
+  ctx: EngineContext,
+  options: { includeBusy?: boolean } = {},
+): void {
+  runner.register<FilePayload, TransferCheckpoint>(FILE_TASK, {
+    describe: describeFile,
+    run: (task, run) => fileTask(task.payload, ctx, run, options.includeBusy === true),
+    abandon: (task) => abandonUpload(task, ctx),
+  });
+  runner.register<SourceFilePayload, TransferCheckpoint>(STAGE_TASK, {
+    describe: describeStage,
+    run: (task, run) => stageTask(task.payload, ctx, run),
+  });
+  runner.register<SourceFilePayload, TransferCheckpoint>(FINISH_TASK, {
+    describe: describeFinish,
+    run: (task, run) => finishTask(task.payload, ctx, run),
+  });
 }
 
-export interface Outcome {
-  /** Bytes this attempt moved (a resumed upload counts only the rest). */
-  bytes: number;
-  /** Why nothing was done (already delivered, gone from the source, ...). */
-  skipped?: string;
+/** What a stored sync task is about, without a runner (`ferry status`, `ferry tasks`). */
+export function describeSyncTask(task: Task): TaskRef {
+  const label =
+    task.kind === FILE_TASK
+      ? describeFile(task.payload as FilePayload)
+      : task.kind === STAGE_TASK
+        ? describeStage(task.payload as SourceFilePayload)
+        : task.kind === FINISH_TASK
+          ? describeFinish(task.payload as SourceFilePayload)
+          : { what: `${task.kind} task` };
+  return { id: task.id, kind: task.kind, ...label };
 }
 
-/** Not now: back to the queue after `afterMs`, no attempt spent (a busy printer, a printed file). */
-export class Park extends Error {
-  override readonly name = "Park";
-  readonly afterMs: number;
-  constructor(reason: string, afterMs: number) {
-    super(reason);
-    this.afterMs = afterMs;
+const describeStage = (p: SourceFilePayload): TaskLabel => ({
+  what: `stage ${p.path}`,
+  sync: p.sync,
+  target: "source",
+  path: p.path,
+  size: p.size,
+});
+
+const describeFinish = (p: SourceFilePayload): TaskLabel => ({
+  what: `finish ${p.path}`,
+  sync: p.sync,
+  target: "source",
+  path: p.path,
+});
+
+function describeFile(p: FilePayload): TaskLabel {
+  const on = { sync: p.sync, target: p.target };
+  switch (p.op) {
+    case "upload": {
+      const why = p.reason ? `, ${REASONS[p.reason]}` : "";
+      return { ...on, what: `send ${p.path} (${formatBytes(p.size)}${why})`, path: p.path, size: p.size };
+    }
+    case "delete":
+      return { ...on, what: `delete ${p.path}`, path: p.path };
+    case "rmdir":
+      return { ...on, what: `remove folder ${p.path}`, path: p.path };
+    case "move":
+      return { ...on, what: `move ${p.from} → ${p.to}`, path: p.to };
   }
 }
 
-export function describeTask(task: Task): { sync: string; target: string; what: string } {
-  if (task.kind === FILE_TASK) {
-    const p = task.payload as FilePayload;
-    const what = p.op === "move" ? `move ${p.from} → ${p.to}` : `${p.op} ${p.path}`;
-    return { sync: p.sync, target: p.target, what };
-  }
-  const p = task.payload as SourceFilePayload;
-  return {
-    sync: p.sync,
-    target: "source",
-    what: `${task.kind === STAGE_TASK ? "stage" : "finish"} ${p.path}`,
-  };
+/** A resumable upload given up for good leaves nothing on the target (no orphaned parts, no temp file). */
+async function abandonUpload(task: Task<FilePayload, TransferCheckpoint>, ctx: EngineContext): Promise<void> {
+  const p = task.payload;
+  const token = task.checkpoint?.upload;
+  if (p.op !== "upload" || !token) return;
+  const target = ctx.adapter(ctx.target(ctx.sync(p.sync), p.target));
+  if (!target.openUpload) return;
+  const upload = await target.openUpload(p.targetPath, {
+    size: p.size,
+    ...(p.modTime === undefined ? {} : { modTime: p.modTime }),
+    resume: token,
+  });
+  await upload.abort();
 }
 
-export async function handleTask(task: Task, ctx: EngineContext, run: RunContext): Promise<Outcome> {
-  switch (task.kind) {
-    case FILE_TASK:
-      return fileTask(task.payload as FilePayload, ctx, run);
-    case STAGE_TASK:
-      return stageTask(task.payload as SourceFilePayload, ctx, run);
-    case FINISH_TASK:
-      return finishTask(task.payload as SourceFilePayload, ctx, run);
-    default:
-      throw new FerryError("UNSUPPORTED", `unknown task kind "${task.kind}"`, { retryable: false });
-  }
-}
-
-async function fileTask(p: FilePayload, ctx: EngineContext, run: RunContext): Promise<Outcome> {
+async function fileTask(
+  p: FilePayload,
+  ctx: EngineContext,
+  run: Run,
+  includeBusy: boolean,
+): Promise<Outcome> {
   const sync = ctx.sync(p.sync);
   const endpoint = ctx.target(sync, p.target);
   const target = ctx.adapter(endpoint);
   const opts = { signal: run.signal };
   const printer = endpoint.type === "device" ? ctx.devices.printer(endpoint.device) : undefined;
   if (printer) {
-    const gate = await printerGate(printer, sync.when === "idle", run.signal);
+    const gate = await printerGate(printer, sync.when === "idle" && !includeBusy, run.signal);
     if (gate.blocked?.outcome === "unreachable") {
       throw new FerryError("UNAVAILABLE", `${p.target}: ${gate.blocked.reason}`, { subject: p.target });
     }
-    if (gate.blocked) throw new Park(gate.blocked.reason, 30_000);
+    if (gate.blocked) throw new Park(gate.blocked.reason, BUSY_PRINTER_MS, { wholeDevice: true });
     const printed = protectedWithin(gate.printing, endpoint);
     const touched = p.op === "move" ? [p.from, p.to] : [p.op === "upload" ? p.targetPath : p.path];
     if (printed !== undefined && touched.some((t) => pathKey(t, true) === pathKey(printed, true))) {
-      throw new Park(`${printed} is being printed`, 60_000);
+      throw new Park(`${printed} is being printed`, PRINTED_FILE_MS);
     }
   }
 
@@ -173,7 +226,7 @@ async function shows(
   target: StorageAdapter,
   path: string,
   stored: { size?: number; modTime?: number },
-  run: RunContext,
+  run: Run,
 ): Promise<boolean> {
   if (target.capabilities.list === "none") return true;
   try {
@@ -193,7 +246,7 @@ async function afterDelivery(p: FilePayload & { op: "upload" }, ctx: EngineConte
   await enqueueSourceTask(ctx, FINISH_TASK, sync, p);
 }
 
-async function finishTask(p: SourceFilePayload, ctx: EngineContext, run: RunContext): Promise<Outcome> {
+async function finishTask(p: SourceFilePayload, ctx: EngineContext, run: Run): Promise<Outcome> {
   const sync = ctx.sync(p.sync);
   const copies = [];
   for (const endpoint of sync.targets) {
@@ -209,19 +262,23 @@ async function finishTask(p: SourceFilePayload, ctx: EngineContext, run: RunCont
     try {
       await finishMove(ctx.adapter(sync.source), p, copies, run.signal);
     } catch (error) {
-      // A copy still missing: the upload that delivers it queues this step again.
-      if (isFerryError(error, "PROTOCOL") || isFerryError(error, "BUSY"))
-        return { bytes: 0, skipped: (error as Error).message };
       if (isFerryError(error, "NOT_FOUND")) return { bytes: 0, skipped: "already gone from the source" };
+      // A copy still missing: the upload that delivers it queues this step again.
+      if (error instanceof CopyMissing) return { bytes: 0, skipped: error.message };
+      if (isFerryError(error, "PROTOCOL") || isFerryError(error, "BUSY")) {
+        const reason = (error as Error).message;
+        ctx.bus.emit("sync.source.kept", { sync: sync.name, path: p.path, reason });
+        return { bytes: 0, skipped: reason };
+      }
       throw error;
     }
-    ctx.bus.emit("source.removed", { sync: sync.name, path: p.path });
+    ctx.bus.emit("sync.source.removed", { sync: sync.name, path: p.path });
   }
   if (sync.staging) await ctx.staging(sync).remove(p.path, { signal: run.signal });
   return { bytes: 0 };
 }
 
-async function stageTask(p: SourceFilePayload, ctx: EngineContext, run: RunContext): Promise<Outcome> {
+async function stageTask(p: SourceFilePayload, ctx: EngineContext, run: Run): Promise<Outcome> {
   const sync = ctx.sync(p.sync);
   let staged;
   try {

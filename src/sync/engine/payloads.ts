@@ -1,6 +1,6 @@
 /** The tasks the durable engine stores: what each carries, how it is keyed and serialized. */
-import { createHash } from "node:crypto";
 import type { UploadToken } from "../../storage/adapter.ts";
+import type { UploadReason } from "../plan.ts";
 
 /** One change on one target: send, delete, remove a folder, or move on the target. */
 export const FILE_TASK = "sync.file";
@@ -24,6 +24,8 @@ export type FilePayload =
       modTime?: number;
       /** Read from data_dir/staging instead of the source. */
       staged?: boolean;
+      /** Why it is sent (new, newer, ...), for people. */
+      reason?: UploadReason;
     })
   | (OnTarget & { op: "delete" | "rmdir"; path: string })
   | (OnTarget & { op: "move"; from: string; to: string });
@@ -49,25 +51,6 @@ export function fileKey(sync: string, target: string, path: string): string {
 
 export function sourceKey(kind: string, sync: string, path: string): string {
   return `${kind}\u0000${sync}\u0000${path.normalize("NFC")}`;
-}
-
-/**
- * Serialization key of a target's tasks: `to:<device>#<slot>`. A target taking one transfer at a
- * time (a printer) has one slot; others spread files over `maxConcurrency` slots by path.
- */
-export function targetQueue(device: string, slots: number, path: string): string {
-  if (slots <= 1) return `to:${device}#0`;
-  const slot = createHash("sha1").update(path.normalize("NFC")).digest().readUInt32BE(0) % slots;
-  return `to:${device}#${slot}`;
-}
-
-/** Every queue of a device, so its work can be paused while it is away. */
-export function deviceQueues(device: string, slots: number): string[] {
-  return [...Array.from({ length: Math.max(1, slots) }, (_, i) => `to:${device}#${i}`), `from:${device}`];
-}
-
-export function sourceQueue(device: string): string {
-  return `from:${device}`;
 }
 
 /** The path a file task is keyed and serialized by: the one it changes (a move's destination). */

@@ -99,9 +99,9 @@ export async function enqueueChange(
 ): Promise<number> {
   let queued = 0;
   const put = async (target: SyncConfig["targets"][number], payload: FilePayload) => {
-    await enqueueFileTask(ctx, target, payload);
-    queued++;
+    if (await enqueueFileTask(ctx, target, payload)) queued++;
   };
+  const selected = ctx.filter(sync);
   const sourceFile = async (path: string) => {
     const entry = await ctx
       .adapter(sync.source)
@@ -134,6 +134,10 @@ export async function enqueueChange(
     }
   };
 
+  // A rename across the filter's edge is a deletion (into what the sync leaves out) or a new file (out of it).
+  if (change.type === "move" && !selected(change.path)) change = { type: "delete", path: change.from };
+  else if (change.type === "move" && !selected(change.from)) change = { type: "upsert", path: change.path };
+  if (change.type !== "move" && !selected(change.path)) return 0;
   switch (change.type) {
     case "upsert": {
       const file = await sourceFile(change.path);

@@ -1,16 +1,15 @@
 /**
- * The connection checker: probes every device the syncs use, keeps "online since / offline since"
- * in the store, and tells the engine which devices are away so their queues pause (no retry storm)
- * and resume by themselves when the device is back.
+ * The connection checker: probes every device it tracks, keeps "online since / offline since" in
+ * the store, and tells which devices are away so their queues pause (no retry storm) and resume by
+ * themselves when the device is back.
  */
-import { toFerryError } from "../../core/errors.ts";
-import type { DeviceState } from "../../store/devices.ts";
-import type { Logger } from "../../core/logger.ts";
-import { QUIET_ACTIVITIES, type PrinterDriver } from "../../printers/driver.ts";
-import type { StorageAdapter } from "../../storage/adapter.ts";
+import { toFerryError } from "../core/errors.ts";
+import type { DeviceState } from "../store/devices.ts";
+import { QUIET_ACTIVITIES, type PrinterDriver } from "../printers/driver.ts";
+import type { StorageAdapter } from "../storage/adapter.ts";
 
 // `busy`: a printer that answers but prints (its tasks wait at the idle gate, not here).
-export type { DeviceState } from "../../store/devices.ts";
+export type { DeviceState } from "../store/devices.ts";
 
 export interface Probe {
   /** The device's name (or a local folder's label). */
@@ -26,28 +25,33 @@ export interface DeviceStateStore {
 /** A device that cannot be probed (a write-only form) and refused us is tried again after this. */
 export const REFUSED_RETRY_MS = 60_000;
 
+export type StateChange = (name: string, state: DeviceState, detail: string, before?: DeviceState) => void;
+
 export class ConnectionChecker {
-  readonly #probes: Probe[];
+  readonly #probes: Probe[] = [];
   readonly #store: DeviceStateStore;
-  readonly #logger: Logger;
   readonly #onChange: (name: string, state: DeviceState, detail: string, before?: DeviceState) => void;
   readonly #clock: () => number;
-  readonly #states = new Map<string, DeviceState>();
+  readonly #states = new Map<string, { state: DeviceState; detail: string }>();
   /** When a task found a device refusing us, for devices a probe cannot check. */
   readonly #refusedAt = new Map<string, { at: number; detail: string }>();
 
-  constructor(
-    probes: Probe[],
-    store: DeviceStateStore,
-    logger: Logger,
-    onChange: (name: string, state: DeviceState, detail: string, before?: DeviceState) => void,
-    clock: () => number = Date.now,
-  ) {
-    this.#probes = probes;
+  constructor(store: DeviceStateStore, onChange: StateChange, clock: () => number = Date.now) {
     this.#store = store;
-    this.#logger = logger;
     this.#onChange = onChange;
     this.#clock = clock;
+  }
+
+  /** Probes this device from now on (once per name). */
+  track(probe: Probe): void {
+    if (!this.#probes.some((p) => p.name === probe.name)) this.#probes.push(probe);
+  }
+
+  /** Stops probing a device (removed from the registry). */
+  untrack(name: string): void {
+    const at = this.#probes.findIndex((p) => p.name === name);
+    if (at >= 0) this.#probes.splice(at, 1);
+    this.#states.delete(name);
   }
 
   /**
@@ -69,12 +73,12 @@ export class ConnectionChecker {
   /** Devices whose work must wait: they do not answer, or refuse us. */
   away(): string[] {
     return [...this.#states]
-      .filter(([, state]) => state === "offline" || state === "attention")
+      .filter(([, { state }]) => state === "offline" || state === "attention")
       .map(([name]) => name);
   }
 
   state(name: string): DeviceState | undefined {
-    return this.#states.get(name);
+    return this.#states.get(name)?.state;
   }
 
   /** Probes every device once (in parallel); resolves when all have answered. */
@@ -86,17 +90,14 @@ export class ConnectionChecker {
     const probe = this.#probes.find((p) => p.name === name);
     if (!probe) return undefined;
     const [state, detail] = await this.#ask(probe, signal);
-    const before = this.#states.get(name);
-    this.#states.set(name, state);
+    const known = this.#states.get(name);
+    const before = known?.state;
+    this.#states.set(name, { state, detail });
+    // A new detail is news too ("folder not created yet" → "reachable"); `since` moves only with the state.
+    if (known?.detail !== detail && before === state) await this.#store.set(name, state, detail);
     if (before !== state) {
+      // Published, not logged: `ferry serve` and the server show device changes from the event.
       await this.#store.set(name, state, detail);
-      const log =
-        state === "online" || state === "busy"
-          ? this.#logger.info
-          : state === "attention"
-            ? this.#logger.error
-            : this.#logger.warn;
-      log.call(this.#logger, { device: name, state, detail }, `device ${name} is ${state}`);
       this.#onChange(name, state, detail, before);
     }
     return state;

@@ -1,0 +1,144 @@
+/**
+ * Builds the application once, for the CLI and the server: config, store, event bus, device
+ * registry, task runner and the sync engine (the farm and the bridges join here later). Starting
+ * and stopping happen in one place, in order: nothing is left running, every task in flight is
+ * given back with its checkpoint.
+ */
+import { hostname } from "node:os";
+import type { FerryConfig } from "./config/index.ts";
+import { systemClock, type Clock } from "./core/clock.ts";
+import { EventBus } from "./core/events.ts";
+import type { Logger } from "./core/logger.ts";
+import { Devices } from "./devices/devices.ts";
+import { DeviceConfigs } from "./store/device-configs.ts";
+import { storeDeliveries, type DeliveryRecordsOpener } from "./store/deliveries.ts";
+import { DeviceStates } from "./store/devices.ts";
+import { openStore, type Store } from "./store/store.ts";
+import type { EngineEvents } from "./sync/events.ts";
+import { Engine, workersFor } from "./sync/engine/engine.ts";
+import { TaskRunner } from "./tasks/runner.ts";
+import { StoreTaskQueue } from "./tasks/store-queue.ts";
+
+/** Every event of the application (docs/events.md). */
+export type AppEvents = EngineEvents;
+
+export interface OpenedStore {
+  store: Store;
+  queue: StoreTaskQueue;
+  deliveries: DeliveryRecordsOpener;
+  deviceStates: DeviceStates;
+  deviceConfigs: DeviceConfigs;
+  close(): Promise<void>;
+}
+
+/** The store of a config (SQLite in data_dir, or DATABASE_URL) and its repositories. */
+export async function openConfiguredStore(config: FerryConfig, logger?: Logger): Promise<OpenedStore> {
+  const databaseUrl = process.env.DATABASE_URL;
+  const store = await openStore({
+    dataDir: config.dataDir,
+    ...(databaseUrl ? { databaseUrl } : {}),
+    ...(logger ? { logger } : {}),
+  });
+  return {
+    store,
+    queue: new StoreTaskQueue(store),
+    deliveries: storeDeliveries(store),
+    deviceStates: new DeviceStates(store),
+    deviceConfigs: new DeviceConfigs(store),
+    close: () => store.close(),
+  };
+}
+
+/** This node's name, stable across restarts: the host and the data folder. */
+export function nodeName(config: FerryConfig): string {
+  return `${hostname()}:${config.dataDir}`;
+}
+
+export interface App {
+  config: FerryConfig;
+  logger: Logger;
+  bus: EventBus<AppEvents>;
+  stored: OpenedStore;
+  devices: Devices;
+  runner: TaskRunner;
+  engine: Engine;
+  /** Loads the devices added at run time, takes back this node's tasks, probes, starts every sync. */
+  start(): Promise<void>;
+  /** Stops triggers and workers (tasks in flight go back with their checkpoints), closes everything. */
+  stop(): Promise<void>;
+}
+
+export interface AppOptions {
+  logger: Logger;
+  clock?: Clock;
+  /** Only these syncs (default: all). */
+  syncs?: readonly string[];
+  workers?: number;
+  leaseMs?: number;
+  heartbeatMs?: number;
+  probeMs?: number;
+}
+
+export async function createApp(config: FerryConfig, options: AppOptions): Promise<App> {
+  const { logger } = options;
+  const clock = options.clock ?? systemClock;
+  const node = nodeName(config);
+  const stored = await openConfiguredStore(config, logger);
+  const bus = new EventBus<AppEvents>({ node, clock: () => clock.now() });
+  const devices = new Devices(config, logger, { bus, states: stored.deviceStates, clock: () => clock.now() });
+  // The runner's `held` hook asks the engine, which is built on the runner.
+  const engine: { current?: Engine } = {};
+  const runner = new TaskRunner({
+    queue: stored.queue,
+    bus,
+    logger,
+    node,
+    clock,
+    patience: "wait",
+    paused: () => devices.pausedQueues(),
+    held: (task, label, held) => engine.current?.held(task, label, held),
+    ...(options.leaseMs === undefined ? {} : { leaseMs: options.leaseMs }),
+    ...(options.heartbeatMs === undefined ? {} : { heartbeatMs: options.heartbeatMs }),
+    workers:
+      options.workers ??
+      workersFor(
+        [...config.syncs.values()].filter((s) => !options.syncs || options.syncs.includes(s.name)),
+        devices,
+      ),
+  });
+  engine.current = new Engine({
+    config,
+    devices,
+    queue: stored.queue,
+    runner,
+    deliveries: stored.deliveries,
+    bus,
+    logger,
+    clock,
+    ...(options.probeMs === undefined ? {} : { probeMs: options.probeMs }),
+    ...(options.syncs === undefined ? {} : { syncs: options.syncs }),
+  });
+  const app: App = {
+    config,
+    logger,
+    bus,
+    stored,
+    devices,
+    runner,
+    engine: engine.current,
+    async start() {
+      devices.announce();
+      await devices.load(stored.deviceConfigs);
+      await runner.start();
+      await app.engine.start();
+    },
+    async stop() {
+      await app.engine.stop();
+      await runner.stop();
+      bus.emit("engine.stopped", { released: runner.released });
+      await devices.close();
+      await stored.close();
+    },
+  };
+  return app;
+}
