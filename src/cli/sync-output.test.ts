@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { liveBlock, type Live } from "./sync-output.ts";
+import type { TargetReport } from "../sync/events.ts";
+import { finishLine, liveBlock, oneLine, summaryTable, type Live } from "./sync-output.ts";
 
 const target = (label: string, status: string, doneBytes = 0): Live => ({
   label,
@@ -32,5 +33,42 @@ describe("the live block", () => {
       ["p000", "p010", "p020", "p030", "p040", "p050", "p060", "p070", "p080", "p090"],
     );
     assert.equal(lines.at(-1), "… 81 more: 0 sending, 81 waiting, 8.1 MB/81 MB");
+  });
+});
+
+describe("a target that failed", () => {
+  const failed: TargetReport = {
+    sync: "gcode",
+    target: "mk4-a",
+    outcome: "failed",
+    reason:
+      "mk4-a: HTTP 404: <html><head><title>404 Not Found</title></head>\n<body><h1>Not Found</h1></body></html>",
+    planned: 0,
+    done: 0,
+    failed: 0,
+    skipped: 0,
+    bytes: 0,
+    seconds: 0.1,
+    errors: [],
+    notes: [],
+    dryRun: false,
+    actions: [],
+  };
+
+  test("is never shown as up to date, and says why in one short line without HTML", () => {
+    const line = finishLine(failed);
+    assert.doesNotMatch(line, /up to date/);
+    assert.equal(line, "gcode → mk4-a: FAILED, mk4-a: HTTP 404: 404 Not Found Not Found");
+    assert.match(summaryTable([failed]), /failed .* mk4-a: HTTP 404: 404 Not Found Not Found$/m);
+  });
+
+  test("up to date only when nothing was to do and nothing failed", () => {
+    const { reason: _reason, ...done } = failed;
+    assert.match(finishLine({ ...done, outcome: "done" }), /up to date/);
+    assert.doesNotMatch(finishLine({ ...failed, outcome: "unreachable" }), /up to date/);
+  });
+
+  test("a long reason is cut", () => {
+    assert.equal(oneLine("x".repeat(500)).length, 160);
   });
 });

@@ -45,6 +45,7 @@ describe("the documented example", () => {
       when: "idle",
       modTimeToleranceS: 60,
       compare: "size-mtime",
+      onConflict: "rename",
       watch: false,
       rescanS: 600,
       staging: false,

@@ -126,6 +126,7 @@ function parse(
       when: sync.when,
       modTimeToleranceS: sync.mtime_tolerance,
       compare: sync.compare,
+      onConflict: sync.on_conflict,
       watch: sync.watch,
       ...(sync.poll === undefined ? {} : { pollS: sync.poll }),
       ...(sync.schedule === undefined ? {} : { schedule: sync.schedule }),

@@ -24,6 +24,7 @@ export interface ConfigSummary {
       when: string;
       mtime_tolerance: number;
       compare: string;
+      on_conflict: string;
     }
   >;
 }
@@ -74,6 +75,7 @@ export function describeConfig(config: FerryConfig): ConfigSummary {
       when: sync.when,
       mtime_tolerance: sync.modTimeToleranceS,
       compare: sync.compare,
+      on_conflict: sync.onConflict,
     };
   }
   return {

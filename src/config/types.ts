@@ -62,6 +62,12 @@ export interface SyncConfig {
   modTimeToleranceS: number;
   /** Default "size-mtime". */
   compare: SyncCompare;
+  /**
+   * Move mode, when the target holds a different file of the same name: `rename` sends the new one
+   * as "name (1).ext" and keeps both (default), `overwrite` replaces it, `skip` leaves the source
+   * file where it is. Mirror and copy replace, as they always do.
+   */
+  onConflict: "rename" | "overwrite" | "skip";
   /** Follow live filesystem events of a local source (`ferry serve`). */
   watch: boolean;
   /** `poll:` full scan every this many seconds. */

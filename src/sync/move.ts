@@ -4,6 +4,7 @@
  */
 import { FerryError, isFerryError } from "../core/errors.ts";
 import type { HashKind, StorageAdapter } from "../storage/adapter.ts";
+import { conflictName } from "./plan.ts";
 
 export interface MoveCopy {
   target: StorageAdapter;
@@ -50,37 +51,54 @@ export async function finishMove(
   }
   for (const copy of copies) {
     if (copy.trustDelivery) continue;
-    const stored = await copy.target.stat(copy.path, opts).catch((error: unknown) => {
-      if (isFerryError(error, "NOT_FOUND")) return undefined;
-      throw error;
-    });
-    if (!stored) throw new CopyMissing(copy.target.name, copy.path);
-    if (stored.size !== file.size) {
-      throw new FerryError(
-        "PROTOCOL",
-        `${copy.target.name}: ${copy.path} holds ${stored.size ?? "no"} bytes, ${file.size} expected; the source is kept`,
-        { subject: file.path, retryable: false },
-      );
+    // The copy is under its own name or, where a different file held that name, under "name (n)".
+    let problem: FerryError | undefined;
+    for (let n = 0; ; n++) {
+      const path = n === 0 ? copy.path : conflictName(copy.path, n);
+      problem = await verifyCopy(source, file, copy.target, path, opts);
+      if (!problem || problem instanceof CopyMissing) break;
     }
-    const kind = commonHash(source, copy.target);
-    if (kind && source.hash && copy.target.hash) {
-      const [a, b] = await Promise.all([
-        source.hash(file.path, kind, opts),
-        copy.target.hash(copy.path, kind, opts),
-      ]);
-      if (a !== b) {
-        throw new FerryError(
-          "PROTOCOL",
-          `${copy.target.name}: ${copy.path} differs from the source (${kind}); the source is kept`,
-          {
-            subject: file.path,
-            retryable: false,
-          },
-        );
-      }
-    }
+    // A different file under the name and no "(n)" copy yet: the copy is missing, not wrong.
+    if (problem) throw problem;
   }
   await source.remove(file.path, opts);
+}
+
+/** Why the copy at `path` is not a verified copy of the file, or undefined when it is. */
+async function verifyCopy(
+  source: StorageAdapter,
+  file: MovedFile,
+  target: StorageAdapter,
+  path: string,
+  opts: { signal?: AbortSignal },
+): Promise<FerryError | undefined> {
+  const stored = await target.stat(path, opts).catch((error: unknown) => {
+    if (isFerryError(error, "NOT_FOUND")) return undefined;
+    throw error;
+  });
+  if (!stored) return new CopyMissing(target.name, path);
+  if (stored.size !== file.size) {
+    return new FerryError(
+      "PROTOCOL",
+      `${target.name}: ${path} holds ${stored.size ?? "no"} bytes, ${file.size} expected; the source is kept`,
+      { subject: file.path, retryable: false },
+    );
+  }
+  const kind = commonHash(source, target);
+  if (kind && source.hash && target.hash) {
+    const [a, b] = await Promise.all([source.hash(file.path, kind, opts), target.hash(path, kind, opts)]);
+    if (a !== b) {
+      return new FerryError(
+        "PROTOCOL",
+        `${target.name}: ${path} differs from the source (${kind}); the source is kept`,
+        {
+          subject: file.path,
+          retryable: false,
+        },
+      );
+    }
+  }
+  return undefined;
 }
 
 function commonHash(a: StorageAdapter, b: StorageAdapter): HashKind | undefined {

@@ -63,6 +63,7 @@ export async function planTarget(
     rules: {
       ...(hash ? { hash } : {}),
       mode: sync.mode,
+      onConflict: sync.onConflict,
       toleranceMs: sync.modTimeToleranceS * 1000,
       caseInsensitive: caps.caseInsensitive,
       forbiddenChars: caps.forbiddenChars,

@@ -54,6 +54,17 @@ export interface PlanRules {
   maxNameBytes: number | null;
   /** Target path that must be neither replaced nor deleted (the file a printer is printing). */
   protectedPath?: string;
+  /** Move mode: what to do with a different file of the same name on the target (default overwrite). */
+  onConflict?: "rename" | "overwrite" | "skip";
+}
+
+/** `a/log1.ulg` → `a/log1 (n).ulg`: the name a moved file takes beside a different one of its name. */
+export function conflictName(path: string, n: number): string {
+  const slash = path.lastIndexOf("/");
+  const name = path.slice(slash + 1);
+  const dot = name.lastIndexOf(".");
+  const [stem, ext] = dot > 0 ? [name.slice(0, dot), name.slice(dot)] : [name, ""];
+  return `${path.slice(0, slash + 1)}${stem} (${n})${ext}`;
 }
 
 export interface PlanInput {
@@ -96,6 +107,23 @@ function needsUpload(file: SourceFile, existing: TargetEntry, rules: PlanRules):
   return undefined;
 }
 
+/**
+ * The first "name (n)" free on the target for a moved file whose name is taken, or undefined when
+ * one of them already holds this very file (an earlier run sent it, then could not finish).
+ */
+function besideConflict(
+  file: SourceFile,
+  targetFiles: ReadonlyMap<string, TargetEntry>,
+  rules: PlanRules,
+): string | undefined {
+  for (let n = 1; ; n++) {
+    const candidate = conflictName(file.path, n);
+    const there = targetFiles.get(pathKey(candidate, rules.caseInsensitive));
+    if (there === undefined) return candidate;
+    if (needsUpload(file, there, rules) === undefined) return undefined;
+  }
+}
+
 export function plan({ source, sourceDirs = [], target, rules }: PlanInput): Action[] {
   const key = (path: string) => pathKey(path, rules.caseInsensitive);
   const protectedKey = rules.protectedPath === undefined ? undefined : key(rules.protectedPath);
@@ -132,16 +160,31 @@ export function plan({ source, sourceDirs = [], target, rules }: PlanInput): Act
       continue;
     }
     const existing = targetFiles.get(k);
-    const reason = existing === undefined ? "missing" : needsUpload(file, existing, rules);
+    let reason = existing === undefined ? "missing" : needsUpload(file, existing, rules);
     if (reason === undefined) continue;
     if (k === protectedKey) {
       others.push({ type: "skip", path: file.path, reason: "being printed" });
       continue;
     }
+    let targetPath = existing?.path ?? file.path;
+    if (existing !== undefined && rules.mode === "move" && rules.onConflict !== "overwrite") {
+      // A move never destroys a different file of the same name (an archived log).
+      if (rules.onConflict === "skip") {
+        others.push({
+          type: "skip",
+          path: file.path,
+          reason: "a different file of this name is there (on_conflict: skip)",
+        });
+        continue;
+      }
+      const free = besideConflict(file, targetFiles, rules);
+      if (free === undefined) continue; // sent before under a "(n)" name
+      [targetPath, reason] = [free, "missing"];
+    }
     const upload: Action = {
       type: "upload",
       path: file.path,
-      targetPath: existing?.path ?? file.path,
+      targetPath,
       size: file.size,
       reason,
     };

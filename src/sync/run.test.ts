@@ -175,3 +175,59 @@ describe("runSync between local folders", () => {
     await devices.close();
   });
 });
+
+describe("move onto a target that holds a different file of the same name", () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "ferry-conflict-"));
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  const moveRun = async (onConflict?: string) => {
+    const extra = onConflict === undefined ? "" : `, on_conflict: ${onConflict}`;
+    const config = parseConfig(
+      `syncs:\n  logs: { source: ./flights, targets: [./archive], mode: move${extra} }\n`,
+      join(dir, "ferry.yaml"),
+      { deviceKinds, env: {} },
+    );
+    const sync = config.syncs.get("logs");
+    assert.ok(sync);
+    const devices = new Devices(config, silentLogger);
+    const reports = await runSync(sync, devices);
+    await devices.close();
+    return reports;
+  };
+
+  test("keeps both by default: the new log lands as 'log1 (1).ulg', then 'log1 (2).ulg'", async () => {
+    await mkdir(join(dir, "flights"), { recursive: true });
+    await mkdir(join(dir, "archive"), { recursive: true });
+    await writeFile(join(dir, "archive/log1.ulg"), "archived flight");
+    await writeFile(join(dir, "flights/log1.ulg"), "new flight");
+    const [report] = await moveRun();
+    assert.equal(report?.outcome, "done", JSON.stringify(report));
+    assert.deepEqual(await tree(join(dir, "archive")), [
+      "log1 (1).ulg=new flight",
+      "log1.ulg=archived flight",
+    ]);
+    assert.deepEqual(await tree(join(dir, "flights")), []);
+    await writeFile(join(dir, "flights/log1.ulg"), "third flight!");
+    await moveRun();
+    assert.deepEqual(await tree(join(dir, "archive")), [
+      "log1 (1).ulg=new flight",
+      "log1 (2).ulg=third flight!",
+      "log1.ulg=archived flight",
+    ]);
+    assert.deepEqual(await tree(join(dir, "flights")), []);
+  });
+
+  test("on_conflict: skip leaves the source; overwrite replaces the archived file", async () => {
+    await writeFile(join(dir, "flights/log1.ulg"), "fourth");
+    const [skipped] = await moveRun("skip");
+    assert.equal(skipped?.skipped, 1);
+    assert.deepEqual(await tree(join(dir, "flights")), ["log1.ulg=fourth"]);
+    assert.equal((await tree(join(dir, "archive"))).length, 3);
+    await moveRun("overwrite");
+    assert.ok((await tree(join(dir, "archive"))).includes("log1.ulg=fourth"));
+    assert.deepEqual(await tree(join(dir, "flights")), []);
+  });
+});
