@@ -42,9 +42,18 @@ export async function statusCommand(options: { config?: string; json?: boolean }
     const counts = await opened.queue.counts();
     const running = await opened.queue.list({ status: "running", limit: 50 });
     const dead = await opened.queue.list({ status: "dead", limit: 20 });
-    const retrying = (await opened.queue.list({ status: "queued", limit: 500 }))
-      .filter((t) => t.lastError !== null)
-      .slice(0, 20);
+    const held = (await opened.queue.list({ status: "queued", limit: 500 })).filter(
+      (t) => t.lastError !== null,
+    );
+    // A parked task (a printer printing, a device away) spent no attempt: it waits, it did not fail.
+    const retrying = held.filter((t) => t.attempts > 0).slice(0, 20);
+    const waiting = held.filter((t) => t.attempts === 0).slice(0, 20);
+    const unknown = devices.filter((d) => d.state === "unknown").length;
+    const hint =
+      unknown > 0
+        ? "device states come from a running `ferry serve` (its connection checker); none has recorded " +
+          (unknown === devices.length ? "any here yet" : `${unknown} of these yet`)
+        : undefined;
     if (options.json) {
       process.stdout.write(
         JSON.stringify(
@@ -52,7 +61,9 @@ export async function statusCommand(options: { config?: string; json?: boolean }
             devices,
             counts,
             inFlight: running.map(taskLine),
+            waiting: waiting.map(taskLine),
             failures: [...retrying, ...dead].map(taskLine),
+            ...(hint === undefined ? {} : { hint }),
           },
           null,
           2,
@@ -66,6 +77,7 @@ export async function statusCommand(options: { config?: string; json?: boolean }
         `  ${d.name.padEnd(16)} ${d.state.padEnd(9)} ${"since" in d ? `since ${ago(d.since)}` : ""}${"detail" in d && d.detail ? `  ${d.detail}` : ""}`,
       );
     }
+    if (hint !== undefined) out.push(`  (${hint})`);
     out.push(
       `Queue: ${counts.queued} queued, ${counts.running} running, ${counts.done} done, ${counts.dead} dead`,
     );
@@ -78,6 +90,11 @@ export async function statusCommand(options: { config?: string; json?: boolean }
           ? ` ${Math.floor((t.progress / size) * 100)}% of ${formatBytes(size)}`
           : "";
       out.push(`  ${ref.sync} → ${ref.target}: ${ref.what}${pct}`);
+    }
+    if (waiting.length > 0) out.push("Waiting:");
+    for (const t of waiting) {
+      const ref = describeTask(t);
+      out.push(`  ${ref.sync} → ${ref.target}: ${ref.what}: ${t.lastError ?? ""}`);
     }
     if (retrying.length + dead.length > 0) out.push("Recent failures:");
     for (const t of [...retrying, ...dead]) {
