@@ -53,14 +53,18 @@ test("a wrong password: attention, the device named, one attempt and then quiet"
   const serve = spawn(process.execPath, [cli, "serve", "-c", join(dir, "ferry.yaml")], {
     cwd: dir,
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, FERRY_LOG_LEVEL: "error" },
+    env: { ...process.env, FERRY_LOG_LEVEL: "info" },
   });
   let output = "";
+  let errors = "";
   serve.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  serve.stderr.on("data", (chunk: Buffer) => (errors += chunk.toString()));
   try {
     const deadline = Date.now() + 20_000;
     while (!/site needs attention/.test(output) && Date.now() < deadline) await sleep(50);
     assert.match(output, /site needs attention: .*site.*401/);
+    // One format per stream: words, no JSON log lines among them.
+    for (const line of (output + errors).split("\n")) assert.doesNotMatch(line, /^\{/);
     await sleep(8000);
     assert.equal(posts, 1, `one upload attempt while the device refuses us, not ${posts}`);
     const { stdout: status } = await promisify(execFile)(
