@@ -131,7 +131,7 @@ export class Engine {
     });
     await devices.checker.probeAll(signal);
     this.#loops.push(this.#probeLoop());
-    this.#loops.push(startTriggers(this.#syncs, this, this.#o.logger, signal));
+    this.#loops.push(startTriggers(this.#syncs, this, this.#o.logger, signal, this.#o.clock));
     bus.emit("engine.started", { syncs: this.#syncs.map((s) => s.name), devices: this.devices() });
     for (const sync of this.#syncs) this.scan(sync.name, "start");
   }

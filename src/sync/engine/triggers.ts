@@ -3,8 +3,8 @@
  * into tasks, coalesced), a periodic rescan so nothing missed by the watcher is lost, `poll:` and
  * `schedule:` (cron). Each trigger runs until the engine stops.
  */
-import { setTimeout as sleep } from "node:timers/promises";
 import { Cron } from "croner";
+import { systemClock, type Clock } from "../../core/clock.ts";
 import type { SyncConfig } from "../../config/index.ts";
 import { isFerryError, toFerryError } from "../../core/errors.ts";
 import type { Logger } from "../../core/logger.ts";
@@ -25,7 +25,9 @@ export async function startTriggers(
   engine: Scanner,
   logger: Logger,
   signal: AbortSignal,
+  clock: Clock = systemClock,
 ): Promise<void> {
+  const every = (seconds: number, fn: () => void) => repeat(clock, seconds, fn, signal);
   const running: Promise<void>[] = [];
   for (const sync of syncs) {
     if (sync.watch) {
@@ -37,10 +39,10 @@ export async function startTriggers(
           `sync ${sync.name}: watch needs a local folder as source; rescanning every ${sync.rescanS}s instead`,
         );
       }
-      running.push(every(sync.rescanS, () => engine.scan(sync.name, "rescan"), signal));
+      running.push(every(sync.rescanS, () => engine.scan(sync.name, "rescan")));
     }
     if (sync.pollS !== undefined)
-      running.push(every(sync.pollS, () => engine.scan(sync.name, "poll"), signal));
+      running.push(every(sync.pollS, () => engine.scan(sync.name, "poll")));
     if (sync.schedule !== undefined) {
       const job = new Cron(sync.schedule, () => engine.scan(sync.name, "schedule"));
       signal.addEventListener("abort", () => job.stop(), { once: true });
@@ -49,10 +51,10 @@ export async function startTriggers(
   await Promise.allSettled(running);
 }
 
-async function every(seconds: number, fn: () => void, signal: AbortSignal): Promise<void> {
+async function repeat(clock: Clock, seconds: number, fn: () => void, signal: AbortSignal): Promise<void> {
   while (!signal.aborted) {
     try {
-      await sleep(seconds * 1000, undefined, { signal });
+      await clock.sleep(seconds * 1000, signal);
     } catch {
       return;
     }
