@@ -227,6 +227,9 @@ class MultipartUpload implements Upload {
       await Promise.all(inFlight);
       if (failure !== undefined) throw failure;
       await this.#complete(etags, signal);
+      // An upload started by an attempt that was killed before it kept its token would stay behind
+      // (and be billed) for good: the key is whole now, so any other upload of it is an orphan.
+      await abortOrphans(this.#s3, path, this.#target.key, signal).catch(() => undefined);
       return { path, type: "file", size };
     } catch (error) {
       failure ??= this.#translate(error, "upload", signal);
