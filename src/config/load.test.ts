@@ -46,6 +46,7 @@ describe("the documented example", () => {
       modTimeToleranceS: 60,
       compare: "size-mtime",
       onConflict: "rename",
+      unicode: "keep",
       watch: false,
       rescanS: 600,
       staging: false,

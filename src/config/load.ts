@@ -127,6 +127,7 @@ function parse(
       modTimeToleranceS: sync.mtime_tolerance,
       compare: sync.compare,
       onConflict: sync.on_conflict,
+      unicode: sync.unicode,
       watch: sync.watch,
       ...(sync.poll === undefined ? {} : { pollS: sync.poll }),
       ...(sync.schedule === undefined ? {} : { schedule: sync.schedule }),

@@ -25,6 +25,7 @@ export interface ConfigSummary {
       mtime_tolerance: number;
       compare: string;
       on_conflict: string;
+      unicode: string;
     }
   >;
 }
@@ -76,6 +77,7 @@ export function describeConfig(config: FerryConfig): ConfigSummary {
       mtime_tolerance: sync.modTimeToleranceS,
       compare: sync.compare,
       on_conflict: sync.onConflict,
+      unicode: sync.unicode,
     };
   }
   return {

@@ -68,6 +68,11 @@ export interface SyncConfig {
    * file where it is. Mirror and copy replace, as they always do.
    */
   onConflict: "rename" | "overwrite" | "skip";
+  /**
+   * Names are always compared in Unicode NFC (a name in another form on the target is the same
+   * file); `keep` sends each name as the source spells it, `nfc` sends it in NFC (e.g. from a Mac).
+   */
+  unicode: "keep" | "nfc";
   /** Follow live filesystem events of a local source (`ferry serve`). */
   watch: boolean;
   /** `poll:` full scan every this many seconds. */

@@ -8,7 +8,9 @@ export function fileFilter(include: readonly string[], exclude: readonly string[
   const included = picomatch([...include], options);
   const excluded = exclude.length > 0 ? picomatch([...exclude], options) : () => false;
   return (path) => {
-    const nfc = path.normalize("NFC");
+    // Globs never match a line break (`**` would drop "a\nb.log" unseen): match a stand-in instead,
+    // so such a name is selected and then reported where a target cannot take it.
+    const nfc = path.normalize("NFC").replace(/[\r\n]/g, "\uFFFD");
     return included(nfc) && !excluded(nfc);
   };
 }

@@ -64,6 +64,7 @@ export async function planTarget(
       ...(hash ? { hash } : {}),
       mode: sync.mode,
       onConflict: sync.onConflict,
+      unicode: sync.unicode,
       toleranceMs: sync.modTimeToleranceS * 1000,
       caseInsensitive: caps.caseInsensitive,
       forbiddenChars: caps.forbiddenChars,

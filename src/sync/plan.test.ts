@@ -195,4 +195,28 @@ describe("plan", () => {
       ["upload", "invalid", "invalid", "invalid"],
     );
   });
+
+  test("two spellings of one name (NFC and NFD) are named as such, with both forms", () => {
+    const nfc = "\u0439.gcode"; // й
+    const nfd = "\u0438\u0306.gcode"; // и + combining breve
+    const actions = plan({ source: [file(nfc), file(nfd)], target: [], rules });
+    assert.deepEqual(summary(actions), [`upload ${nfc}`, `invalid ${nfd}`]);
+    const invalid = actions[1];
+    assert.ok(invalid?.type === "invalid");
+    assert.equal(
+      invalid.reason,
+      `"${nfd}" and "${nfc}" are one name in two Unicode forms (U+0438 U+0306 and U+0439); names are compared in NFC, so only "${nfc}" is sent: rename one of them`,
+    );
+    assert.doesNotMatch(invalid.reason, /case-insensitive/);
+  });
+
+  test("unicode: nfc sends names in NFC; keep sends them as spelled", () => {
+    const nfd = "\u0438\u0306.gcode";
+    const sent = (unicode: "keep" | "nfc") =>
+      plan({ source: [file(nfd)], target: [], rules: { ...rules, unicode } }).map((a) =>
+        a.type === "upload" ? a.targetPath : a.type,
+      );
+    assert.deepEqual(sent("keep"), [nfd]);
+    assert.deepEqual(sent("nfc"), ["\u0439.gcode"]);
+  });
 });

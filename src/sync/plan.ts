@@ -56,6 +56,30 @@ export interface PlanRules {
   protectedPath?: string;
   /** Move mode: what to do with a different file of the same name on the target (default overwrite). */
   onConflict?: "rename" | "overwrite" | "skip";
+  /** Send names as spelled (default) or in Unicode NFC. */
+  unicode?: "keep" | "nfc";
+}
+
+/** The code points beyond ASCII in a name, to tell apart spellings that look the same: "й" → "U+0439". */
+function codePoints(name: string): string {
+  // Code points, not graphemes, are the point here: a combining mark is shown on its own.
+  return Array.from(name)
+    .filter((c) => (c.codePointAt(0) ?? 0) > 0x7f)
+    .map((c) => `U+${(c.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, "0")}`)
+    .join(" ");
+}
+
+/** Why two source names are one on the target. */
+function clashReason(path: string, clash: string, rules: PlanRules): string {
+  if (path.normalize("NFC") === clash.normalize("NFC")) {
+    return (
+      `"${path}" and "${clash}" are one name in two Unicode forms (${codePoints(path)} and ` +
+      `${codePoints(clash)}); names are compared in NFC, so only "${clash}" is sent: rename one of them`
+    );
+  }
+  return rules.caseInsensitive
+    ? `same name as "${clash}" on a case-insensitive target`
+    : `same name as "${clash}"`;
 }
 
 /** `a/log1.ulg` → `a/log1 (n).ulg`: the name a moved file takes beside a different one of its name. */
@@ -145,11 +169,7 @@ export function plan({ source, sourceDirs = [], target, rules }: PlanInput): Act
     const k = key(file.path);
     const clash = sourceKeys.get(k);
     if (clash !== undefined) {
-      others.push({
-        type: "invalid",
-        path: file.path,
-        reason: `same name as "${clash}" on a case-insensitive target`,
-      });
+      others.push({ type: "invalid", path: file.path, reason: clashReason(file.path, clash, rules) });
       continue;
     }
     sourceKeys.set(k, file.path);
@@ -166,7 +186,7 @@ export function plan({ source, sourceDirs = [], target, rules }: PlanInput): Act
       others.push({ type: "skip", path: file.path, reason: "being printed" });
       continue;
     }
-    let targetPath = existing?.path ?? file.path;
+    let targetPath = existing?.path ?? (rules.unicode === "nfc" ? file.path.normalize("NFC") : file.path);
     if (existing !== undefined && rules.mode === "move" && rules.onConflict !== "overwrite") {
       // A move never destroys a different file of the same name (an archived log).
       if (rules.onConflict === "skip") {
