@@ -2,6 +2,7 @@
 import { createApp, type AppEvents } from "../app.ts";
 import type { EventBus } from "../core/events.ts";
 import { formatBytes, formatDuration } from "../core/units.ts";
+import { Devices } from "../devices/devices.ts";
 import type { DeviceState } from "../store/devices.ts";
 import { createLogger } from "./log.ts";
 import { loadOrExit } from "./sync-command.ts";
@@ -37,6 +38,8 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
   }
   const app = await createApp(config, { logger });
   attachServeOutput(app.bus, json);
+  for (const warning of app.devices.cleartextWarnings(Devices.of(config.syncs.values())))
+    logger.warn(warning);
   await app.start();
   options.onStarted?.();
   await new Promise<void>((resolve) => {

@@ -90,6 +90,8 @@ export async function syncCommand(names: string[], options: SyncCommandOptions):
     throw error;
   }
   const devices = new Devices(config, logger);
+  for (const warning of devices.cleartextWarnings(Devices.of(syncs)))
+    process.stderr.write(`ferry: warning: ${warning}\n`);
   const abort = new AbortController();
   const onSignal = () => abort.abort(new Error("interrupted"));
   process.once("SIGINT", onSignal);

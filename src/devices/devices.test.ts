@@ -83,4 +83,27 @@ describe("the device registry", () => {
     assert.deepEqual(states, ["./out online reachable (folder not created yet)", "./out online reachable"]);
     await devices.close();
   });
+
+  test("names each device whose options send credentials in clear, once, and says why", () => {
+    const config = parseConfig(
+      [
+        "devices:",
+        "  plain: { type: ftp, host: 127.0.0.1, username: u, password: p }",
+        "  tls: { type: ftp, host: 127.0.0.1, username: u, password: p, secure: true }",
+        "  dav: { type: webdav, url: http://127.0.0.1/dav, username: u, password: p }",
+        "  davs: { type: webdav, url: https://127.0.0.1/dav, username: u, password: p }",
+        "  mk4: { type: prusalink, url: http://127.0.0.1, username: maker, password: p }",
+        "  mk3: { type: prusalink, url: http://127.0.0.1, api_key: k }",
+        "",
+      ].join("\n"),
+      join(dir, "ferry.yaml"),
+      { deviceKinds, env: {} },
+    );
+    const devices = new Devices(config, silentLogger);
+    assert.deepEqual(devices.cleartextWarnings(), [
+      "device plain: plain FTP sends the password in clear (secure: true uses TLS)",
+      "device dav: Basic authentication over http:// sends the password in clear (use https://, or auth: digest)",
+      "device mk3: the API key goes over http:// in clear (a password uses Digest and never travels)",
+    ]);
+  });
 });

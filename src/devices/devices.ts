@@ -5,7 +5,7 @@
  * transfer slots of each; and the events `device.added`, `device.removed`, `device.state`. The one
  * place that knows which kinds exist.
  */
-import type { DeviceConfig, DeviceKind, Endpoint, FerryConfig } from "../config/index.ts";
+import type { DeviceConfig, DeviceKind, Endpoint, FerryConfig, SyncConfig } from "../config/index.ts";
 import { FerryError } from "../core/errors.ts";
 import type { Publisher } from "../core/events.ts";
 import type { Logger } from "../core/logger.ts";
@@ -258,6 +258,31 @@ export class Devices {
    */
   slots(endpoint: Endpoint): number {
     return Math.max(1, Math.min(MAX_SLOTS, this.endpoint(endpoint).capabilities.maxConcurrency));
+  }
+
+  /**
+   * One line per device whose options send credentials in clear, naming it and saying why
+   * (shown once when a command starts).
+   */
+  cleartextWarnings(names: Iterable<string> = this.names()): string[] {
+    const warnings: string[] = [];
+    for (const name of new Set(names)) {
+      if (!this.has(name)) continue;
+      const device = this.#device(name);
+      const definition = (findKind(printerDrivers, device.kind) ?? findKind(storageAdapters, device.kind)) as
+        { cleartext?: (options: unknown) => string | undefined } | undefined;
+      const why = definition?.cleartext?.(device.options);
+      if (why !== undefined) warnings.push(`device ${name}: ${why}`);
+    }
+    return warnings;
+  }
+
+  /** The devices a set of syncs reaches (local folders are none). */
+  static of(syncs: Iterable<SyncConfig>): string[] {
+    const names = new Set<string>();
+    for (const sync of syncs)
+      for (const e of [sync.source, ...sync.targets]) if (e.type === "device") names.add(e.device);
+    return [...names];
   }
 
   /** Queues of the devices that are away: their tasks wait without being claimed. */

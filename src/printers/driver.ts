@@ -74,6 +74,8 @@ export interface PrinterDriverDefinition<Options> {
   optionsSchema: z.ZodType<Options>;
   capabilities: Readonly<PrinterCapabilities>;
   create(options: Options, context: AdapterContext): PrinterDriver;
+  /** Why these options send credentials in clear (an API key over http://), if they do. */
+  cleartext?(options: Options): string | undefined;
 }
 
 export function definePrinterDriver<Options>(

@@ -154,6 +154,8 @@ export interface StorageAdapterDefinition<Options> {
   optionsSchema: z.ZodType<Options>;
   capabilities: Readonly<Capabilities>;
   create(options: Options, context: AdapterContext): StorageAdapter;
+  /** Why these options send credentials in clear (FTP without TLS, Basic over http://), if they do. */
+  cleartext?(options: Options): string | undefined;
 }
 
 const OPTIONAL_METHODS = [

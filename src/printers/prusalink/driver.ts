@@ -224,4 +224,9 @@ export const prusalinkDriver = definePrinterDriver<PrusaLinkOptions>({
   optionsSchema: prusalinkOptionsSchema,
   capabilities: prusalinkPrinterCapabilities,
   create: (options, context) => openPrusaLinkDriver(options, context),
+  // Digest never sends the password; an API key travels as it is.
+  cleartext: (options) =>
+    options.api_key !== undefined && options.password === undefined && options.url.startsWith("http:")
+      ? "the API key goes over http:// in clear (a password uses Digest and never travels)"
+      : undefined,
 });

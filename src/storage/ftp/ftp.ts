@@ -403,4 +403,6 @@ export const ftpAdapter = defineStorageAdapter<FtpOptions>({
   optionsSchema: ftpOptionsSchema,
   capabilities: ftpCapabilities,
   create: (options, context) => new FtpStorage(options, context),
+  cleartext: (options) =>
+    options.secure === false ? "plain FTP sends the password in clear (secure: true uses TLS)" : undefined,
 });

@@ -365,4 +365,8 @@ export const httpPostAdapter = defineStorageAdapter<HttpPostOptions>({
   optionsSchema: httpPostOptionsSchema,
   capabilities: httpPostCapabilities,
   create: (options, context) => new HttpPostStorage(options, context),
+  cleartext: (options) =>
+    options.username !== undefined && options.url.startsWith("http:")
+      ? "Basic authentication over http:// sends the password in clear (use https://)"
+      : undefined,
 });

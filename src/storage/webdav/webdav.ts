@@ -337,4 +337,8 @@ export const webdavAdapter = defineStorageAdapter<WebdavOptions>({
   optionsSchema: webdavOptionsSchema,
   capabilities: webdavCapabilities,
   create: (options, context) => openWebdavStorage(options, context),
+  cleartext: (options) =>
+    options.username !== undefined && options.url.startsWith("http:") && options.auth !== "digest"
+      ? "Basic authentication over http:// sends the password in clear (use https://, or auth: digest)"
+      : undefined,
 });

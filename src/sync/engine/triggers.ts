@@ -41,8 +41,7 @@ export async function startTriggers(
       }
       running.push(every(sync.rescanS, () => engine.scan(sync.name, "rescan")));
     }
-    if (sync.pollS !== undefined)
-      running.push(every(sync.pollS, () => engine.scan(sync.name, "poll")));
+    if (sync.pollS !== undefined) running.push(every(sync.pollS, () => engine.scan(sync.name, "poll")));
     if (sync.schedule !== undefined) {
       const job = new Cron(sync.schedule, () => engine.scan(sync.name, "schedule"));
       signal.addEventListener("abort", () => job.stop(), { once: true });
