@@ -8,6 +8,8 @@ const CODES: Readonly<Record<string, ErrorCode>> = {
   ENOENT: "NOT_FOUND",
   // A path component is a file: nothing can exist below it.
   ENOTDIR: "NOT_FOUND",
+  // A symbolic link where none is followed (O_NOFOLLOW), or links in a loop: nothing to read there.
+  ELOOP: "NOT_FOUND",
   EEXIST: "EXISTS",
   // A folder is where a file was asked for (rename over a folder).
   EISDIR: "EXISTS",

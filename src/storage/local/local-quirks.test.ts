@@ -183,12 +183,21 @@ describe("local adapter quirks", () => {
     assert.ok(usage?.totalBytes !== undefined && usage.totalBytes > 0 && (usage.freeBytes ?? -1) >= 0);
   });
 
-  it("skips dangling symlinks and follows good ones in listings", async () => {
+  it("lists no symlinks by default; with follow_links, good ones and never dangling ones", async () => {
     await put(local, "links/target.gcode", Buffer.from("target"));
     await fs.symlink("target.gcode", join(root, "links", "good.gcode"));
     await fs.symlink("nowhere.gcode", join(root, "links", "dangling.gcode"));
     const listed = await collect(local.list("links"));
-    assert.deepEqual(listed.map((e) => [e.path, e.size]).sort(), [
+    assert.deepEqual(
+      listed.map((e) => [e.path, e.size]),
+      [["links/target.gcode", 6]],
+    );
+    const following = localAdapter.create(
+      { path: "files", follow_links: true },
+      { name: "quirks", logger: silentLogger, baseDir: base },
+    );
+    const followed = await collect(following.list("links"));
+    assert.deepEqual(followed.map((e) => [e.path, e.size]).sort(), [
       ["links/good.gcode", 6],
       ["links/target.gcode", 6],
     ]);

@@ -3,14 +3,16 @@
  * counted, fsynced and renamed over the final name, so a crash at any moment leaves the old file
  * or the new one, never a partial one. Names that differ only in Unicode normalization (a file
  * written NFD from macOS, asked for in NFC) are found by matching the folder's entries in NFC.
+ * Symbolic links are read only with `follow_links: true` and changes never go through one
+ * (docs/adr/0015-links.md): nothing outside the folder is written or deleted by way of a link.
  */
-import type { Stats } from "node:fs";
+import { constants, type Stats } from "node:fs";
 import fs, { type FileHandle } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { Readable, addAbortSignal } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { z } from "zod";
-import { raceAbort, throwIfAborted, toFerryError } from "../../core/errors.ts";
+import { raceAbort, throwIfAborted, toFerryError, type FerryError } from "../../core/errors.ts";
 import type { Logger } from "../../core/logger.ts";
 import { dirname, joinPath, normalizePath, pathKey } from "../../core/paths.ts";
 import {
@@ -66,6 +68,11 @@ function toEntry(path: string, stats: Stats): Entry | undefined {
   return undefined; // sockets, devices, pipes: not files Ferry can move
 }
 
+/** Which folder `stats` is, whatever path led to it. */
+function folderKey(stats: Stats): string {
+  return `${stats.dev}:${stats.ino}`;
+}
+
 /** A Buffer view of the chunk, without copying: it is written before the next one is pulled. */
 function toBuffer(chunk: Uint8Array): Buffer {
   return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
@@ -86,11 +93,14 @@ class LocalStorage implements StorageAdapter {
   /** Absolute path of the folder this adapter serves. */
   readonly root: string;
   readonly #logger: Logger;
+  /** Whether reads (listings, stat, read) go through symbolic links; changes never do. */
+  readonly #followLinks: boolean;
 
-  constructor(root: string, name: string, logger: Logger) {
+  constructor(root: string, name: string, logger: Logger, followLinks: boolean) {
     this.root = root;
     this.name = name;
     this.#logger = logger;
+    this.#followLinks = followLinks;
   }
 
   #abs(path: string): string {
@@ -159,19 +169,105 @@ class LocalStorage implements StorageAdapter {
     }
   }
 
+  /**
+   * The first component of `path` (from the root down, the last one included) that is a symbolic
+   * link, or undefined. Stops at the first component that does not exist: nothing is below it.
+   */
+  async #firstLink(path: string): Promise<string | undefined> {
+    let at = "";
+    for (const part of path === "" ? [] : path.split("/")) {
+      at = joinPath(at, part);
+      const stats = await fs.lstat(this.#abs(at)).catch(() => undefined);
+      if (stats === undefined) return undefined;
+      if (stats.isSymbolicLink()) return at;
+    }
+    return undefined;
+  }
+
+  /** The on-disk path to read at `input`; through a link only with `follow_links: true`. */
+  async #readAt(input: string): Promise<string> {
+    const path = await this.#locate(this.#check(input));
+    const link = this.#followLinks ? undefined : await this.#firstLink(path);
+    if (link !== undefined) {
+      throw localError("NOT_FOUND", this.name, link, "a symbolic link, not followed (follow_links is false)");
+    }
+    return path;
+  }
+
+  /**
+   * The on-disk path for a change (write, remove, mkdir, move, set a time) at `input`: the one place
+   * that clears a path for changes. A change never goes through a symbolic link, whatever
+   * `follow_links` says: a link on the way, or at `input` itself, is refused. `linkItself` lets
+   * `remove` take a link away (the link, never what it points to).
+   */
+  async #changeAt(input: string, linkItself = false): Promise<string> {
+    const path = await this.#locate(this.#check(input));
+    const link = await this.#firstLink(path);
+    if (link !== undefined && !(linkItself && link === path)) throw this.#linkRefused(link);
+    return path;
+  }
+
+  #linkRefused(link: string): FerryError {
+    return localError(
+      "PERMISSION",
+      this.name,
+      link,
+      "a symbolic link; Ferry never writes or deletes through a link",
+    );
+  }
+
+  /** Creates `folder` and its parents (cleared by #changeAt), then checks that it is really inside. */
+  async #makeFolder(folder: string): Promise<void> {
+    await fs.mkdir(this.#abs(folder), { recursive: true });
+    await this.#assertInside(folder);
+  }
+
+  /**
+   * Refuses to change anything in `folder` unless it really is that folder of the root: a link
+   * swapped in after #changeAt looked would otherwise lead the change outside. Missing: the
+   * caller's errno handling says so.
+   */
+  async #assertInside(folder: string): Promise<void> {
+    const [real, realRoot] = await Promise.all([fs.realpath(this.#abs(folder)), fs.realpath(this.root)]);
+    const expected = folder === "" ? realRoot : join(realRoot, ...folder.split("/"));
+    if (real !== expected) {
+      const link = (await this.#firstLink(folder)) ?? folder;
+      throw this.#linkRefused(link);
+    }
+  }
+
+  /**
+   * With `follow_links: true`: the folders from the root down to `dir` (the ones a link back up
+   * the tree would enter again), by device and inode, each with its path.
+   */
+  async #foldersUpTo(dir: string): Promise<Map<string, string>> {
+    const folders = new Map<string, string>();
+    let at = "";
+    for (const part of ["", ...(dir === "" ? [] : dir.split("/"))]) {
+      at = joinPath(at, part);
+      const stats = await fs.stat(this.#abs(at));
+      folders.set(folderKey(stats), at);
+    }
+    return folders;
+  }
+
   async *list(dir: string, options: ListOptions = {}): AsyncIterable<Entry> {
     const { signal } = options;
     throwIfAborted(signal);
     if (options.recursive === true) {
       throw localError("UNSUPPORTED", this.name, dir, "lists one folder at a time");
     }
-    const path = await this.#locate(this.#check(dir));
+    const path = await this.#readAt(dir);
     let dirents;
+    let above: Map<string, string> | undefined;
     try {
       dirents = await fs.readdir(this.#abs(path), { withFileTypes: true });
+      if (this.#followLinks) above = await this.#foldersUpTo(path);
     } catch (error) {
       throw fsError(error, this.name, path);
     }
+    // Not following links, a link is neither a file nor a folder: lstat says so.
+    const statOf = this.#followLinks ? fs.stat : fs.lstat;
     // Stat a batch of entries at once: one at a time, a 100,000-file tree takes seconds longer.
     const names = dirents.map((d) => d.name).filter((name) => !TEMP_NAME.test(name));
     for (let i = 0; i < names.length; i += LIST_BATCH) {
@@ -179,7 +275,7 @@ class LocalStorage implements StorageAdapter {
       const batch = names.slice(i, i + LIST_BATCH).map((name) => joinPath(path, name));
       const stats = await Promise.all(
         batch.map((child) =>
-          fs.stat(this.#abs(child)).catch((error: unknown) => {
+          statOf(this.#abs(child)).catch((error: unknown) => {
             // Removed meanwhile, or a dangling symlink: not a file to offer.
             this.#logger.debug({ path: child, err: error }, "skipping an entry that cannot be read");
             return undefined;
@@ -188,6 +284,18 @@ class LocalStorage implements StorageAdapter {
       );
       for (const [k, child] of batch.entries()) {
         const entryStats = stats[k];
+        if (entryStats?.isSymbolicLink()) {
+          this.#logger.debug({ path: child }, "not following a symbolic link (follow_links is false)");
+          continue;
+        }
+        const loopsTo = entryStats?.isDirectory() ? above?.get(folderKey(entryStats)) : undefined;
+        if (loopsTo !== undefined) {
+          this.#logger.warn(
+            { device: this.name, path: child, leadsTo: loopsTo },
+            `${this.name}: skipping ${child} (a symbolic link on its way leads back to ${loopsTo === "" ? "the root" : loopsTo}, a loop)`,
+          );
+          continue;
+        }
         const entry = entryStats && toEntry(child, entryStats);
         if (entry) yield entry;
       }
@@ -196,10 +304,10 @@ class LocalStorage implements StorageAdapter {
 
   async stat(path: string, options: OpOptions = {}): Promise<Entry> {
     throwIfAborted(options.signal);
-    const at = await this.#locate(this.#check(path));
+    const at = await this.#readAt(path);
     let stats;
     try {
-      stats = await fs.stat(this.#abs(at));
+      stats = await (this.#followLinks ? fs.stat : fs.lstat)(this.#abs(at));
     } catch (error) {
       throw fsError(error, this.name, at);
     }
@@ -211,14 +319,16 @@ class LocalStorage implements StorageAdapter {
   async read(path: string, options: ReadOptions = {}): Promise<Readable> {
     const { signal, offset = 0 } = options;
     throwIfAborted(signal);
-    const at = await this.#locate(this.#check(path));
+    const at = await this.#readAt(path);
     if (!Number.isSafeInteger(offset) || offset < 0) {
       throw localError("PROTOCOL", this.name, at, `offset ${offset} is not a byte position`);
     }
     let handle: FileHandle | undefined;
     let size: number;
     try {
-      handle = await fs.open(this.#abs(at), "r");
+      // O_NOFOLLOW: a link put in place since #readAt looked is not followed either.
+      const flags = constants.O_RDONLY | (this.#followLinks ? 0 : constants.O_NOFOLLOW);
+      handle = await fs.open(this.#abs(at), flags);
       const stats = await handle.stat();
       if (!stats.isFile()) throw localError("NOT_FOUND", this.name, at, "not a file");
       size = stats.size;
@@ -238,6 +348,20 @@ class LocalStorage implements StorageAdapter {
     source: Readable | AsyncIterable<Uint8Array>,
     options: WriteOptions,
   ): Promise<Entry> {
+    try {
+      return await this.#write(path, source, options);
+    } catch (error) {
+      // Also when refused before reading a byte: a source left open would fail later, unheard.
+      if (source instanceof Readable) source.destroy();
+      throw error;
+    }
+  }
+
+  async #write(
+    path: string,
+    source: Readable | AsyncIterable<Uint8Array>,
+    options: WriteOptions,
+  ): Promise<Entry> {
     const { signal, size, modTime } = options;
     throwIfAborted(signal);
     const checked = this.#check(path);
@@ -245,14 +369,15 @@ class LocalStorage implements StorageAdapter {
     if (!Number.isSafeInteger(size) || size < 0) {
       throw localError("PROTOCOL", this.name, checked, `size ${size} is not a byte count`);
     }
-    const target = await this.#locate(checked);
+    const target = await this.#changeAt(checked);
     const folder = dirname(target);
     const temp = join(this.#abs(folder), tempName());
     let handle: FileHandle | undefined;
     try {
-      await fs.mkdir(this.#abs(folder), { recursive: true });
+      await this.#makeFolder(folder);
+      // "wx" (O_EXCL) creates the temp file and follows no link; the rename replaces the name itself.
       handle = await fs.open(temp, "wx");
-      const old = await fs.stat(this.#abs(target)).catch(() => undefined);
+      const old = await fs.lstat(this.#abs(target)).catch(() => undefined);
       // Keep a replaced file's permissions where the filesystem lets us.
       if (old?.isFile()) await handle.chmod(old.mode & 0o7777).catch(() => undefined);
       const file = handle;
@@ -288,7 +413,6 @@ class LocalStorage implements StorageAdapter {
       await this.#syncFolder(folder);
       return { path: target, type: "file", size: stats.size, modTime: Math.round(stats.mtimeMs) };
     } catch (error) {
-      if (source instanceof Readable) source.destroy();
       await handle?.close().catch(() => undefined);
       await fs.rm(temp, { force: true }).catch(() => undefined);
       throw fsError(error, this.name, target);
@@ -312,8 +436,9 @@ class LocalStorage implements StorageAdapter {
     throwIfAborted(options.signal);
     const checked = this.#check(path);
     if (checked === "") throw localError("NAME_INVALID", this.name, path, "will not remove the root folder");
-    const at = await this.#locate(checked);
+    const at = await this.#changeAt(checked, true);
     try {
+      await this.#assertInside(dirname(at));
       const stats = await fs.lstat(this.#abs(at));
       if (stats.isDirectory()) await this.#removeFolder(at);
       else await fs.unlink(this.#abs(at));
@@ -344,9 +469,9 @@ class LocalStorage implements StorageAdapter {
 
   async mkdir(path: string, options: OpOptions = {}): Promise<void> {
     throwIfAborted(options.signal);
-    const at = await this.#locate(this.#check(path));
+    const at = await this.#changeAt(path);
     try {
-      await fs.mkdir(this.#abs(at), { recursive: true });
+      await this.#makeFolder(at);
     } catch (error) {
       throw fsError(error, this.name, at);
     }
@@ -354,12 +479,13 @@ class LocalStorage implements StorageAdapter {
 
   async move(from: string, to: string, options: OpOptions = {}): Promise<void> {
     throwIfAborted(options.signal);
-    const source = await this.#locate(this.#check(from));
-    const target = await this.#locate(this.#check(to));
+    const source = await this.#changeAt(from);
+    const target = await this.#changeAt(to);
     if (source === "" || target === "")
       throw localError("NAME_INVALID", this.name, from, "cannot move the root folder");
     try {
-      await fs.mkdir(this.#abs(dirname(target)), { recursive: true });
+      await this.#assertInside(dirname(source));
+      await this.#makeFolder(dirname(target));
       await fs.rename(this.#abs(source), this.#abs(target));
     } catch (error) {
       throw fsError(error, this.name, isMissing(error) ? source : target);
@@ -370,9 +496,10 @@ class LocalStorage implements StorageAdapter {
 
   async setModTime(path: string, modTime: number, options: OpOptions = {}): Promise<void> {
     throwIfAborted(options.signal);
-    const at = await this.#locate(this.#check(path));
+    const at = await this.#changeAt(path);
     try {
-      await fs.utimes(this.#abs(at), new Date(), new Date(modTime));
+      // lutimes: a link put in place since #changeAt looked gets the time, not what it points to.
+      await fs.lutimes(this.#abs(at), new Date(), new Date(modTime));
     } catch (error) {
       throw fsError(error, this.name, at);
     }
@@ -410,12 +537,19 @@ class LocalStorage implements StorageAdapter {
 export interface LocalOptions {
   /** The folder, absolute or relative to the config file's folder. */
   path: string;
+  /** Read through symbolic links in the folder (default false); changes never go through one. */
+  follow_links?: boolean;
 }
 
 export const localAdapter = defineStorageAdapter<LocalOptions>({
   kind: "local",
-  optionsSchema: z.object({ path: z.string().min(1) }),
+  optionsSchema: z.object({ path: z.string().min(1), follow_links: z.boolean().default(false) }),
   capabilities,
   create: (options, context) =>
-    new LocalStorage(resolve(context.baseDir, options.path), context.name, context.logger),
+    new LocalStorage(
+      resolve(context.baseDir, options.path),
+      context.name,
+      context.logger,
+      options.follow_links ?? false,
+    ),
 });
