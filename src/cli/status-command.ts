@@ -133,9 +133,28 @@ export async function tasksCommand(
     if (action !== "retry")
       throw new UsageError(`unknown tasks action "${action}"; use: ferry tasks [retry ID...|--all]`);
     if (!options.all && ids.length === 0) throw new UsageError("ferry tasks retry needs task ids or --all");
-    const n = await opened.queue.retry(options.all ? "all-dead" : ids);
+    if (options.all) {
+      process.stdout.write(`${await opened.queue.retry("all-dead")} task(s) queued again\n`);
+      return EXIT.ok;
+    }
+    const unknown: string[] = [];
+    const dead: string[] = [];
+    for (const id of new Set(ids)) {
+      const task = await opened.queue.get(id);
+      if (task === undefined) unknown.push(id);
+      else if (task.status === "dead") dead.push(id);
+      else process.stderr.write(`ferry: task ${id} is ${task.status}, not dead: left as it is\n`);
+    }
+    if (unknown.length > 0)
+      process.stderr.write(
+        `ferry: unknown task id(s): ${unknown.join(", ")} (\`ferry tasks\` lists the dead ones)\n`,
+      );
+    const n = dead.length === 0 ? 0 : await opened.queue.retry(dead);
     process.stdout.write(`${n} task(s) queued again\n`);
-    return n === 0 && !options.all ? EXIT.failed : EXIT.ok;
+    if (n < dead.length)
+      // The queue keeps a dead task dead when a newer task for the same change is already queued.
+      process.stdout.write(`${dead.length - n} stay dead: a newer task for the same file is queued\n`);
+    return unknown.length > 0 ? EXIT.failed : EXIT.ok;
   } finally {
     await opened.close();
   }
