@@ -29,8 +29,12 @@ function shownName(file: string): string {
   return rel !== "" && rel.split(sep)[0] !== ".." && !isAbsolute(rel) ? rel : file;
 }
 
+/** The message lists this many problems at most (a binary or huge file can have thousands): one screen. */
+export const SHOWN_PROBLEMS = 20;
+
 /**
- * A config file that cannot be used. `message` lists every problem, one per line:
+ * A config file that cannot be used. `message` lists the problems, one per line (the first
+ * SHOWN_PROBLEMS, then how many more; `problems` holds them all):
  *
  *     ferry.yaml: 2 problems
  *       ferry.yaml:3:14 devices.mk4-a.url: Invalid URL
@@ -46,7 +50,9 @@ export class ConfigError extends Error {
     const sorted = [...problems].sort(byPosition);
     const count = `${sorted.length} problem${sorted.length === 1 ? "" : "s"}`;
     const shown = shownName(file);
-    super([`${shown}: ${count}`, ...sorted.map((p) => `  ${formatProblem(shown, p)}`)].join("\n"));
+    const lines = sorted.slice(0, SHOWN_PROBLEMS).map((p) => `  ${formatProblem(shown, p)}`);
+    if (sorted.length > SHOWN_PROBLEMS) lines.push(`  … and ${sorted.length - SHOWN_PROBLEMS} more`);
+    super([`${shown}: ${count}`, ...lines].join("\n"));
     this.file = file;
     this.problems = sorted;
   }

@@ -7,6 +7,7 @@ import { statSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import type { z } from "zod";
+import { checkDataDir } from "./data-dir.ts";
 import { resolveLocalPath } from "./endpoints.ts";
 import { envLookup, maskSubstitutions, parseDotenv, substituteDocument } from "./env.ts";
 import { ConfigError, type ConfigProblem } from "./errors.ts";
@@ -84,6 +85,12 @@ function parse(
   const homeDir = env.HOME !== undefined && env.HOME !== "" ? env.HOME : homedir();
   const kinds = options.deviceKinds;
 
+  // A binary file is not worth parsing: YAML would find a problem on every line of it.
+  if (text.includes("\0")) {
+    throw new ConfigError(file, [
+      { path: "", message: "is not a text file (it holds NUL bytes); a config is YAML or JSON text" },
+    ]);
+  }
   const source = new ConfigSource(text);
   problems.push(...source.syntaxProblems());
   const { used, failed } = substituteDocument(source, envLookup(env, options.dotenv ?? {}), problems);
@@ -102,6 +109,14 @@ function parse(
     }
   }
   const references = checkReferences(data, { source, baseDir, homeDir, problems, skip, kinds });
+  // Checked even when other fields have problems, so that one run reports everything.
+  const rawDataDir = valueAt(data, ["data_dir"]);
+  const writtenDataDir = typeof rawDataDir === "string" && rawDataDir !== "" ? rawDataDir : undefined;
+  const dataDir = resolveLocalPath(writtenDataDir ?? DEFAULT_DATA_DIR, baseDir, homeDir);
+  if (rawDataDir === undefined || (writtenDataDir !== undefined && !skip(["data_dir"]))) {
+    const problem = checkDataDir(dataDir, writtenDataDir, source);
+    if (problem !== undefined) problems.push(problem);
+  }
 
   if (!parsed.success || problems.length > 0) {
     throw new ConfigError(
@@ -138,7 +153,7 @@ function parse(
   return {
     file: resolve(file),
     baseDir,
-    dataDir: resolveLocalPath(out.data_dir ?? DEFAULT_DATA_DIR, baseDir, homeDir),
+    dataDir,
     devices: new Map(
       Object.entries(out.devices ?? {}).map(([name, device]) => [
         name,

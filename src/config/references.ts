@@ -65,11 +65,12 @@ export function checkReferences(data: unknown, context: ReferenceContext): Refer
     checkName("group", name, path, context);
     const clash = deviceNames.has(name);
     if (clash) problems.push(source.problem(path, `"${name}" is both a device and a group`, { atKey: true }));
-    const devices: string[] = [];
+    // A set, not a list search: a farm's group may name thousands of printers.
+    const devices = new Set<string>();
     for (const [member, memberPath] of items(members, path)) {
       if (context.skip(memberPath)) continue;
       if (deviceNames.has(member)) {
-        if (!devices.includes(member)) devices.push(member);
+        devices.add(member);
       } else if (Object.hasOwn(rawGroups, member)) {
         problems.push(source.problem(memberPath, `"${member}" is a group; a group lists devices only`));
       } else {
@@ -77,7 +78,7 @@ export function checkReferences(data: unknown, context: ReferenceContext): Refer
       }
     }
     // Where a name is both, endpoints take the device; the clash is already a problem.
-    if (!clash) groups.set(name, devices);
+    if (!clash) groups.set(name, [...devices]);
   }
 
   const endpointContext: EndpointContext = {
@@ -106,6 +107,10 @@ export function checkReferences(data: unknown, context: ReferenceContext): Refer
     }
     const mirror = sync.mode === "mirror";
     const targets: Endpoint[] = [];
+    // Targets that could overlap a new one: only those on the same device, or local folders. Checking
+    // every pair made a group of 200,000 printers take hours.
+    const sameSide = new Map<string, Endpoint[]>();
+    const sideOf = (endpoint: Endpoint) => (endpoint.type === "local" ? "" : `device:${endpoint.device}`);
     const seen = new Set<string>();
     for (const [text, path] of items(sync.targets, ["syncs", name, "targets"])) {
       if (context.skip(path)) continue;
@@ -124,7 +129,8 @@ export function checkReferences(data: unknown, context: ReferenceContext): Refer
         if (seen.has(key)) continue;
         seen.add(key);
         // One target inside another: a mirror onto the outer one would delete what the inner gets.
-        const nested = targets.find((other) => overlaps(target, other));
+        const side = sameSide.get(sideOf(target)) ?? [];
+        const nested = side.find((other) => overlaps(target, other));
         if (nested !== undefined) {
           const message = `target "${target.label}" overlaps the target "${nested.label}"; one folder would hold the other's copy`;
           problems.push(source.problem(path, message));
@@ -141,6 +147,8 @@ export function checkReferences(data: unknown, context: ReferenceContext): Refer
           continue;
         }
         targets.push(target);
+        side.push(target);
+        sameSide.set(sideOf(target), side);
       }
     }
     if (from !== undefined) endpoints.set(name, { source: from, targets });

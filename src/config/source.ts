@@ -39,6 +39,16 @@ export interface Located {
   range?: readonly number[] | null | undefined;
 }
 
+/**
+ * The YAML parser quotes the offending text in some messages ('Unexpected scalar token in YAML
+ * stream: "…"'): in a binary or garbled file that is kilobytes of noise, and in any file it may be a
+ * secret. The line and column already say where.
+ */
+function withoutQuote(message: string): string {
+  const quote = message.indexOf(': "');
+  return quote < 0 ? message : message.slice(0, quote);
+}
+
 export class ConfigSource {
   readonly doc: Document;
   readonly #lines: LineCounter;
@@ -59,7 +69,7 @@ export class ConfigSource {
     return this.doc.errors.map((error) => ({
       path: "",
       ...this.#position(error.pos[0]),
-      message: error.message,
+      message: withoutQuote(error.message),
     }));
   }
 
