@@ -107,7 +107,7 @@ describe("chaos: kill -9 at random moments", { timeout: 15 * 60_000 }, () => {
         `  mk4: { type: prusalink, url: "${sim.url}", username: maker, password: chaos }`,
         "syncs:",
         '  mirror: { source: ./src-mirror, targets: [./dst-mirror, "mk4:mirror"], mode: mirror, watch: true }',
-        '  move: { source: ./src-move, targets: [./dst-move, "mk4:move"], mode: move, watch: true }',
+        '  move: { source: ./src-move, targets: [./dst-move, "mk4:move"], mode: move, watch: true, settle: 0s }',
         "",
       ].join("\n"),
     );

@@ -104,7 +104,7 @@ describe("ferry serve onto network storage (the README's setups)", { timeout: 5 
         `  drone: { type: removable, label: "${LABEL}", by_uuid_dir: "${volume.byUuid}", by_label_dir: "${volume.byLabel}", mountinfo: "${volume.mountinfo}" }`,
         "syncs:",
         "  backup: { source: ./projects, targets: [nas, bucket], mode: mirror, watch: true }",
-        '  flights: { source: drone, targets: [box, logs], mode: move, staging: true, include: ["**/*.ulg"] }',
+        '  flights: { source: drone, targets: [box, logs], mode: move, staging: true, settle: 0s, include: ["**/*.ulg"] }',
         "",
       ].join("\n"),
     );

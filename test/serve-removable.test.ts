@@ -53,7 +53,7 @@ describe("ferry serve with a removable source", () => {
         "devices:",
         `  drone: { type: removable, uuid: "${UUID}", by_uuid_dir: "${volume.byUuid}", by_label_dir: "${volume.byLabel}", mountinfo: "${volume.mountinfo}" }`,
         "syncs:",
-        "  logs: { source: drone, targets: [./archive], mode: move, staging: true }",
+        "  logs: { source: drone, targets: [./archive], mode: move, staging: true, settle: 0s }",
         "",
       ].join("\n"),
     );

@@ -62,6 +62,8 @@ describe("ferry serve", () => {
         "    source: ./flights",
         "    targets: [./archive]",
         "    mode: move",
+        // Files the test wrote a moment ago, not a logger's: no settle time.
+        "    settle: 0s",
         "    watch: true",
         "  reports:",
         "    source: ./polled",

@@ -47,6 +47,7 @@ describe("the documented example", () => {
       compare: "size-mtime",
       onConflict: "rename",
       unicode: "keep",
+      settleS: 0,
       watch: false,
       rescanS: 600,
       staging: false,

@@ -12,7 +12,7 @@ import { resolveLocalPath } from "./endpoints.ts";
 import { envLookup, maskSubstitutions, parseDotenv, substituteDocument } from "./env.ts";
 import { ConfigError, type ConfigProblem } from "./errors.ts";
 import { checkReferences } from "./references.ts";
-import { buildSchema, DEFAULT_DATA_DIR, knownKeys, TOP_LEVEL_KEYS } from "./schema.ts";
+import { buildSchema, DEFAULT_DATA_DIR, DEFAULT_MOVE_SETTLE_S, knownKeys, TOP_LEVEL_KEYS } from "./schema.ts";
 import { ConfigSource, isUnder, type FieldPath } from "./source.ts";
 import type { DeviceKind, FerryConfig, LoadOptions, SyncConfig } from "./types.ts";
 
@@ -148,6 +148,7 @@ function parse(
       ...(sync.schedule === undefined ? {} : { schedule: sync.schedule }),
       rescanS: sync.rescan,
       staging: sync.staging,
+      settleS: sync.settle ?? (sync.mode === "move" ? DEFAULT_MOVE_SETTLE_S : 0),
     });
   }
   return {

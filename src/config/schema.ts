@@ -28,12 +28,15 @@ export const SYNC_KEYS = [
   "schedule",
   "rescan",
   "staging",
+  "settle",
 ] as const;
 
 export const DEFAULT_DATA_DIR = "./ferry-data";
 export const DEFAULT_MTIME_TOLERANCE_S = 60;
 /** A watched sync also rescans this often, so nothing missed by the watcher is lost. */
 export const DEFAULT_RESCAN_S = 600;
+/** A moved file leaves the source once unchanged this long: loggers pause for seconds between writes. */
+export const DEFAULT_MOVE_SETTLE_S = 10;
 
 const UNITS_S: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400 };
 
@@ -110,6 +113,7 @@ const syncSchema = z.strictObject({
   schedule: cron.optional(),
   rescan: duration(DEFAULT_RESCAN_S).pipe(z.number().min(1, "rescan at most once a second")),
   staging: z.boolean().default(false),
+  settle: duration(),
 });
 
 export interface ParsedDevice {

@@ -83,6 +83,11 @@ export interface SyncConfig {
   rescanS: number;
   /** Read the source once into data_dir/staging and fan out from there (slow or removable sources). */
   staging: boolean;
+  /**
+   * Move mode: a source file is deleted only once it has been unchanged this long (and no process
+   * holds it open for writing, where the system tells); default 10 s for move, else 0.
+   */
+  settleS: number;
 }
 
 export interface FerryConfig {

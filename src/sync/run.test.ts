@@ -136,7 +136,8 @@ describe("runSync between local folders", () => {
     await writeFile(join(dir, "src/photo.gcode"), "photo");
     await writeFile(join(dir, "src/notes.txt"), "not selected");
     const config = parseConfig(
-      'syncs:\n  s: { source: ./src, targets: [./dst, ./dst2], mode: move, include: ["**/*.gcode"] }\n',
+      // overwrite: a folder in the way makes the write fail (rename would put the file beside it).
+      'syncs:\n  s: { source: ./src, targets: [./dst, ./dst2], mode: move, settle: 0s, on_conflict: overwrite, include: ["**/*.gcode"] }\n',
       join(dir, "ferry.yaml"),
       { deviceKinds, env: {} },
     );
@@ -186,7 +187,7 @@ describe("move onto a target that holds a different file of the same name", () =
   const moveRun = async (onConflict?: string) => {
     const extra = onConflict === undefined ? "" : `, on_conflict: ${onConflict}`;
     const config = parseConfig(
-      `syncs:\n  logs: { source: ./flights, targets: [./archive], mode: move${extra} }\n`,
+      `syncs:\n  logs: { source: ./flights, targets: [./archive], mode: move, settle: 0s${extra} }\n`,
       join(dir, "ferry.yaml"),
       { deviceKinds, env: {} },
     );
@@ -229,5 +230,42 @@ describe("move onto a target that holds a different file of the same name", () =
     await moveRun("overwrite");
     assert.ok((await tree(join(dir, "archive"))).includes("log1.ulg=fourth"));
     assert.deepEqual(await tree(join(dir, "flights")), []);
+  });
+});
+
+describe("move of a file that is still being written", () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "ferry-settle-"));
+    await mkdir(join(dir, "flights"));
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  test("is not taken until it has been unchanged for the settle time; then it moves whole", async () => {
+    const config = parseConfig(
+      "syncs:\n  logs: { source: ./flights, targets: [./archive], mode: move }\n",
+      join(dir, "ferry.yaml"),
+      { deviceKinds, env: {} },
+    );
+    const sync = config.syncs.get("logs");
+    assert.ok(sync);
+    assert.equal(sync.settleS, 10, "move waits 10 s by default");
+    const devices = new Devices(config, silentLogger);
+    // A logger wrote to it just now (and may write again).
+    await writeFile(join(dir, "flights/log.ulg"), "first 50 kB");
+    const [early] = await runSync(sync, devices);
+    assert.equal(early?.skipped, 1);
+    assert.equal(early.done, 0);
+    assert.deepEqual(await tree(join(dir, "flights")), ["log.ulg=first 50 kB"]);
+    await assert.rejects(readdir(join(dir, "archive")), { code: "ENOENT" });
+    // The logger appended and then went quiet a minute ago: now it goes, all of it.
+    await writeFile(join(dir, "flights/log.ulg"), "first 50 kB and the rest");
+    const quiet = new Date(Date.now() - 60_000);
+    await utimes(join(dir, "flights/log.ulg"), quiet, quiet);
+    const [late] = await runSync(sync, devices);
+    assert.equal(late?.done, 1, JSON.stringify(late));
+    assert.deepEqual(await tree(join(dir, "archive")), ["log.ulg=first 50 kB and the rest"]);
+    assert.deepEqual(await tree(join(dir, "flights")), []);
+    await devices.close();
   });
 });

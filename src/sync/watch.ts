@@ -58,6 +58,10 @@ export async function* watchFolder(root: string, options: WatchOptions): AsyncGe
       if (stats) inodes.set(path, identity(stats));
       return;
     }
+    // A file the initial listing already knew, unchanged: chokidar reports some of those only once
+    // they are stable, after "ready" (awaitWriteFinish); the start scan plans them.
+    const known = inodes.get(path);
+    if (type === "add" && stats && known && sameFile(known, identity(stats))) return;
     pending.push({ type, path, ...(stats ? { id: identity(stats) } : {}) });
     const flush = () => {
       clearTimeout(timer);
@@ -119,6 +123,10 @@ export interface WatchEvent {
 
 function identity(stats: Stats): FileIdentity {
   return { ino: stats.ino, size: stats.size, mtimeMs: stats.mtimeMs };
+}
+
+function sameFile(a: FileIdentity, b: FileIdentity): boolean {
+  return a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs;
 }
 
 /**

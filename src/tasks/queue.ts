@@ -18,6 +18,8 @@
  *   dead instead of looping); the task returns at once, with its checkpoint.
  * - A task that returns to the queue (retry, park, release, expired lease) while a newer task of
  *   its key is queued is superseded by it: it is deleted, since the newer request is the one wanted.
+ *   When the newer one is the same change (same payload, compared with keys sorted) and has no
+ *   checkpoint, it takes the superseded one's: a transfer resumes instead of starting over.
  *   `retry` leaves a dead task dead when its key has a queued task.
  * - `enqueue(..., "replace")` replaces payload, priority and runAt, and clears checkpoint and
  *   progress unless the payload is the same (the same change queued again, e.g. by a rescan, keeps

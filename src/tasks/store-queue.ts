@@ -25,6 +25,7 @@ import {
 } from "./queue.ts";
 import { choosers, type Chooser } from "./claim-queries.ts";
 import {
+  canonical,
   DONE,
   freeQueue,
   integer,
@@ -90,7 +91,8 @@ export class StoreTaskQueue implements TaskQueue {
       kind: request.kind,
       key: request.key,
       queue: request.queue,
-      payload: toJson(request.payload, `payload of task ${request.key}`) ?? "null",
+      // Canonical (keys sorted), so the same payload written in another order is the same change.
+      payload: toJson(canonical(request.payload), `payload of task ${request.key}`) ?? "null",
       priority: integer(request.priority ?? 0, "priority", request.key),
       run_at: integer(request.runAt ?? now, "runAt", request.key),
       attempts: 0,

@@ -57,7 +57,8 @@ type Db = Kysely<Schema>;
 
 /**
  * Moves a running task to `status` and frees its queue. Back to the queue while a newer task of the
- * same key is queued, it is superseded by that one (the newer request) and deleted.
+ * same key is queued, it is superseded by that one (the newer request) and deleted; when the newer
+ * one is the same change (same payload) and has no checkpoint, it takes this one's.
  */
 export async function settle(
   trx: Transaction<Schema>,
@@ -70,12 +71,21 @@ export async function settle(
     status === "queued" &&
     (await trx
       .selectFrom("tasks")
-      .select("id")
+      .select(["id", "payload", "checkpoint"])
       .where("key", "=", row.key)
       .where("status", "=", QUEUED)
       .executeTakeFirst());
   if (newer) {
     await trx.deleteFrom("tasks").where("id", "=", row.id).execute();
+    // The same change queued again while this one ran: what this attempt checkpointed goes on there.
+    const checkpoint = set.checkpoint === undefined ? row.checkpoint : set.checkpoint;
+    if (newer.payload === row.payload && newer.checkpoint === null && checkpoint !== null) {
+      await trx
+        .updateTable("tasks")
+        .set({ checkpoint, progress: set.progress === undefined ? row.progress : set.progress })
+        .where("id", "=", newer.id)
+        .execute();
+    }
   } else {
     await trx
       .updateTable("tasks")
@@ -183,6 +193,19 @@ export function toTask(row: Row): Task {
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
+}
+
+/** A JSON value with every plain object's keys in sorted order (arrays keep theirs). */
+export function canonical(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(canonical);
+  if (value === null || typeof value !== "object") return value;
+  const proto: unknown = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return value;
+  return Object.fromEntries(
+    Object.keys(value)
+      .sort()
+      .map((key) => [key, canonical((value as Record<string, unknown>)[key])]),
+  );
 }
 
 export function toJson(value: unknown, what: string): string | undefined {

@@ -131,12 +131,33 @@ export function describeTaskQueueConformance(
         await claimOne(q);
         await q.heartbeat(first.id, "w1", { leaseMs: LEASE, checkpoint: { bytes: 4 }, progress: 4 });
         await q.release(first.id, "w1");
-        await q.enqueue(task("k", { payload: { path: "a", size: 9 }, priority: 3 }), "replace");
+        // The same payload, its fields in another order (another planner wrote it): still the same.
+        await q.enqueue(task("k", { payload: { size: 9, path: "a" }, priority: 3 }), "replace");
         const same = await q.get(first.id);
         assert.deepEqual([same?.checkpoint, same?.progress, same?.priority], [{ bytes: 4 }, 4, 3]);
         await q.enqueue(task("k", { payload: { path: "a", size: 10 } }), "replace");
         const changed = await q.get(first.id);
         assert.deepEqual([changed?.checkpoint, changed?.progress], [null, null]);
+      },
+    );
+
+    check(
+      "the same change queued while it ran takes its checkpoint when it is given back (kill -9 mid-transfer)",
+      async (q) => {
+        const first = await q.enqueue(task("k", { payload: { path: "a", size: 9 } }));
+        await claimOne(q);
+        await q.heartbeat(first.id, "w1", { leaseMs: LEASE, checkpoint: { placed: "a" } });
+        const again = await q.enqueue(task("k", { payload: { size: 9, path: "a" } }));
+        assert.notEqual(again.id, first.id);
+        await q.release(first.id, "w1");
+        assert.equal(await q.get(first.id), undefined, "superseded");
+        assert.deepEqual((await q.get(again.id))?.checkpoint, { placed: "a" });
+        // Another change does not inherit what the older attempt did.
+        const second = await claimOne(q);
+        await q.heartbeat(second.id, "w1", { leaseMs: LEASE, checkpoint: { placed: "b" } });
+        const other = await q.enqueue(task("k", { payload: { path: "a", size: 10 } }));
+        await q.release(second.id, "w1");
+        assert.equal((await q.get(other.id))?.checkpoint, null);
       },
     );
 

@@ -4,6 +4,7 @@
  * idempotent: a task may run again after a crash, so each checks what is already done (the
  * delivery records, the target) before acting.
  */
+import type { SyncConfig } from "../../config/index.ts";
 import { FerryError, isFerryError } from "../../core/errors.ts";
 import { formatBytes } from "../../core/units.ts";
 import { pathKey } from "../../core/paths.ts";
@@ -14,7 +15,7 @@ import type { Task } from "../../tasks/queue.ts";
 import { Park, type Outcome, type RunContext, type TaskRunner } from "../../tasks/runner.ts";
 import { printerGate, protectedWithin } from "../gate.ts";
 import { CopyMissing, finishMove } from "../move.ts";
-import type { UploadReason } from "../plan.ts";
+import { conflictName } from "../plan.ts";
 import { sendFile } from "../transfer.ts";
 import type { EngineContext } from "./context.ts";
 import { enqueueFileTask, enqueueSourceTask } from "./enqueue.ts";
@@ -34,14 +35,6 @@ type Run = RunContext<TransferCheckpoint>;
 const BUSY_PRINTER_MS = 30_000;
 /** The file being printed is asked for again after this. */
 const PRINTED_FILE_MS = 60_000;
-
-const REASONS: Record<UploadReason, string> = {
-  missing: "new",
-  newer: "newer",
-  size: "size differs",
-  content: "content differs",
-  changed: "changed since sent",
-};
 
 /** Registers the sync handlers on a runner. */
 export function registerSyncHandlers(
@@ -95,10 +88,8 @@ const describeFinish = (p: SourceFilePayload): TaskLabel => ({
 function describeFile(p: FilePayload): TaskLabel {
   const on = { sync: p.sync, target: p.target };
   switch (p.op) {
-    case "upload": {
-      const why = p.reason ? `, ${REASONS[p.reason]}` : "";
-      return { ...on, what: `send ${p.path} (${formatBytes(p.size)}${why})`, path: p.path, size: p.size };
-    }
+    case "upload":
+      return { ...on, what: `send ${p.path} (${formatBytes(p.size)})`, path: p.path, size: p.size };
     case "delete":
       return { ...on, what: `delete ${p.path}`, path: p.path };
     case "rmdir":
@@ -158,12 +149,29 @@ async function fileTask(
       const size = current.size ?? p.size;
       const modTime = current.modTime ?? p.modTime;
       const records = await ctx.records(sync.name, p.target);
-      const key = ctx.recordKey(endpoint, p.targetPath);
+      let targetPath = p.targetPath;
+      if (sync.mode === "move") {
+        // A file still being written is not taken; a different file of its name is never destroyed.
+        await settled(ctx.adapter(sync.source), p, sync.settleS, ctx, run);
+        const placed = run.checkpoint?.placed;
+        if (placed === undefined) {
+          const place = await placeMoved(target, p.targetPath, { size, modTime }, sync.onConflict, (path) =>
+            records.get(ctx.recordKey(endpoint, path)),
+          );
+          if ("skip" in place) return { bytes: 0, skipped: place.skip };
+          targetPath = place.path;
+          // Kept before the first byte: what lands there after a crash is Ferry's, not a conflict.
+          await run.save({ bytes: 0, placed: targetPath });
+        } else {
+          targetPath = placed;
+        }
+      }
+      const key = ctx.recordKey(endpoint, targetPath);
       const known = records.get(key);
       if (
         known?.source.size === size &&
         known.source.modTime === modTime &&
-        (await shows(target, p.targetPath, known.target, run))
+        (await shows(target, targetPath, known.target, run))
       ) {
         await afterDelivery(p, ctx);
         return { bytes: 0, skipped: "already delivered" };
@@ -172,13 +180,17 @@ async function fileTask(
       const stored = await sendFile(
         source,
         target,
-        { path: p.path, targetPath: p.targetPath, size, ...(modTime === undefined ? {} : { modTime }) },
+        { path: p.path, targetPath, size, ...(modTime === undefined ? {} : { modTime }) },
         {
           signal: run.signal,
           onProgress: (bytes) => run.progress(bytes),
           ...(run.checkpoint?.upload ? { resume: run.checkpoint.upload } : {}),
           keep: (kept, now) => {
-            const checkpoint = { bytes: kept.bytes, upload: kept.token };
+            const checkpoint = {
+              bytes: kept.bytes,
+              upload: kept.token,
+              ...(sync.mode === "move" ? { placed: targetPath } : {}),
+            };
             if (!now) return run.progress(kept.bytes, checkpoint);
             resumedAt = kept.bytes;
             return run.save(checkpoint);
@@ -221,6 +233,37 @@ async function fileTask(
   }
 }
 
+/**
+ * Where a moved file goes on a target: its own name when free, else by `onConflict` — beside the
+ * different file as "name (n).ext" (rename), over it (overwrite), or nowhere (skip). A name that
+ * holds Ferry's own copy of this very file (its record says so) is where it goes on.
+ */
+async function placeMoved(
+  target: StorageAdapter,
+  path: string,
+  file: { size: number; modTime?: number | undefined },
+  onConflict: SyncConfig["onConflict"],
+  record: (path: string) => { source: { size: number; modTime?: number } } | undefined,
+): Promise<{ path: string } | { skip: string }> {
+  if (target.capabilities.list === "none" || onConflict === "overwrite") return { path };
+  for (let n = 0; ; n++) {
+    const candidate = n === 0 ? path : conflictName(path, n);
+    const there = await target.stat(candidate).catch((error: unknown) => {
+      if (isFerryError(error, "NOT_FOUND")) return undefined;
+      throw error;
+    });
+    if (there === undefined) return { path: candidate };
+    const sent = record(candidate)?.source;
+    // Ferry's own copy of this file (its record says so, or it has the file's very size and time,
+    // as a copy that landed just before a crash has): it goes on there.
+    if (sent?.size === file.size && sent.modTime === file.modTime) return { path: candidate };
+    if (there.size === file.size && file.modTime !== undefined && there.modTime === file.modTime)
+      return { path: candidate };
+    if (n === 0 && onConflict === "skip")
+      return { skip: `a different file of this name is on ${target.name} (on_conflict: skip)` };
+  }
+}
+
 /** The target still shows the copy as it was right after delivery (write-only targets are trusted). */
 async function shows(
   target: StorageAdapter,
@@ -259,16 +302,23 @@ async function finishTask(p: SourceFilePayload, ctx: EngineContext, run: Run): P
     copies.push({ target, path: p.path, trustDelivery: writeOnly });
   }
   if (sync.mode === "move") {
+    const source = ctx.adapter(sync.source);
+    await settled(source, p, sync.settleS, ctx, run);
     try {
-      await finishMove(ctx.adapter(sync.source), p, copies, run.signal);
+      await finishMove(source, p, copies, run.signal);
     } catch (error) {
       if (isFerryError(error, "NOT_FOUND")) return { bytes: 0, skipped: "already gone from the source" };
       // A copy still missing: the upload that delivers it queues this step again.
       if (error instanceof CopyMissing) return { bytes: 0, skipped: error.message };
-      if (isFerryError(error, "PROTOCOL") || isFerryError(error, "BUSY")) {
-        const reason = (error as Error).message;
-        ctx.bus.emit("sync.source.kept", { sync: sync.name, path: p.path, reason });
-        return { bytes: 0, skipped: reason };
+      if (isFerryError(error, "BUSY")) {
+        // The file changed after it was sent: it goes again, and this step follows its delivery.
+        await sendAgain(sync, p.path, ctx, run);
+        ctx.bus.emit("sync.source.kept", { sync: sync.name, path: p.path, reason: error.message });
+        return { bytes: 0, skipped: error.message };
+      }
+      if (isFerryError(error, "PROTOCOL")) {
+        ctx.bus.emit("sync.source.kept", { sync: sync.name, path: p.path, reason: error.message });
+        return { bytes: 0, skipped: error.message };
       }
       throw error;
     }
@@ -278,8 +328,60 @@ async function finishTask(p: SourceFilePayload, ctx: EngineContext, run: Run): P
   return { bytes: 0 };
 }
 
+/**
+ * A file still being written never leaves the source: it must have been unchanged for the sync's
+ * settle time. Until then the step waits (a one-shot run leaves it for the next run).
+ */
+async function settled(
+  source: StorageAdapter,
+  p: SourceFilePayload,
+  settleS: number,
+  ctx: EngineContext,
+  run: Run,
+): Promise<void> {
+  if (settleS <= 0) return;
+  const current = await source.stat(p.path, { signal: run.signal }).catch((error: unknown) => {
+    if (isFerryError(error, "NOT_FOUND")) return undefined;
+    throw error;
+  });
+  if (current?.modTime === undefined) return;
+  const quietMs = ctx.clock() - current.modTime;
+  if (quietMs < settleS * 1000) {
+    throw new Park(
+      `${p.path} was written ${Math.max(0, Math.round(quietMs / 1000))} s ago; it leaves the source once unchanged for ${settleS} s`,
+      settleS * 1000 - quietMs,
+    );
+  }
+}
+
+/** The source file changed after it was sent: queue it again for every target (or for staging). */
+async function sendAgain(sync: SyncConfig, path: string, ctx: EngineContext, run: Run): Promise<void> {
+  const current = await ctx.adapter(sync.source).stat(path, { signal: run.signal });
+  if (current.type !== "file" || current.size === undefined) return;
+  const file = {
+    path,
+    size: current.size,
+    ...(current.modTime === undefined ? {} : { modTime: current.modTime }),
+  };
+  if (sync.staging) {
+    await enqueueSourceTask(ctx, STAGE_TASK, sync, file);
+    return;
+  }
+  for (const endpoint of sync.targets) {
+    await enqueueFileTask(ctx, endpoint, {
+      op: "upload",
+      sync: sync.name,
+      target: endpoint.label,
+      targetPath: path,
+      ...file,
+    });
+  }
+}
+
 async function stageTask(p: SourceFilePayload, ctx: EngineContext, run: Run): Promise<Outcome> {
   const sync = ctx.sync(p.sync);
+  // A file still being written is not taken.
+  if (sync.mode === "move") await settled(ctx.adapter(sync.source), p, sync.settleS, ctx, run);
   let staged;
   try {
     staged = await stageFile(ctx.adapter(sync.source), ctx.stagingRoot(sync), p, run);

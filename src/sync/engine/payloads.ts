@@ -1,6 +1,5 @@
 /** The tasks the durable engine stores: what each carries, how it is keyed and serialized. */
 import type { UploadToken } from "../../storage/adapter.ts";
-import type { UploadReason } from "../plan.ts";
 
 /** One change on one target: send, delete, remove a folder, or move on the target. */
 export const FILE_TASK = "sync.file";
@@ -24,8 +23,6 @@ export type FilePayload =
       modTime?: number;
       /** Read from data_dir/staging instead of the source. */
       staged?: boolean;
-      /** Why it is sent (new, newer, ...), for people. */
-      reason?: UploadReason;
     })
   | (OnTarget & { op: "delete" | "rmdir"; path: string })
   | (OnTarget & { op: "move"; from: string; to: string });
@@ -42,6 +39,11 @@ export interface TransferCheckpoint {
   bytes: number;
   /** A resumable upload's token (see StorageAdapter.openUpload). */
   upload?: UploadToken;
+  /**
+   * Move mode: the name the file was given on the target (its own, or "name (n)" beside a different
+   * file), kept before the first byte: after a crash the copy there is known to be Ferry's.
+   */
+  placed?: string;
 }
 
 /** One queued change per file and target: a newer change replaces an older one not yet started. */

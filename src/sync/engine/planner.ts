@@ -200,7 +200,6 @@ function toPayload(sync: string, target: string, action: Action): FilePayload | 
         path: action.path,
         targetPath: action.targetPath,
         size: action.size,
-        reason: action.reason,
         ...(action.modTime === undefined ? {} : { modTime: action.modTime }),
       };
     case "delete":
