@@ -4,6 +4,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 import { isFerryError } from "../core/errors.ts";
 import { parseSize } from "../core/units.ts";
 import { demoCommand } from "./demo.ts";
+import { exitQuietlyWhenOutputCloses } from "./epipe.ts";
 import { EXIT, UsageError } from "./exit.ts";
 import { simPrusaLinkCommand } from "./sim-command.ts";
 import { serveCommand } from "./serve-command.ts";
@@ -137,6 +138,7 @@ function program(): Command {
   return ferry;
 }
 
+exitQuietlyWhenOutputCloses([process.stdout, process.stderr]);
 try {
   await program().parseAsync(process.argv);
 } catch (error) {
