@@ -8,7 +8,7 @@
 import { sha256Of } from "../digest.ts";
 import fs from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join, relative, resolve, sep } from "node:path";
 import { Readable } from "node:stream";
 import { z } from "zod";
 import { throwIfAborted, raceAbort, toFerryError, type FerryError } from "../../core/errors.ts";
@@ -119,6 +119,33 @@ function fatProblem(name: string): string | undefined {
   return undefined;
 }
 
+/**
+ * The first folder between the mount point and the served folder (`path`) that is a symbolic link
+ * on the volume, relative to the mount point: a stick's link may lead anywhere on this machine.
+ */
+async function linkOnTheWay(state: Mounted): Promise<string | undefined> {
+  let at = state.mountPoint;
+  for (const part of relative(state.mountPoint, state.folder)
+    .split(sep)
+    .filter((p) => p !== "")) {
+    at = join(at, part);
+    const stats = await fs.lstat(at).catch(() => undefined);
+    if (stats === undefined) return undefined;
+    if (stats.isSymbolicLink()) return relative(state.mountPoint, at);
+  }
+  return undefined;
+}
+
+/** Whether `folder` (`dir` of `root`) is that folder itself, reached through no symbolic link. */
+async function isReally(folder: string, root: string, dir: string): Promise<boolean> {
+  try {
+    const [real, realRoot] = await Promise.all([fs.realpath(folder), fs.realpath(root)]);
+    return real === (dir === "" ? realRoot : join(realRoot, ...dir.split("/")));
+  } catch {
+    return false;
+  }
+}
+
 interface Attached {
   state: Mounted;
   local: StorageAdapter;
@@ -164,6 +191,15 @@ export class RemovableStorage implements StorageAdapter {
   async #attach(signal: AbortSignal | undefined): Promise<Attached> {
     throwIfAborted(signal);
     const state = await raceAbort(this.#volume.attach(), signal);
+    const link = await linkOnTheWay(state);
+    if (link !== undefined) {
+      throw localError(
+        "PERMISSION",
+        this.name,
+        "",
+        `${link} on the volume is a symbolic link; Ferry serves no folder through a link`,
+      );
+    }
     if (this.#local?.folder !== state.folder) {
       const adapter = localAdapter.create({ path: state.folder }, this.#context);
       this.#local = { folder: state.folder, adapter };
@@ -182,6 +218,8 @@ export class RemovableStorage implements StorageAdapter {
     for (const [dir, lostAt] of this.#orphans) {
       this.#orphans.delete(dir);
       const folder = dir === "" ? root : join(root, ...dir.split("/"));
+      // Only a folder really there: a link on the way would lead the removals off the volume.
+      if (!(await isReally(folder, root, dir))) continue;
       const names = await fs.readdir(folder).catch(() => []);
       for (const name of names.filter((n) => TEMP_NAME.test(n))) {
         const stats = await fs.lstat(join(folder, name)).catch(() => undefined);
