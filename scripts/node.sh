@@ -28,19 +28,23 @@ if ! node_ok node; then
   dir="$root/.cache/node"
   bin="$dir/node_modules/$pkg/bin"
   if ! node_ok "$bin/node"; then
-    echo "ferry: this machine's Node is older than $need_major.$need_minor; fetching Node 24 from the npm registry into .cache/node" >&2
+    echo "ferry: this machine's Node is older than $need_major.$need_minor; fetching Node 24 from the npm registry into .cache/node (about 30 MB)..." >&2
     mkdir -p "$dir"
-    npm install --prefix "$dir" --no-save --no-audit --no-fund --loglevel=error "$pkg@24" >&2
+    npm install --prefix "$dir" --no-save --no-audit --no-fund "$pkg@24" >&2
   fi
   export PATH="$bin:$PATH"
   export npm_config_nodedir="$dir/node_modules/$pkg"
 fi
 
-# Install dependencies when they are missing or older than the lockfile.
+# Install dependencies when they are missing or older than the lockfile. This takes a while, so
+# say so and let npm show its progress; all of it on stderr, since stdout is the command's own
+# (.ci/run reads a path from it).
 lock="$root/package-lock.json"
 stamp="$root/node_modules/.package-lock.json"
 if [[ ! -f "$stamp" || "$lock" -nt "$stamp" ]]; then
-  (cd "$root" && npm ci --no-audit --no-fund --loglevel=error >&2)
+  if [[ -f "$stamp" ]]; then why="package-lock.json changed"; else why="first run"; fi
+  echo "ferry: installing dependencies ($why, about a minute)..." >&2
+  (cd "$root" && npm ci --no-audit --no-fund >&2)
 fi
 
 exec node "$@"
