@@ -20,11 +20,13 @@ import {
   type PostgresPoolClient,
   type SqliteDatabase,
   type SqliteDialectConfig,
+  type SqliteStatement,
 } from "kysely";
 import { Migrator } from "kysely/migration";
 import type pg from "pg";
 import { FerryError } from "../core/errors.ts";
 import { silentLogger, type Logger } from "../core/logger.ts";
+import { explainCorruption, explainingStatement, isCorruption, StoreCorruptError } from "./corrupt.ts";
 import { importDeliveryFiles } from "./deliveries.ts";
 import type { Store } from "./handle.ts";
 import { migrationProvider } from "./migrations.ts";
@@ -76,7 +78,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
 export async function openMemoryStore(): Promise<Store> {
   const database = new Database(":memory:");
   const db = new Kysely<Schema>({
-    dialect: new ImmediateSqliteDialect({ database: cachingStatements(database) }),
+    dialect: new ImmediateSqliteDialect({ database: cachingStatements(database, "(memory)") }),
   });
   const store: Store = { db, dialect: "sqlite", location: "(memory)", close: () => db.destroy() };
   await migrate(store);
@@ -108,6 +110,7 @@ async function openSqlite(dataDir: string): Promise<Store> {
     database.pragma("foreign_keys = ON");
   } catch (error) {
     database?.close();
+    if (isCorruption(error)) throw new StoreCorruptError(file, error);
     throw new FerryError("UNAVAILABLE", `cannot open the SQLite database ${file}: ${messageOf(error)}`, {
       cause: error,
       subject: file,
@@ -115,7 +118,7 @@ async function openSqlite(dataDir: string): Promise<Store> {
     });
   }
   const db = new Kysely<Schema>({
-    dialect: new ImmediateSqliteDialect({ database: cachingStatements(database) }),
+    dialect: new ImmediateSqliteDialect({ database: cachingStatements(database, file) }),
   });
   return { db, dialect: "sqlite", location: file, close: () => db.destroy() };
 }
@@ -242,8 +245,8 @@ class ImmediateSqliteDialect extends SqliteDialect {
  * runs the same few statements over and over, so they are kept (better-sqlite3 statements can be
  * run again; Ferry never streams, which would hold one busy).
  */
-function cachingStatements(database: Database.Database): SqliteDatabase {
-  const statements = new Map<string, Database.Statement>();
+function cachingStatements(database: Database.Database, file: string): SqliteDatabase {
+  const statements = new Map<string, SqliteStatement>();
   return {
     close: () => database.close(),
     prepare: (text) => {
@@ -251,7 +254,11 @@ function cachingStatements(database: Database.Database): SqliteDatabase {
       if (!statement) {
         // Statements with `in (...)` lists vary in length; a full cache starts over rather than grow.
         if (statements.size >= STATEMENT_CACHE_SIZE) statements.clear();
-        statement = database.prepare(text);
+        try {
+          statement = explainingStatement(database.prepare(text), file);
+        } catch (error) {
+          throw explainCorruption(error, file);
+        }
         statements.set(text, statement);
       }
       return statement;
