@@ -31,7 +31,7 @@ import { MAX_NAME_BYTES, TEMP_NAME, checkPath } from "./names.ts";
 import { sftpCapabilities, sftpOptionsSchema, type SftpOptions } from "./options.ts";
 import { SftpReadStream } from "./read-stream.ts";
 import { SftpRemote } from "./remote.ts";
-import { SftpUpload, freshPlan, resumeOffset, tokenFor } from "./upload.ts";
+import { SftpUpload, closeSource, freshPlan, resumeOffset, tokenFor } from "./upload.ts";
 
 export { sftpCapabilities, sftpOptionsSchema, type SftpOptions } from "./options.ts";
 
@@ -154,11 +154,18 @@ class SftpStorage implements StorageAdapter {
     options: WriteOptions,
   ): Promise<Entry> {
     const { signal, size, modTime } = options;
-    const upload = await this.openUpload(path, {
-      size,
-      ...(modTime === undefined ? {} : { modTime }),
-      ...(signal ? { signal } : {}),
-    });
+    let upload: Upload;
+    try {
+      upload = await this.openUpload(path, {
+        size,
+        ...(modTime === undefined ? {} : { modTime }),
+        ...(signal ? { signal } : {}),
+      });
+    } catch (error) {
+      // Refused before a byte was read (the server is down): the source must not stay open.
+      closeSource(source);
+      throw error;
+    }
     try {
       return await upload.finish(source, signal ? { signal } : {});
     } catch (error) {

@@ -11,7 +11,7 @@
  * was issued with — and never past the server's size. A temp file shorter than `stored` lost data
  * (a server crash before its page cache reached the disk): the upload starts over.
  */
-import type { Readable } from "node:stream";
+import { Readable } from "node:stream";
 import { FerryError, raceAbort, throwIfAborted } from "../../core/errors.ts";
 import { basename, dirname, joinPath, pathKey } from "../../core/paths.ts";
 import type { Entry, FinishOptions, OpOptions, Upload, UploadToken } from "../adapter.ts";
@@ -135,14 +135,24 @@ export class SftpUpload implements Upload {
     const { signal, onStored } = options;
     const { target, temp, size, modTime, offset } = this.#plan;
     const device = this.#host.name;
-    if (this.#finished) throw sftpFailure("PROTOCOL", device, target, "this upload was already finished");
-    throwIfAborted(signal);
+    if (this.#finished) {
+      closeSource(rest);
+      throw sftpFailure("PROTOCOL", device, target, "this upload was already finished");
+    }
     const pending: Promise<unknown>[] = [];
     const track = <T>(promise: Promise<T>): Promise<T> => {
       pending.push(promise.catch(() => undefined));
       return promise;
     };
-    let lease = await this.#host.lease(signal);
+    let lease: Lease;
+    try {
+      throwIfAborted(signal);
+      lease = await this.#host.lease(signal);
+    } catch (error) {
+      // The server is away: the source was never read, and its file must not stay open.
+      closeSource(rest);
+      throw error;
+    }
     let handle: Buffer;
     let opening: Promise<Buffer> | undefined;
     let closed = false;
@@ -202,6 +212,9 @@ export class SftpUpload implements Upload {
       this.#finished = true;
       return { path: target, type: "file", size, modTime: mtime * 1000 };
     } catch (error) {
+      // However far it got (the server went away before the first byte, or in the middle), the
+      // source is done with: a local file's handle left to the garbage collector leaks meanwhile.
+      closeSource(rest);
       if (isConnectionLoss(error)) lease.broken();
       if (signal?.aborted) {
         throw new FerryError("ABORTED", `${device}: ${target}: upload aborted`, { cause: signal.reason });
@@ -266,4 +279,15 @@ export class SftpUpload implements Upload {
       lease.release();
     }
   }
+}
+
+/** Ends a source that will not be read to its end, closing what it holds open (a local file). */
+export function closeSource(source: Readable | AsyncIterable<Uint8Array>): void {
+  if (source instanceof Readable) {
+    source.destroy();
+    return;
+  }
+  // An async generator is its own iterator: return() runs its finally blocks.
+  const iterator = source[Symbol.asyncIterator]();
+  void iterator.return?.().catch(() => undefined);
 }
