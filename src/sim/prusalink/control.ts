@@ -1,11 +1,13 @@
 /**
  * The simulator's control API (no authentication), for tests, the demo and benchmarks:
  *
- *   GET    /_sim/state    {model, name, state, job, transfer, files, storage, faults}
+ *   GET    /_sim/state    {model, name, state, job, transfer, uploads_held, files, storage, faults}
  *   PUT    /_sim/state    {"state": "BUSY"}                       → 204
  *   POST   /_sim/print    {"path": "a/b.gcode", "duration_s": 60}  → 204
  *   POST   /_sim/faults   {"reset_after_bytes"?: n, "status"?: 500|503, "count"?: n} → 204
  *   DELETE /_sim/faults                                            → 204
+ *   POST   /_sim/hold     hold uploads (they start, and take no bytes) → 204
+ *   DELETE /_sim/hold     release them                                 → 204
  *
  * The same operations are methods of PrusaLinkSim for in-process use.
  */
@@ -55,6 +57,7 @@ export function simState(printer: VirtualPrinter, name: string): Record<string, 
     state: printer.state,
     job: job ? jobJson(printer, job) : null,
     transfer: transfer ? transferJson(printer, transfer) : null,
+    uploads_held: printer.uploadsHeld,
     files: simFiles(printer).map((f) => ({ path: f.path, size: f.size, m_timestamp: f.mTimestamp })),
     storage: printer.storages.map(storageJson),
     faults: {
@@ -120,6 +123,12 @@ export async function handleControl(
     }
     case "DELETE faults":
       printer.clearFaults();
+      break;
+    case "POST hold":
+      printer.holdUploads();
+      break;
+    case "DELETE hold":
+      printer.releaseUploads();
       break;
     default:
       throw new SimHttpError(404, "Not Found", `no control route ${method} /_sim/${route}`);

@@ -220,6 +220,8 @@ async function upload(
   const pacer = ctx.rate === undefined ? undefined : new Pacer(ctx.rate);
   try {
     for await (const chunk of req as AsyncIterable<Buffer>) {
+      // Held uploads leave the chunk untaken and the stream paused, so TCP pushes back.
+      if (printer.uploadsHeld) await printer.uploadGate();
       if (resetAfter !== undefined && transfer.transferred + chunk.length >= resetAfter) {
         req.socket.destroy();
         return;

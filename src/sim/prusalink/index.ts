@@ -99,6 +99,7 @@ export class PrusaLinkSim {
         resolve();
       });
       this.#server.closeAllConnections();
+      this.#printer.releaseUploads();
     });
     return this.#closed;
   }
@@ -126,6 +127,25 @@ export class PrusaLinkSim {
     this.#printer.clearFaults();
   }
 
+  /**
+   * Holds uploads until `releaseUploads()`: one that starts meanwhile shows as the transfer and
+   * takes no bytes (a running one stops after its current chunk). For a test that needs an
+   * upload in progress, as long as it likes, however slow the machine.
+   */
+  holdUploads(): void {
+    this.#printer.holdUploads();
+  }
+
+  releaseUploads(): void {
+    this.#printer.releaseUploads();
+  }
+
+  /** The upload in progress (path, size, bytes taken so far), or undefined. */
+  transfer(): { path: string; size: number; transferred: number } | undefined {
+    const transfer = this.#printer.transfer;
+    return transfer && { path: transfer.path, size: transfer.size, transferred: transfer.transferred };
+  }
+
   /** Complete files on the main storage, by long path. */
   files(): SimFileInfo[] {
     return simFiles(this.#printer);
@@ -137,20 +157,32 @@ export class PrusaLinkSim {
   }
 }
 
-/** `count` simulators on consecutive ports from `port` (any free ports when `port` is 0 or absent). */
+/**
+ * `count` simulators on consecutive ports from `port` (any free ports when `port` is 0 or absent).
+ * When one of those ports is taken, none is kept and the error (code EADDRINUSE) names it.
+ */
 export async function startPrusaLinkSims(
   options: PrusaLinkSimOptions & { count: number },
 ): Promise<PrusaLinkSim[]> {
   const { count, ...rest } = options;
+  const base = rest.port ?? 0;
   const sims: PrusaLinkSim[] = [];
+  let port = 0;
   try {
     for (let i = 0; i < count; i++) {
-      const port = rest.port === undefined || rest.port === 0 ? 0 : rest.port + i;
+      port = base === 0 ? 0 : base + i;
       const name = rest.name === undefined ? undefined : count > 1 ? `${rest.name}-${i + 1}` : rest.name;
       sims.push(await PrusaLinkSim.start({ ...rest, port, ...(name === undefined ? {} : { name }) }));
     }
   } catch (error) {
     await Promise.all(sims.map((sim) => sim.close()));
+    if ((error as NodeJS.ErrnoException).code === "EADDRINUSE" && port !== 0) {
+      const range = count > 1 ? ` (${count} simulators need ports ${base}-${base + count - 1})` : "";
+      throw Object.assign(new Error(`port ${port} of 127.0.0.1 is in use${range}`), {
+        code: "EADDRINUSE",
+        cause: error,
+      });
+    }
     throw error;
   }
   return sims;

@@ -6,26 +6,38 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 
+/** Where the pacer reads the time and how it waits; the wall clock unless a test gives its own. */
+export interface PacerTimer {
+  /** Milliseconds, monotonic. */
+  now(): number;
+  sleep(ms: number): Promise<unknown>;
+}
+
+const wallClock: PacerTimer = { now: () => performance.now(), sleep: (ms) => sleep(ms) };
+
 export class Pacer {
   readonly #rate: number;
   readonly #burst: number;
+  readonly #timer: PacerTimer;
   #tokens: number;
-  #last = performance.now();
+  #last: number;
 
   /** `rate` in bytes per second. */
-  constructor(rate: number) {
+  constructor(rate: number, timer: PacerTimer = wallClock) {
     this.#rate = rate;
+    this.#timer = timer;
     // Credit up to a quarter second, so a busy event loop (a hundred printers in one process)
     // does not lose time; start empty, so a transfer never runs ahead of the rate either.
     this.#burst = Math.max(64 * 1024, rate / 4);
     this.#tokens = 0;
+    this.#last = timer.now();
   }
 
   async take(bytes: number): Promise<void> {
-    const now = performance.now();
+    const now = this.#timer.now();
     this.#tokens = Math.min(this.#burst, this.#tokens + ((now - this.#last) * this.#rate) / 1000);
     this.#last = now;
     this.#tokens -= bytes;
-    if (this.#tokens < 0) await sleep((-this.#tokens / this.#rate) * 1000);
+    if (this.#tokens < 0) await this.#timer.sleep((-this.#tokens / this.#rate) * 1000);
   }
 }

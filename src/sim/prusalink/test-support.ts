@@ -1,7 +1,7 @@
 /** Raw HTTP helpers for the simulator's tests (node:http, so every header and byte is under control). */
 import { createHash } from "node:crypto";
 import { request, type IncomingHttpHeaders } from "node:http";
-import { PrusaLinkSim, type PrusaLinkSimOptions } from "./index.ts";
+import { PrusaLinkSim, startPrusaLinkSims, type PrusaLinkSimOptions } from "./index.ts";
 
 export interface RawResponse {
   status: number;
@@ -87,5 +87,27 @@ export async function withSim(
     await fn(sim);
   } finally {
     await sim.close();
+  }
+}
+
+/**
+ * `count` simulators on consecutive free ports, as `ferry sim prusalink --port P --count N` starts
+ * them: the base is a port the system just gave out, and when another process takes one of the
+ * range meanwhile, a new base is tried.
+ */
+export async function startOnFreeConsecutivePorts(
+  options: PrusaLinkSimOptions & { count: number },
+  attempts = 20,
+): Promise<PrusaLinkSim[]> {
+  for (let attempt = 1; ; attempt++) {
+    const probe = await PrusaLinkSim.start({});
+    const base = probe.port;
+    await probe.close();
+    if (base + options.count - 1 > 65_535) continue;
+    try {
+      return await startPrusaLinkSims({ ...options, port: base });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EADDRINUSE" || attempt >= attempts) throw error;
+    }
   }
 }

@@ -71,6 +71,8 @@ export class VirtualPrinter {
   transfer: SimTransfer | undefined;
   resetAfterBytes: number | undefined;
   failStatus: { status: 500 | 503; remaining: number } | undefined;
+  /** Set while uploads are held: resolving it lets them take bytes again. */
+  #uploadHold: PromiseWithResolvers<undefined> | undefined;
 
   constructor(model: PrinterModel, capacity: number, clock: () => number) {
     this.model = model;
@@ -281,6 +283,29 @@ export class VirtualPrinter {
 
   endTransfer(transfer: SimTransfer): void {
     if (this.transfer === transfer) this.transfer = undefined;
+  }
+
+  /**
+   * Holds uploads: a running one stops taking bytes after its current chunk, a new one starts (it
+   * shows as the transfer) and takes none, until `releaseUploads`. A gate for tests that need an
+   * upload in progress for as long as they like, however slow the machine.
+   */
+  holdUploads(): void {
+    this.#uploadHold ??= Promise.withResolvers<undefined>();
+  }
+
+  releaseUploads(): void {
+    this.#uploadHold?.resolve(undefined);
+    this.#uploadHold = undefined;
+  }
+
+  get uploadsHeld(): boolean {
+    return this.#uploadHold !== undefined;
+  }
+
+  /** Resolves when an upload may take its next chunk: at once, or on release. */
+  async uploadGate(): Promise<void> {
+    while (this.#uploadHold) await this.#uploadHold.promise;
   }
 
   injectFault(fault: SimFault): void {
