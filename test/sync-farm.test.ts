@@ -7,9 +7,9 @@ import { execFile } from "node:child_process";
 import { mkdir, mkdtemp, rm, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, test } from "node:test";
 import { PrusaLinkSim } from "../src/sim/prusalink/index.ts";
+import { waitFor } from "./support/wait.ts";
 
 const cli = new URL("../src/cli/main.ts", import.meta.url).pathname;
 const PASSWORD = "farm-secret-42";
@@ -217,24 +217,33 @@ describe("ferry sync onto a PrusaLink farm", () => {
   });
 
   test("a run that starts while another is sending changes nothing and names the run it waits for", async () => {
-    const slow = await PrusaLinkSim.start({ port: 0, password: PASSWORD, rate: 100_000 });
+    // The printer holds the first run's upload until the test lets it go: the first run provably
+    // holds the lock while the others start, on a machine of any speed.
+    const held = await PrusaLinkSim.start({ port: 0, password: PASSWORD });
+    held.holdUploads();
     const cwd = join(dir, "overlap");
     try {
       await mkdir(join(cwd, "master"), { recursive: true });
-      await writeFile(join(cwd, "master", "big.gcode"), Buffer.alloc(150_000, 7));
+      // Bigger than the socket buffers, so the held upload's body is still being sent.
+      await writeFile(join(cwd, "master", "big.gcode"), Buffer.alloc(16 * 1024 * 1024, 7));
       await writeFile(
         join(cwd, "ferry.yaml"),
         [
           "devices:",
-          `  slow: { type: prusalink, url: "${slow.url}", username: maker, password: "\${PRUSA_PASSWORD}" }`,
+          `  held: { type: prusalink, url: "${held.url}", username: maker, password: "\${PRUSA_PASSWORD}" }`,
           "syncs:",
-          "  gcode: { source: ./master, targets: [slow], mode: mirror }",
+          "  gcode: { source: ./master, targets: [held], mode: mirror }",
           "",
         ].join("\n"),
       );
       const first = syncJson(cwd);
-      for (let i = 0; i < 200 && slow.snapshot().transfer == null; i++) await sleep(10);
-      assert.ok(slow.snapshot().transfer, "the first run is uploading");
+      let firstOver = false;
+      const over = () => (firstOver = true);
+      first.then(over, over);
+      await waitFor("the first run's upload to reach the printer", () => {
+        if (firstOver) throw new Error("the first run ended before its upload reached the printer");
+        return held.transfer();
+      });
 
       const second = await syncJson(cwd);
       assert.equal(second.code, 1);
@@ -242,13 +251,15 @@ describe("ferry sync onto a PrusaLink farm", () => {
       assert.deepEqual(second.summary.targets, []);
       const preview = await syncJson(cwd, "--dry-run");
       assert.equal(preview.code, 0, "a dry run only looks");
+      assert.equal(held.transfer()?.path, "big.gcode", "the first run was uploading all along");
 
+      held.releaseUploads();
       const done = await first;
       assert.equal(done.code, 0, done.stderr);
       assert.equal(done.summary.targets[0]?.done, 1);
       assert.equal((await syncJson(cwd)).code, 0, "the lock went with the first run");
     } finally {
-      await slow.close();
+      await held.close();
     }
   });
 
