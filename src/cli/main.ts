@@ -122,6 +122,27 @@ function program(): Command {
       await (await import("../sim/upload-form/cli.ts")).simUploadFormCommand(options);
     });
 
+  const store = ferry
+    .command("store")
+    .description("check the store (data_dir/ferry.db or DATABASE_URL); set a damaged one aside");
+  store
+    .command("check")
+    .description("integrity check of the store: exit 0 whole (or none yet), 1 damaged or unreachable")
+    .addOption(configOption())
+    .option("--quick", "quick_check: faster, skips comparing indexes with their tables")
+    .option("--json", "print the result as JSON")
+    .action(async (options: import("./store-command.ts").StoreCheckOptions) => {
+      process.exitCode = await (await import("./store-command.ts")).storeCheckCommand(options);
+    });
+  store
+    .command("reset")
+    .description("move a damaged ferry.db aside (kept as ferry.db.corrupt-<time>); a fresh one follows")
+    .addOption(configOption())
+    .option("--yes", "do not ask (needed where stdin is not a terminal)")
+    .action(async (options: import("./store-command.ts").StoreResetOptions) => {
+      process.exitCode = await (await import("./store-command.ts")).storeResetCommand(options);
+    });
+
   ferry
     .command("demo")
     .description("simulated printers, a sample folder, `ferry sync` step by step, then `ferry serve`")
