@@ -21,6 +21,7 @@ import {
 } from "../../../test/conformance/storage-helpers.ts";
 import { serversRequired, testOptions, tlsCertificate, Unavailable } from "../../../test/servers/common.ts";
 import { startVsftpd, type Vsftpd } from "../../../test/servers/vsftpd.ts";
+import { waitFor } from "../../../test/support/wait.ts";
 import { replyCode } from "./errors.ts";
 import { ftpAdapter, ftpOptionsSchema } from "./ftp.ts";
 
@@ -62,19 +63,36 @@ const rejectsWith = async (action: Promise<unknown>, code: string, pattern: RegE
   });
 };
 
-/** A source that gives `data` in 64 KiB chunks, one every `everyMs`, counting what was taken. */
-function throttled(data: Buffer, everyMs: number) {
+const MiB = 1024 * 1024;
+
+/**
+ * A source that gives `data` in 64 KiB chunks up to `gate` bytes, then nothing more until
+ * `release()`: however fast or slow the machine, the upload cannot finish before the test lets it.
+ */
+function gated(data: Buffer, gate: number) {
   let at = 0;
-  const source = new Readable({
+  let open = false;
+  let held = false;
+  const give = () => {
+    if (source.destroyed) return;
+    if (at >= data.length) return void source.push(null);
+    const chunk = data.subarray(at, at + 64 * 1024);
+    at += chunk.length;
+    source.push(chunk);
+  };
+  const source: Readable = new Readable({
     highWaterMark: 64 * 1024,
     read() {
-      if (at >= data.length) return void this.push(null);
-      const chunk = data.subarray(at, at + 64 * 1024);
-      at += chunk.length;
-      setTimeout(() => this.push(chunk), everyMs).unref();
+      if (at >= gate && at < data.length && !open) held = true;
+      else give();
     },
   });
-  return { source, taken: () => at };
+  const release = () => {
+    open = true;
+    if (held) give();
+    held = false;
+  };
+  return { source, release, taken: () => at };
 }
 
 describe("ftp adapter against vsftpd", () => {
@@ -120,34 +138,40 @@ describe("ftp adapter against vsftpd", () => {
     options,
     async () => {
       const path = "crash/big.gcode";
-      const data = randomBytes(6 * 1024 * 1024);
+      const data = randomBytes(6 * MiB);
       const first = open({ secure: true, ca_file: server().tls.cert });
       const upload = await first.openUpload?.(path, { size: data.length });
       assert.ok(upload);
       let kept: { bytes: number; token: UploadToken } = { bytes: 0, token: upload.token };
-      let enough: () => void = () => undefined;
-      const stored = new Promise<void>((resolve) => (enough = resolve));
-      const { source } = throttled(data, 5);
+      const overstated: string[] = [];
+      // The source stops at 2 MiB until the server is down: the crash always comes mid-upload.
+      const { source, release } = gated(data, 2 * MiB);
       const sending = upload.finish(source, {
         onStored: (state) => {
           // Never more than the server holds: the temp file on disk has at least as much.
           const temp = readdirSync(onDisk("crash")).find((name) => name.endsWith(".part")) ?? "";
-          assert.ok(statSync(onDisk("crash", temp)).size >= state.bytes, "reported more than stored");
+          const onServer = statSync(onDisk("crash", temp)).size;
+          if (onServer < state.bytes) overstated.push(`${state.bytes} reported, ${onServer} stored`);
           kept = state;
-          if (state.bytes >= 1024 * 1024) enough();
         },
       });
       // Settled, not asserted, until the server is back: a failed assertion must not end the test
       // while the server is down.
+      let settled = false;
       const failed = sending.then(
         () => undefined,
         (error: unknown) => error,
       );
-      await Promise.race([stored, failed]);
-      assert.ok(kept.bytes >= 1024 * 1024, "the server holds 1 MiB before it is stopped");
+      void failed.then(() => (settled = true));
+      await waitFor("the server to hold 1 MiB of the upload", () => {
+        if (settled) throw new Error("the upload ended before the server held 1 MiB");
+        return kept.bytes >= MiB;
+      });
       await server().stop();
+      release();
       const error = await failed;
       await server().start();
+      assert.deepEqual(overstated, [], "onStored reported more than the server held");
       assert.ok(isFerryError(error), `the upload failed with a FerryError: ${String(error)}`);
       assert.ok(["UNAVAILABLE", "TRANSIENT"].includes(error.code), error.message);
       assert.equal(error.retryable, true);
@@ -295,25 +319,24 @@ describe("ftp adapter against vsftpd", () => {
 
   it("an abort closes the transfer's connection and the pool goes on with a new one", options, async () => {
     const adapter = open({ connections: 1 });
-    const data = randomBytes(8 * 1024 * 1024);
+    const data = randomBytes(8 * MiB);
     const upload = await adapter.openUpload?.("abort/file.gcode", { size: data.length });
     assert.ok(upload);
     const controller = new AbortController();
-    let stored: () => void = () => undefined;
-    const storing = new Promise<void>((resolve) => (stored = resolve));
-    const { source, taken } = throttled(data, 5);
-    const sending = upload.finish(source, { signal: controller.signal, onStored: () => stored() });
+    let stored = false;
+    const { source, release, taken } = gated(data, 2 * MiB);
+    const sending = upload.finish(source, { signal: controller.signal, onStored: () => (stored = true) });
     const outcome = expectFerryError(sending, "ABORTED", "aborted upload");
-    await storing;
+    await waitFor("the server to report stored bytes", () => stored);
     controller.abort();
     await outcome;
-    // The transfer really stopped: the partial file no longer grows, the source is no longer read.
-    const temp = readdirSync(onDisk("abort")).find((name) => name.endsWith(".part")) ?? "";
-    const [size, read] = [statSync(onDisk("abort", temp)).size, taken()];
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    assert.equal(statSync(onDisk("abort", temp)).size, size, "the partial file stopped growing");
+    // The transfer really stopped: the source is closed, so no more bytes can go, even once it would give them.
+    assert.ok(source.destroyed, "the abort closed the source");
+    const read = taken();
+    release();
     assert.equal(taken(), read, "the source is no longer read");
-    assert.ok(size < data.length);
+    const temp = readdirSync(onDisk("abort")).find((name) => name.endsWith(".part")) ?? "";
+    assert.ok(statSync(onDisk("abort", temp)).size <= read, "the server holds no more than was read");
     await upload.abort();
     assert.deepEqual(readdirSync(onDisk("abort")), [], "abort() removed the partial file");
     // A read stopped early by its reader, on the same single connection.
