@@ -81,6 +81,7 @@ test(
       });
       const file = await localSource(big);
       pipeline(file, gate, () => undefined);
+      assert.ok(adapter.capabilities.resumableWrite !== "none" && adapter.openUpload !== undefined);
       const upload = await adapter.openUpload("fds/big.bin", { size: 16 * MiB });
       await assert.rejects(upload.finish(gate));
       await stopping;
