@@ -5,3 +5,4 @@ export { ConfigError, type ConfigProblem } from "./errors.ts";
 export { CONFIG_FILE_NAMES, findConfigFile, loadConfig, parseConfig } from "./load.ts";
 export { describeConfig, type ConfigSummary } from "./redact.ts";
 export { parseDuration } from "./schema.ts";
+export { namesOrNone, nothingToDo } from "./nothing-to-do.ts";
