@@ -7,9 +7,9 @@ import { execFile, spawn } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, test } from "node:test";
 import { PrusaLinkSim } from "../src/sim/prusalink/index.ts";
+import { waitFor } from "./support/wait.ts";
 
 const cli = new URL("../src/cli/main.ts", import.meta.url).pathname;
 const SIZE = 120_000;
@@ -52,16 +52,14 @@ describe("kill -9 during ferry sync", () => {
   test("mid-upload: no partial file on the printer; the next run completes and the one after plans nothing", async () => {
     const child = spawn(process.execPath, [cli, "sync"], { cwd: dir, stdio: "ignore" });
     // Wait until one file is stored and the next one is on its way.
-    for (let i = 0; i < 500; i++) {
-      const transfer = sim.snapshot().transfer as { transferred?: number } | null | undefined;
-      if (sim.files().length >= 1 && (transfer?.transferred ?? 0) > 10_000) break;
-      await sleep(5);
-    }
+    await waitFor(
+      "one file stored and the next one on its way",
+      () => sim.files().length >= 1 && (sim.transfer()?.transferred ?? 0) > 10_000,
+    );
     assert.ok(sim.snapshot().transfer, "an upload is running when the kill comes");
     child.kill("SIGKILL");
     await new Promise((resolve) => child.once("exit", resolve));
-    // The printer sees the connection drop; give it a moment to notice.
-    for (let i = 0; i < 100 && sim.snapshot().transfer; i++) await sleep(10);
+    await waitFor("the printer to notice the dropped connection", () => !sim.transfer());
 
     const stored = sim.files();
     assert.ok(stored.length >= 1 && stored.length < 4, `${stored.length} files after the kill`);

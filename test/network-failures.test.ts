@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readlink, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -18,6 +18,7 @@ import { pipeline } from "node:stream/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, test } from "node:test";
 import { testOptions, Unavailable } from "./servers/common.ts";
+import { waitFor } from "./support/wait.ts";
 import { networkTargets, type NetworkTarget, type NetworkTargetName } from "./servers/targets.ts";
 
 const cli = new URL("../bin/ferry.js", import.meta.url).pathname;
@@ -69,22 +70,22 @@ function serve(dir: string): {
   });
   let stderr = "";
   child.stderr.on("data", (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
-  const until = async (match: (e: Event) => boolean, ms = 120_000) => {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const found = events.find(match);
-      if (found) return found;
-      if (child.exitCode !== null) throw new Error(`ferry serve exited ${child.exitCode}: ${stderr}`);
-      if (Date.now() > deadline) {
-        const tail = events
-          .slice(-8)
-          .map((e) => JSON.stringify(e))
-          .join("\n");
-        throw new Error(`no such event within ${ms} ms; last events:\n${tail}\n${stderr}`);
-      }
-      await sleep(20);
-    }
-  };
+  const until = (match: (e: Event) => boolean, ms = 120_000) =>
+    waitFor(
+      "an event of ferry serve",
+      () => {
+        if (child.exitCode !== null) throw new Error(`ferry serve exited ${child.exitCode}: ${stderr}`);
+        return events.find(match);
+      },
+      {
+        timeoutMs: ms,
+        detail: () =>
+          `last events:\n${events
+            .slice(-8)
+            .map((e) => JSON.stringify(e))
+            .join("\n")}\n${stderr}`,
+      },
+    );
   return { child, events, until };
 }
 
@@ -101,15 +102,30 @@ async function sha256(path: string): Promise<string> {
   return hash.digest("hex");
 }
 
-/** Polls `read` until it reaches `min`, returning what it read. */
-async function reaches(read: () => Promise<number>, min: number, ms = 60_000): Promise<number> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await read();
-    if (value >= min) return value;
-    if (Date.now() > deadline) throw new Error(`reached only ${value} of ${min} within ${ms} ms`);
-    await sleep(10);
+/** Waits until `read` gives at least `min`, returning what it read. */
+async function reaches(read: () => Promise<number>, min: number, what: string, ms = 60_000): Promise<number> {
+  let last = 0;
+  return waitFor(
+    what,
+    async () => {
+      last = await read();
+      return last >= min && last;
+    },
+    { timeoutMs: ms, intervalMs: 10, detail: () => `reached only ${last} of ${min}` },
+  );
+}
+
+/** Whether a process of this machine has a file under `dir` open (a server still writing to it). */
+async function openUnder(dir: string): Promise<boolean> {
+  for (const pid of await readdir("/proc").catch(() => [])) {
+    if (!/^\d+$/.test(pid)) continue;
+    const fds = await readdir(`/proc/${pid}/fd`).catch(() => []);
+    for (const fd of fds) {
+      const target = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => "");
+      if (target.startsWith(`${dir}/`)) return true;
+    }
   }
+  return false;
 }
 
 const isUpload = (e: Event, kind: string) => e.event === kind && String(e.what).startsWith("send");
@@ -169,7 +185,11 @@ for (const name of Object.keys(ONE_CHUNK) as NetworkTargetName[]) {
       await configure("outage");
       const run = serve(dir);
       try {
-        const seen = await reaches(() => server.partialBytes("outage"), SIZE / 4);
+        const seen = await reaches(
+          () => server.partialBytes("outage"),
+          SIZE / 4,
+          "a quarter of the upload on the server",
+        );
         await server.stop();
         // A stopped S3 cannot be asked: what it held just before is a lower bound.
         const held = server.dataDir ? await server.partialBytes("outage") : seen;
@@ -202,11 +222,18 @@ for (const name of Object.keys(ONE_CHUNK) as NetworkTargetName[]) {
       await configure("killed");
       const first = serve(dir);
       try {
-        await reaches(() => server.partialBytes("killed"), SIZE / 3);
+        await reaches(() => server.partialBytes("killed"), SIZE / 3, "a third of the upload on the server");
       } finally {
         await stopped(first.child, "SIGKILL");
       }
-      await sleep(300); // the server notices the dropped connection and closes its file
+      // The server notices the dropped connection and closes its file: only then is what it holds final.
+      const dataDir = server.dataDir;
+      if (dataDir !== undefined) {
+        await waitFor(
+          "the server to close the partial file",
+          async () => !(await openUnder(join(dataDir, "killed"))),
+        );
+      }
       const held = await server.partialBytes("killed");
       assert.ok(held > 0 && held < SIZE, `the server holds a part of the upload (${held})`);
       const second = serve(dir);

@@ -8,7 +8,6 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, test } from "node:test";
 import { GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { UploadFormSim } from "../src/sim/upload-form/index.ts";
@@ -17,19 +16,10 @@ import { startCephRgw, type CephRgw } from "./servers/ceph-rgw.ts";
 import { testOptions, Unavailable } from "./servers/common.ts";
 import { startSshd, type Sshd } from "./servers/sshd.ts";
 import { startVsftpd, type Vsftpd } from "./servers/vsftpd.ts";
+import { waitFor } from "./support/wait.ts";
 
 const cli = new URL("../bin/ferry.js", import.meta.url).pathname;
 const digest = (data: Uint8Array) => createHash("sha256").update(data).digest("hex");
-
-async function until<T>(what: string, check: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 const readOrUndefined = (path: string) => readFile(path).catch(() => undefined);
 
@@ -115,7 +105,7 @@ describe("ferry serve onto network storage (the README's setups)", { timeout: 5 
     });
     serve.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
     serve.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
-    await until("ferry serve to start", () => Promise.resolve(output.includes("serving") || undefined));
+    await waitFor("ferry serve to start", () => Promise.resolve(output.includes("serving") || undefined));
   });
 
   after(async () => {
@@ -129,7 +119,7 @@ describe("ferry serve onto network storage (the README's setups)", { timeout: 5 
   test("what the folder holds reaches SFTP and S3", runs(), async (t) => {
     if (reason !== undefined) return t.skip(reason);
     const model = await readFile(join(dir, "projects", "sub", "model.bin"));
-    const [a, b] = await until("sub/model.bin on both", () => onBoth("sub/model.bin"));
+    const [a, b] = await waitFor("sub/model.bin on both", () => onBoth("sub/model.bin"));
     assert.equal(digest(a), digest(model), "on the SFTP server");
     assert.equal(digest(b), digest(model), "in the bucket");
     assert.ok(await onBoth("plan.txt"), `plan.txt on both\n${output}`);
@@ -138,11 +128,11 @@ describe("ferry serve onto network storage (the README's setups)", { timeout: 5 
   test("a new file follows within seconds; a deleted one leaves both", runs(), async (t) => {
     if (reason !== undefined) return t.skip(reason);
     await writeFile(join(dir, "projects", "sub", "notes.md"), "# notes\n");
-    const [a, b] = await until("notes.md on both", () => onBoth("sub/notes.md"), 15_000);
+    const [a, b] = await waitFor("notes.md on both", () => onBoth("sub/notes.md"), { timeoutMs: 15_000 });
     assert.equal(a.toString(), "# notes\n");
     assert.equal(b.toString(), "# notes\n");
     await rm(join(dir, "projects", "plan.txt"));
-    await until(
+    await waitFor(
       "plan.txt gone from both",
       async () => {
         const gone =
@@ -150,7 +140,7 @@ describe("ferry serve onto network storage (the README's setups)", { timeout: 5 
           (await object("plan.txt")) === undefined;
         return gone || undefined;
       },
-      15_000,
+      { timeoutMs: 15_000 },
     );
   });
 
@@ -168,7 +158,7 @@ describe("ferry serve onto network storage (the README's setups)", { timeout: 5 
     await writeFile(join(stick.mountPoint, "flights", "readme.txt"), "not a log");
     await stick.attach();
     for (const [path, data] of logs) {
-      await until(`${path} to leave the volume`, async () =>
+      await waitFor(`${path} to leave the volume`, async () =>
         (await stat(join(stick.mountPoint, path)).catch(() => undefined)) ? undefined : true,
       );
       const onFtp = await readFile(join(box.uploadRoot, path));

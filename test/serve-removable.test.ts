@@ -11,19 +11,9 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, test } from "node:test";
 import { StagedVolume, UUID } from "../src/storage/removable/test-support.ts";
+import { waitFor } from "./support/wait.ts";
 
 const cli = new URL("../src/cli/main.ts", import.meta.url).pathname;
-
-async function until<T>(what: string, check: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
-  // Short polls: the staging test pulls the stick within milliseconds of the first staged byte.
-  const deadline = performance.now() + ms;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
 
 function status(dir: string): Promise<{ devices: { name: string; state: string; detail?: string }[] }> {
   return new Promise((resolve, reject) => {
@@ -64,7 +54,9 @@ describe("ferry serve with a removable source", () => {
     });
     serve.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
     serve.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
-    await until("ferry serve to start", () => Promise.resolve(output.includes("serving") ? true : undefined));
+    await waitFor("ferry serve to start", () =>
+      Promise.resolve(output.includes("serving") ? true : undefined),
+    );
   });
   after(async () => {
     if (serve.exitCode === null) serve.kill("SIGKILL");
@@ -82,13 +74,13 @@ describe("ferry serve with a removable source", () => {
     await writeFile(join(volume.mountPoint, "2026-12-01", "flight 1.log"), Buffer.alloc(300_000, 1));
     await writeFile(join(volume.mountPoint, "photo.jpg"), Buffer.alloc(120_000, 2));
     await volume.attach();
-    await until("the logs in the archive", async () =>
+    await waitFor("the logs in the archive", async () =>
       (await readFile(archive("photo.jpg")).catch(() => undefined)) &&
       (await readFile(archive("2026-12-01/flight 1.log")).catch(() => undefined))
         ? true
         : undefined,
     );
-    await until("the volume cleared", async () =>
+    await waitFor("the volume cleared", async () =>
       (await readdir(join(volume.mountPoint, "2026-12-01"))).length === 0 &&
       !(await readdir(volume.mountPoint)).includes("photo.jpg")
         ? true
@@ -100,15 +92,15 @@ describe("ferry serve with a removable source", () => {
 
   test("unplugged and plugged in again with a new log, it picks up where it is", async () => {
     await volume.detach();
-    await until("the device offline", async () =>
+    await waitFor("the device offline", async () =>
       (await status(dir)).devices.find((d) => d.name === "drone")?.state === "offline" ? true : undefined,
     );
     await writeFile(join(volume.mountPoint, "flight 2.log"), Buffer.alloc(200_000, 3));
     await volume.attach();
-    await until("the new log in the archive", async () =>
+    await waitFor("the new log in the archive", async () =>
       (await readFile(archive("flight 2.log")).catch(() => undefined)) ? true : undefined,
     );
-    await until("the new log cleared from the volume", async () =>
+    await waitFor("the new log cleared from the volume", async () =>
       (await readdir(volume.mountPoint)).includes("flight 2.log") ? undefined : true,
     );
   });
@@ -119,21 +111,22 @@ describe("ferry serve with a removable source", () => {
     for (let i = 0; i < size; i += 4096) data.writeUInt32LE(i, i);
     // The source is not watched: the log is found when the volume comes back, as in the field.
     await volume.detach();
-    await until("the device offline", async () =>
+    await waitFor("the device offline", async () =>
       (await status(dir)).devices.find((d) => d.name === "drone")?.state === "offline" ? true : undefined,
     );
     await writeFile(join(volume.mountPoint, "big flight.log"), data);
     await volume.attach();
     const part = join(dir, "ferry-data", "staging", "logs", "big flight.log.ferry-staging");
     // Once a few megabytes are staged (and synced: staging checkpoints every MiB), pull the stick.
-    await until(
+    await waitFor(
       "staging to be under way",
       async () =>
         ((await stat(part).catch(() => undefined))?.size ?? 0) >= 8 * 1024 * 1024 ? true : undefined,
-      30_000,
+      // Short polls: the stick is pulled within milliseconds of the staged bytes' arrival.
+      { timeoutMs: 30_000, intervalMs: 5 },
     );
     await volume.detach();
-    const kept = await until("staging to stop at the unplug", async () => {
+    const kept = await waitFor("staging to stop at the unplug", async () => {
       const first = (await stat(part).catch(() => undefined))?.size;
       await sleep(300);
       const second = (await stat(part).catch(() => undefined))?.size;
@@ -151,11 +144,11 @@ describe("ferry serve with a removable source", () => {
         await sleep(1);
       }
     })();
-    await until(
+    await waitFor(
       "the big log in the archive",
       async () =>
         (await stat(archive("big flight.log")).catch(() => undefined))?.size === size ? true : undefined,
-      30_000,
+      { timeoutMs: 30_000 },
     );
     await watching;
     assert.ok(
@@ -163,7 +156,7 @@ describe("ferry serve with a removable source", () => {
       `staging went back to ${least} bytes after ${kept} were staged`,
     );
     assert.ok((await readFile(archive("big flight.log"))).equals(data), "delivered byte for byte");
-    await until("the big log cleared from the volume", async () =>
+    await waitFor("the big log cleared from the volume", async () =>
       (await readdir(volume.mountPoint)).includes("big flight.log") ? undefined : true,
     );
   });

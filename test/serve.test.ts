@@ -8,26 +8,12 @@ import { once } from "node:events";
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, test } from "node:test";
 import { PrusaLinkSim } from "../src/sim/prusalink/index.ts";
+import { waitFor } from "./support/wait.ts";
 
 const cli = new URL("../src/cli/main.ts", import.meta.url).pathname;
 const PASSWORD = "serve-secret";
-
-async function until<T>(
-  what: string,
-  check: () => Promise<T | undefined> | T | undefined,
-  ms = 5000,
-): Promise<T> {
-  const deadline = performance.now() + ms;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 const exists = (path: string) =>
   readFile(path).then(
@@ -80,7 +66,9 @@ describe("ferry serve", () => {
     });
     serve.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
     serve.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
-    await until("ferry serve to start", () => (output.includes("serving") ? true : undefined), 15_000);
+    await waitFor("ferry serve to start", () => (output.includes("serving") ? true : undefined), {
+      timeoutMs: 15_000,
+    });
   });
   after(async () => {
     if (serve.exitCode === null) serve.kill("SIGKILL");
@@ -89,18 +77,20 @@ describe("ferry serve", () => {
   });
 
   test("what was there at the start is delivered by the start scan", async () => {
-    await until("already.gcode in outbox", () => exists(join(dir, "outbox", "already.gcode")));
-    await until("already.gcode on the printer", () => sim.files().find((f) => f.path === "already.gcode"));
+    await waitFor("already.gcode in outbox", () => exists(join(dir, "outbox", "already.gcode")));
+    await waitFor("already.gcode on the printer", () => sim.files().find((f) => f.path === "already.gcode"));
   });
 
   test("a new file reaches the local folder and the printer within a second", async () => {
     const t0 = performance.now();
     await writeFile(join(dir, "inbox", "new part.gcode"), Buffer.alloc(50_000, 7));
-    await until("new part.gcode in outbox", () => exists(join(dir, "outbox", "new part.gcode")), 1000);
-    await until(
+    await waitFor("new part.gcode in outbox", () => exists(join(dir, "outbox", "new part.gcode")), {
+      timeoutMs: 1000,
+    });
+    await waitFor(
       "new part.gcode on the printer",
       () => sim.files().find((f) => f.path === "new part.gcode"),
-      1000,
+      { timeoutMs: 1000 },
     );
     assert.ok(performance.now() - t0 < 1000);
     assert.equal((await readFile(join(dir, "outbox", "new part.gcode"))).length, 50_000);
@@ -108,10 +98,10 @@ describe("ferry serve", () => {
 
   test("a deleted file leaves both mirrors", async () => {
     await rm(join(dir, "inbox", "new part.gcode"));
-    await until("gone from outbox", async () =>
+    await waitFor("gone from outbox", async () =>
       (await exists(join(dir, "outbox", "new part.gcode"))) ? undefined : true,
     );
-    await until("gone from the printer", () =>
+    await waitFor("gone from the printer", () =>
       sim.files().some((f) => f.path === "new part.gcode") ? undefined : true,
     );
   });
@@ -119,8 +109,8 @@ describe("ferry serve", () => {
   test("move mode: a flight log lands in the archive, then leaves the source", async () => {
     await mkdir(join(dir, "flights", "2026-12-01"));
     await writeFile(join(dir, "flights", "2026-12-01", "log 1.bin"), Buffer.alloc(30_000, 3));
-    await until("log in the archive", () => exists(join(dir, "archive", "2026-12-01", "log 1.bin")));
-    await until("log gone from the source", async () =>
+    await waitFor("log in the archive", () => exists(join(dir, "archive", "2026-12-01", "log 1.bin")));
+    await waitFor("log gone from the source", async () =>
       (await readdir(join(dir, "flights", "2026-12-01"))).length === 0 ? true : undefined,
     );
     assert.equal((await readFile(join(dir, "archive", "2026-12-01", "log 1.bin"))).length, 30_000);
@@ -128,7 +118,9 @@ describe("ferry serve", () => {
 
   test("poll: an unwatched folder is planned again every second", async () => {
     await writeFile(join(dir, "polled", "report.csv"), "a,b\n");
-    await until("the report copied", () => exists(join(dir, "polled-out", "report.csv")), 4000);
+    await waitFor("the report copied", () => exists(join(dir, "polled-out", "report.csv")), {
+      timeoutMs: 4000,
+    });
   });
 
   test("status shows the devices and the queue while it runs", async () => {

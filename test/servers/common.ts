@@ -12,6 +12,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { connect, createServer } from "node:net";
 import { delimiter, join } from "node:path";
 import { promisify } from "node:util";
+import { waitFor } from "../support/wait.ts";
 
 export const run = promisify(execFile);
 
@@ -62,21 +63,22 @@ export function freePort(): Promise<number> {
 
 /** Resolves once something accepts connections on 127.0.0.1:port, rejects after `ms`. */
 export async function waitForPort(port: number, ms = 30_000, exited?: () => boolean): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const open = await new Promise<boolean>((resolve) => {
-      const socket = connect(port, "127.0.0.1");
-      socket.once("connect", () => {
-        socket.destroy();
-        resolve(true);
+  await waitFor(
+    `something to listen on 127.0.0.1:${port}`,
+    async () => {
+      const open = await new Promise<boolean>((resolve) => {
+        const socket = connect(port, "127.0.0.1");
+        socket.once("connect", () => {
+          socket.destroy();
+          resolve(true);
+        });
+        socket.once("error", () => resolve(false));
       });
-      socket.once("error", () => resolve(false));
-    });
-    if (open) return;
-    if (exited?.()) throw new Error(`the server exited before it listened on port ${port}`);
-    if (Date.now() > deadline) throw new Error(`nothing listens on 127.0.0.1:${port} after ${ms} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+      if (!open && exited?.()) throw new Error(`the server exited before it listened on port ${port}`);
+      return open;
+    },
+    { timeoutMs: ms, intervalMs: 100 },
+  );
 }
 
 /** Whether `promise` settled within `ms` (the timer is cleared either way, so it holds no process up). */

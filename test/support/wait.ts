@@ -13,10 +13,10 @@
 import { setTimeout as sleep } from "node:timers/promises";
 
 /** Generous, for a loaded 2-core CI machine: a wait that succeeds returns as soon as it can. */
-export const DEFAULT_WAIT_MS = 30_000;
+export const DEFAULT_WAIT_MS = 60_000;
 
 export interface WaitOptions {
-  /** Give up after this long (default 30 s). */
+  /** Give up after this long (default 60 s). */
   timeoutMs?: number;
   /** Pause between checks (default 20 ms). */
   intervalMs?: number;
