@@ -48,3 +48,26 @@ test("a missing source exits 2 naming it, before touching any target", async () 
   assert.deepEqual(await readdir(join(dir, "out")), ["keep.gcode"]);
   assert.deepEqual(sim.files(), []);
 });
+
+test("an empty config says there is nothing to do and creates nothing; -p names no device when there is none", async () => {
+  const empty = await mkdtemp(join(tmpdir(), "ferry-empty-"));
+  try {
+    await writeFile(join(empty, "ferry.yaml"), "");
+    const run = (args: string[]) =>
+      new Promise<{ code: number; stderr: string }>((resolve) => {
+        execFile(process.execPath, [cli, ...args], { cwd: empty }, (error, _stdout, stderr) =>
+          resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stderr }),
+        );
+      });
+    const idle = await run(["sync"]);
+    assert.equal(idle.code, 0);
+    assert.match(idle.stderr, /no devices and no syncs: nothing to do/);
+    assert.deepEqual(await readdir(empty), ["ferry.yaml"]);
+    await writeFile(join(empty, "ferry.yaml"), "syncs:\n  s: { source: ./a, targets: [./b], mode: copy }\n");
+    const unknown = await run(["sync", "-p", "nosuch"]);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /unknown device "nosuch" in -p\/-x; .* has: none$/m);
+  } finally {
+    await rm(empty, { recursive: true, force: true });
+  }
+});

@@ -1,5 +1,6 @@
 /** `ferry serve`: runs every sync continuously until SIGINT/SIGTERM, then stops within 10 s. */
 import { createApp, type AppEvents } from "../app.ts";
+import { nothingToDo } from "../config/index.ts";
 import type { EventBus } from "../core/events.ts";
 import { formatBytes, formatDuration } from "../core/units.ts";
 import { Devices } from "../devices/devices.ts";
@@ -25,6 +26,11 @@ const STOP_DEADLINE_MS = 9_500;
 export async function serveCommand(options: ServeOptions): Promise<number> {
   const config = await loadOrExit(options.config);
   if (typeof config === "number") return config;
+  const idle = nothingToDo(config);
+  if (idle !== undefined) {
+    process.stderr.write(`ferry: ${idle}\n`);
+    return EXIT.ok;
+  }
   const json = options.json === true;
   // One format per stream: with --json, logs are JSON lines too; otherwise words.
   const logger = createLogger(json ? "json" : "human");

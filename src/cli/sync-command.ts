@@ -1,5 +1,12 @@
 /** `ferry sync`: one run of the named syncs (all when none are named), then exit 0 / 1 / 2. */
-import { loadConfig, findConfigFile, ConfigError, type FerryConfig } from "../config/index.ts";
+import {
+  loadConfig,
+  findConfigFile,
+  ConfigError,
+  namesOrNone,
+  nothingToDo,
+  type FerryConfig,
+} from "../config/index.ts";
 import { EventBus } from "../core/events.ts";
 import { Devices, deviceKinds } from "../devices/devices.ts";
 import type { EngineEvents, TargetReport } from "../sync/events.ts";
@@ -43,6 +50,12 @@ export async function loadOrExit(file: string | undefined): Promise<FerryConfig 
 export async function syncCommand(names: string[], options: SyncCommandOptions): Promise<number> {
   const config = await loadOrExit(options.config);
   if (typeof config === "number") return config;
+  // Nothing to do: said, and nothing created (no data folder, no store).
+  const idle = nothingToDo(config);
+  if (idle !== undefined) {
+    process.stderr.write(`ferry: ${idle}\n`);
+    return EXIT.ok;
+  }
   const unknown = names.filter((name) => !config.syncs.has(name));
   if (unknown.length > 0) {
     throw new UsageError(
@@ -52,7 +65,7 @@ export async function syncCommand(names: string[], options: SyncCommandOptions):
   for (const device of [...(options.printer ?? []), ...(options.exclude ?? [])]) {
     if (!config.devices.has(device))
       throw new UsageError(
-        `unknown device "${device}" in -p/-x; ${config.file} has: ${[...config.devices.keys()].join(", ")}`,
+        `unknown device "${device}" in -p/-x; ${config.file} has: ${namesOrNone(config.devices.keys())}`,
       );
   }
   const syncs =

@@ -45,6 +45,8 @@ export async function* watchFolder(root: string, options: WatchOptions): AsyncGe
 
   const watcher = watch(root, {
     ignoreInitial: false,
+    // A link is not followed: the source adapter does not read through one (ADR 15).
+    followSymlinks: false,
     alwaysStat: true,
     awaitWriteFinish: { stabilityThreshold: options.stableMs ?? 100, pollInterval: 25 },
     // Ferry's own temp files (local writes, staging) are not changes.
