@@ -114,7 +114,8 @@ describe("chaos: kill -9 at random moments", { timeout: 15 * 60_000 }, () => {
   });
   after(async () => {
     await sim.close();
-    await rm(dir, { recursive: true, force: true });
+    if (process.env.FERRY_KEEP_CHAOS) console.log(`kept ${dir}`);
+    else await rm(dir, { recursive: true, force: true });
   });
 
   // Its own deadline (8 min to converge) decides, not the suite's default per-test limit: on a
@@ -158,6 +159,7 @@ describe("chaos: kill -9 at random moments", { timeout: 15 * 60_000 }, () => {
           .map((f) => [f.path.slice(prefix.length).normalize("NFC"), f.size]),
       );
     let converged = false;
+    let progress = "";
     try {
       while (!converged && Date.now() < deadline) {
         await sleep(1000);
@@ -170,6 +172,11 @@ describe("chaos: kill -9 at random moments", { timeout: 15 * 60_000 }, () => {
           srcMove.size === 0 &&
           printerFiles("mirror/").size === mirrorManifest.size &&
           printerFiles("move/").size === moveManifest.size;
+        // What is still missing, for the failure message.
+        progress =
+          `./dst-mirror ${mirror.size}/${mirrorManifest.size}, ./dst-move ${move.size}/${moveManifest.size}, ` +
+          `left in src-move ${srcMove.size}, printer mirror/ ${printerFiles("mirror/").size}, ` +
+          `printer move/ ${printerFiles("move/").size}`;
       }
     } catch (error) {
       child.kill("SIGKILL");
@@ -179,7 +186,7 @@ describe("chaos: kill -9 at random moments", { timeout: 15 * 60_000 }, () => {
     const stoppedAt = Date.now();
     await exited(child);
     assert.ok(Date.now() - stoppedAt < 10_000, "serve stops within 10 s of SIGTERM");
-    assert.ok(converged, `did not converge in time\n${stderr}`);
+    assert.ok(converged, `did not converge in time: ${progress}\n${stderr}`);
 
     assert.deepEqual(
       withoutTemp(await treeOf(join(dir, "dst-mirror"))),

@@ -43,6 +43,13 @@ export interface DeliveryRecords {
   set(key: string, record: DeliveryRecord): void;
   delete(key: string): void;
   keys(): IterableIterator<string>;
+  /**
+   * This moment in the records' history. A listing read after it cannot show what was delivered
+   * before it, nor be blamed for missing what is set after it (see `setSince`).
+   */
+  mark(): number;
+  /** Whether `key` was set after `mark` (a delivery that finished while a listing was read). */
+  setSince(key: string, mark: number): boolean;
   /** Makes the changes durable. */
   save(): Promise<void>;
 }
@@ -67,6 +74,9 @@ class StoreDeliveries implements DeliveryRecords {
   readonly #records: Map<string, DeliveryRecord>;
   /** Keys set or deleted since the last save, with when they were set (deleted: absent from #records). */
   #dirty = new Map<string, number>();
+  /** Counts sets; each key keeps the count of its last set (loaded records: 0). */
+  #sets = 0;
+  #setAt = new Map<string, number>();
   #saving: Promise<void> = Promise.resolve();
 
   private constructor(
@@ -113,6 +123,15 @@ class StoreDeliveries implements DeliveryRecords {
   set(key: string, record: DeliveryRecord): void {
     this.#records.set(key, record);
     this.#dirty.set(key, this.#clock());
+    this.#setAt.set(key, ++this.#sets);
+  }
+
+  mark(): number {
+    return this.#sets;
+  }
+
+  setSince(key: string, mark: number): boolean {
+    return (this.#setAt.get(key) ?? 0) > mark;
   }
 
   delete(key: string): void {

@@ -43,11 +43,12 @@ export async function planTarget(
 ): Promise<TargetPlan> {
   const caps = target.capabilities;
   const notes: string[] = [];
+  const listedFrom = options.records?.mark() ?? 0;
   const entries =
     caps.list === "none" ? [] : await scanTarget(target, source.filter, source.scan, options.signal);
   if (options.records) {
     if (caps.list === "none") entries.push(...fromRecords(options.records, source.filter));
-    else applyDeliveries(entries, options.records, caps.caseInsensitive);
+    else applyDeliveries(entries, options.records, caps.caseInsensitive, listedFrom);
   }
   let files = source.scan.files;
   const hash = sync.compare === "checksum" ? commonHash(source.adapter, target) : undefined;

@@ -137,12 +137,15 @@ export async function addHashes(
 
 /**
  * Marks the target's files that are still as Ferry left them with the source they came from, and
- * forgets the records of files that are gone or were changed by someone else since.
+ * forgets the records of files that are gone or were changed by someone else since. `listedFrom`
+ * (a `records.mark()` taken before the listing was read) keeps what was delivered while it was
+ * read: a listing that predates a delivery is no proof that its copy is gone.
  */
 export function applyDeliveries(
   entries: readonly TargetEntry[],
   records: DeliveryRecords,
   caseInsensitive: boolean,
+  listedFrom: number,
 ): void {
   const seen = new Set<string>();
   for (const entry of entries) {
@@ -155,5 +158,7 @@ export function applyDeliveries(
       seen.add(key);
     }
   }
-  for (const key of [...records.keys()]) if (!seen.has(key)) records.delete(key);
+  for (const key of [...records.keys()]) {
+    if (!seen.has(key) && !records.setSince(key, listedFrom)) records.delete(key);
+  }
 }
