@@ -15,6 +15,8 @@ export const ERROR_CODES = [
   "TRANSIENT",
   "PROTOCOL",
   "UNSUPPORTED",
+  /** The device's state does not allow it now (cancel with nothing printing, start while busy). */
+  "CONFLICT",
   "ABORTED",
 ] as const;
 

@@ -5,8 +5,20 @@
  */
 import { toFerryError } from "../core/errors.ts";
 import type { DeviceState } from "../store/devices.ts";
-import { QUIET_ACTIVITIES, type PrinterDriver } from "../printers/driver.ts";
+import type { Activity, PrinterDriver } from "../printers/driver.ts";
 import type { StorageAdapter } from "../storage/adapter.ts";
+
+/** A printer at work shows as busy; one in error or asking for someone needs attention. */
+const PRINTER_STATE: Readonly<Record<Activity, DeviceState>> = {
+  idle: "online",
+  finished: "online",
+  stopped: "online",
+  busy: "busy",
+  printing: "busy",
+  paused: "busy",
+  error: "attention",
+  attention: "attention",
+};
 
 // `busy`: a printer that answers but prints (its tasks wait at the idle gate, not here).
 export type { DeviceState } from "../store/devices.ts";
@@ -114,8 +126,10 @@ export class ConnectionChecker {
       if (probe.printer) {
         const snapshot = await probe.printer.snapshot(opts);
         if (snapshot.connection === "offline") return ["offline", snapshot.offlineReason ?? "no answer"];
-        const word = snapshot.rawState ?? snapshot.activity;
-        return [QUIET_ACTIVITIES.has(snapshot.activity) ? "online" : "busy", word];
+        if (snapshot.connection === "auth_failed") {
+          return ["attention", snapshot.offlineReason ?? "the printer refuses the credentials"];
+        }
+        return [PRINTER_STATE[snapshot.activity], snapshot.rawState ?? snapshot.activity];
       }
       const storage = probe.storage;
       // A removable volume that is not attached answers UNAVAILABLE like a server that is down.

@@ -1,7 +1,10 @@
 /** The printer gate of a sync: may this printer be touched now, and which file must be left alone? */
 import type { Endpoint } from "../config/index.ts";
 import { pathKey } from "../core/paths.ts";
-import { QUIET_ACTIVITIES, type PrinterDriver } from "../printers/driver.ts";
+import type { Activity, PrinterDriver } from "../printers/driver.ts";
+
+/** Activities in which nothing runs on the printer, so its files may be changed (`when: idle`). */
+export const QUIET_ACTIVITIES: ReadonlySet<Activity> = new Set(["idle", "finished", "stopped"]);
 
 export interface GateResult {
   /** Set when the printer may not be touched: offline (unreachable) or not idle (skipped). */
@@ -19,8 +22,10 @@ export async function printerGate(
   signal?: AbortSignal,
 ): Promise<GateResult> {
   const snapshot = await printer.snapshot(signal ? { signal } : {});
-  if (snapshot.connection === "offline") {
-    return { blocked: { outcome: "unreachable", reason: snapshot.offlineReason ?? "printer is offline" } };
+  if (snapshot.connection !== "online") {
+    const fallback =
+      snapshot.connection === "auth_failed" ? "printer refuses the credentials" : "printer is offline";
+    return { blocked: { outcome: "unreachable", reason: snapshot.offlineReason ?? fallback } };
   }
   const state = snapshot.rawState ?? snapshot.activity;
   const quiet = QUIET_ACTIVITIES.has(snapshot.activity);

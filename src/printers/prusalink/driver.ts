@@ -8,10 +8,13 @@ import { joinPath, pathKey } from "../../core/paths.ts";
 import type { AdapterContext } from "../../storage/adapter.ts";
 import {
   definePrinterDriver,
+  pollEvents,
   type Activity,
+  type EventsOptions,
   type JobSnapshot,
   type PrinterCapabilities,
   type PrinterDriver,
+  type PrinterEvent,
   type PrinterSnapshot,
   type Temperature,
 } from "../driver.ts";
@@ -46,9 +49,11 @@ export function activityOf(state: string): Activity {
 }
 
 export const prusalinkPrinterCapabilities: Readonly<PrinterCapabilities> = Object.freeze({
+  startJob: true,
   pause: true,
   resume: true,
   cancel: true,
+  events: "poll",
 });
 
 /** The fields of a job's `file` that locate it. */
@@ -82,11 +87,11 @@ export function jobFilePath(file: JobFileRef, storage: string): string | undefin
 function temperatures(status: WireStatus): Temperature[] {
   const out: Temperature[] = [];
   const { printer } = status;
-  const add = (name: string, actual: number | undefined, target: number | undefined) => {
+  const add = (name: Temperature["name"], actual: number | undefined, target: number | undefined) => {
     if (actual === undefined) return;
     out.push(target === undefined ? { name, actual } : { name, actual, target });
   };
-  add("nozzle", printer.temp_nozzle, printer.target_nozzle);
+  add("tool0", printer.temp_nozzle, printer.target_nozzle);
   add("bed", printer.temp_bed, printer.target_bed);
   return out;
 }
@@ -121,10 +126,16 @@ export class PrusaLinkDriver implements PrinterDriver {
       if (status.job) {
         const job = await this.#client.getJson("/api/v1/job", jobSchema, { ...call, operation: "job" });
         const merged: JobSnapshot = {};
+        const id = job?.id ?? status.job.id;
+        if (id !== undefined) merged.id = String(id);
         const progress = job?.progress ?? status.job.progress;
         if (progress !== undefined) merged.progress = Math.min(1, Math.max(0, progress / 100));
         const elapsed = job?.time_printing ?? status.job.time_printing;
-        if (elapsed !== undefined) merged.elapsedS = elapsed;
+        if (elapsed !== undefined) {
+          merged.elapsedS = elapsed;
+          // PrusaLink gives no start time: printing time back from now (pauses make it later).
+          merged.startedAt = snapshot.observedAt - elapsed * 1000;
+        }
         const remaining = job?.time_remaining ?? status.job.time_remaining;
         if (remaining !== undefined) merged.remainingS = remaining;
         if (job?.file) {
@@ -136,10 +147,11 @@ export class PrusaLinkDriver implements PrinterDriver {
       return snapshot;
     } catch (error) {
       const failure = toFerryError(error);
-      if (failure.code !== "UNAVAILABLE" && failure.code !== "TRANSIENT") throw failure;
-      // Unreachable or failing: report it instead of throwing, as the contract asks.
+      const refused = failure.code === "AUTH" || failure.code === "PERMISSION";
+      if (!refused && failure.code !== "UNAVAILABLE" && failure.code !== "TRANSIENT") throw failure;
+      // Unreachable, failing or refusing us: report it instead of throwing, as the contract asks.
       return {
-        connection: "offline",
+        connection: refused ? "auth_failed" : "offline",
         activity: "busy",
         temperatures: [],
         observedAt: this.#clock(),
@@ -158,6 +170,10 @@ export class PrusaLinkDriver implements PrinterDriver {
     }
   }
 
+  events(options: EventsOptions = {}): AsyncIterable<PrinterEvent> {
+    return pollEvents((opts) => this.snapshot(opts), options);
+  }
+
   async startJob(path: string, options: Signal = {}): Promise<void> {
     const apiPath = await this.#storage.apiPath(path, options);
     const res = await this.#client.call("POST", apiPath, [200, 204], {
@@ -174,7 +190,7 @@ export class PrusaLinkDriver implements PrinterDriver {
 
   async #jobAction(method: string, suffix: string, operation: string, options: Signal): Promise<void> {
     const job = await this.#job(options);
-    if (!job) throw new FerryError("NOT_FOUND", `${this.name}: ${operation}: no job on the printer`);
+    if (!job) throw new FerryError("CONFLICT", `${this.name}: ${operation}: no job on the printer`);
     const res = await this.#client.call(method, `/api/v1/job/${job.id}${suffix}`, [200, 204], {
       signal: options.signal,
       operation,
@@ -190,10 +206,12 @@ export class PrusaLinkDriver implements PrinterDriver {
     return this.#jobAction("PUT", "/resume", "resume", options);
   }
 
-  /** Stops the running job; succeeds when nothing runs any more. */
+  /** Stops the running job; CONFLICT when none runs. */
   async cancel(options: Signal = {}): Promise<void> {
     const job = await this.#job(options);
-    if (!job || (job.state !== "PRINTING" && job.state !== "PAUSED")) return;
+    if (!job || (job.state !== "PRINTING" && job.state !== "PAUSED")) {
+      throw new FerryError("CONFLICT", `${this.name}: cancel: nothing is printing`);
+    }
     const res = await this.#client.call("DELETE", `/api/v1/job/${job.id}`, [200, 204], {
       signal: options.signal,
       operation: "cancel",

@@ -5,6 +5,7 @@ import type { AddressInfo } from "node:net";
 import { Readable } from "node:stream";
 import { text } from "node:stream/consumers";
 import { describe, test } from "node:test";
+import { isFerryError } from "../../core/errors.ts";
 import { silentLogger } from "../../core/logger.ts";
 import { Secret } from "../../core/secret.ts";
 import { PrusaLinkSim, type PrusaLinkSimOptions } from "../../sim/prusalink/index.ts";
@@ -112,6 +113,15 @@ void describe("Digest nonces that live five seconds", () => {
         const error = await rejectsWith(wrong.stat("x.gcode"), "AUTH", /mk4-test/);
         assert.equal(error.retryable, false);
         assert.doesNotMatch(error.message, /nope/);
+        // The driver says so in its snapshot, never "offline" and never by throwing.
+        const refused = openPrusaLinkDriver({ ...options(sim), password: new Secret("nope") }, context);
+        try {
+          const snapshot = await refused.snapshot();
+          assert.equal(snapshot.connection, "auth_failed");
+          assert.match(snapshot.offlineReason ?? "", /mk4-test/);
+        } finally {
+          await refused.close();
+        }
         await keyed.write("k.gcode", bytes(10), { size: 10 });
         assert.deepEqual(
           sim.files().map((f) => f.path),
@@ -227,7 +237,7 @@ void describe("driver", () => {
         assert.equal(idle.job, undefined);
         assert.deepEqual(
           idle.temperatures.map((t) => t.name),
-          ["nozzle", "bed"],
+          ["tool0", "bed"],
         );
         assert.equal(idle.observedAt, now);
 
@@ -245,7 +255,9 @@ void describe("driver", () => {
         const printing = await driver.snapshot();
         assert.equal(printing.activity, "printing");
         assert.deepEqual(printing.job, {
+          id: "1",
           file: "Kunden/Halter für Regal.gcode",
+          startedAt: now - 150_000,
           progress: 0.25,
           elapsedS: 150,
           remainingS: 450,
@@ -271,7 +283,8 @@ void describe("driver", () => {
         await driver.startJob("Kunden/Halter für Regal.gcode");
         await driver.cancel();
         assert.equal((await driver.snapshot()).activity, "stopped");
-        await driver.cancel(); // nothing runs: still fine
+        // Nothing runs: a clear error, not a silent success.
+        await assert.rejects(driver.cancel(), (e: unknown) => isFerryError(e, "CONFLICT"));
         sim.setState("ERROR");
         assert.equal((await driver.snapshot()).activity, "error");
       } finally {
