@@ -9,6 +9,8 @@ export interface SimPrusaLinkOptions {
   apiKey?: string;
   rate?: number;
   capacity?: number;
+  /** Printer time runs this many times faster than the clock. */
+  speed: number;
   model: "MK4" | "MK3";
   /** false with --no-content */
   content: boolean;
@@ -22,6 +24,7 @@ export async function simPrusaLinkCommand(options: SimPrusaLinkOptions): Promise
     username: options.username,
     password,
     model: options.model,
+    speed: options.speed,
     storeContent: options.content,
     ...(options.apiKey === undefined ? {} : { apiKey: options.apiKey }),
     ...(options.rate === undefined ? {} : { rate: options.rate }),

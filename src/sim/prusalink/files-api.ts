@@ -6,8 +6,15 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { invalidNameReason } from "./fat-names.ts";
 import { flagHeader, sendEmpty, sendJson, SimHttpError } from "./http-util.ts";
 import { Pacer } from "./pacer.ts";
-import { isInside, nodeNames, type SimFolder, type SimNode, type SimStorage } from "./virtual-fs.ts";
-import type { VirtualPrinter } from "./virtual-printer.ts";
+import {
+  isInside,
+  nodeNames,
+  type SimFolder,
+  type SimNode,
+  type SimStorage,
+  type VirtualPrinter,
+} from "../printer/index.ts";
+import { prusaState } from "./prusa-printer.ts";
 import { fileInfoJson } from "./wire.ts";
 
 export interface FilesContext {
@@ -208,7 +215,7 @@ async function upload(
     );
   }
   if (toPrint && !printer.readyToPrint())
-    throw new SimHttpError(409, "Conflict", `cannot print now: printer is ${printer.state}`);
+    throw new SimHttpError(409, "Conflict", `cannot print now: printer is ${prusaState(printer)}`);
 
   const parent = parentFolder(storage, parentNames, createFolders, now, false) as SimFolder;
   const longPath = [...nodeNames(parent), existing?.name ?? name].join("/");

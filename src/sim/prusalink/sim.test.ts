@@ -333,3 +333,76 @@ void describe("control API and faults", () => {
     }
   });
 });
+
+void describe("the shared virtual printer through PrusaLink", () => {
+  const json = (body: unknown) => ({
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const status = async (sim: PrusaLinkSim) =>
+    JSON.parse((await raw(sim, "GET", "/api/v1/status", { headers: KEY })).body) as {
+      printer: {
+        state: string;
+        temp_nozzle: number;
+        target_nozzle: number;
+        status_printer: { message: string };
+      };
+      job?: { id: number; progress: number; time_remaining: number };
+    };
+
+  void test("the G-code's estimate at --speed 100, heating, runout, error and disconnect over /_sim/", async () => {
+    let now = 1_700_000_000_000;
+    await withSim({ clock: () => now, speed: 100 }, async (sim) => {
+      const gcode = "M109 S230\nM190 S65\n; estimated printing time (normal mode) = 10m 0s\n";
+      await upload(sim, "part.gcode", gcode);
+      assert.equal((await raw(sim, "POST", "/_sim/print", json({ path: "part.gcode" }))).status, 204);
+      now += 3000;
+      const half = await status(sim);
+      assert.equal(half.job?.progress, 50);
+      assert.equal(half.job.time_remaining, 3);
+      assert.equal(half.printer.target_nozzle, 230);
+      assert.ok(half.printer.temp_nozzle > 24 && half.printer.temp_nozzle < 230, "heating");
+
+      assert.equal((await raw(sim, "POST", "/_sim/runout")).status, 204);
+      const runout = await status(sim);
+      assert.equal(runout.printer.state, "ATTENTION");
+      assert.equal(runout.printer.status_printer.message, "Filament runout");
+      now += 60_000;
+      assert.equal((await status(sim)).job?.progress, 50, "halted");
+      const id = runout.job?.id ?? 0;
+      assert.equal((await raw(sim, "PUT", `/api/v1/job/${id}/resume`, { headers: KEY })).status, 204);
+      assert.equal((await status(sim)).printer.state, "PRINTING");
+
+      assert.equal((await raw(sim, "POST", "/_sim/disconnect")).status, 204);
+      await assert.rejects(raw(sim, "GET", "/api/v1/status", { headers: KEY }), /socket hang up|ECONNRESET/);
+      assert.equal((await raw(sim, "GET", "/_sim/state")).status, 200, "the control API still answers");
+      assert.equal((await raw(sim, "DELETE", "/_sim/disconnect")).status, 204);
+      now += 3000;
+      assert.equal((await status(sim)).printer.state, "FINISHED", "it printed on while disconnected");
+
+      assert.equal((await raw(sim, "POST", "/_sim/error", json({ message: "Thermal runaway" }))).status, 204);
+      const failed = await status(sim);
+      assert.equal(failed.printer.state, "ERROR");
+      assert.equal(failed.printer.status_printer.message, "Thermal runaway");
+      assert.equal((await raw(sim, "POST", "/_sim/runout")).status, 409, "nothing prints");
+      assert.equal((await raw(sim, "PUT", "/_sim/speed", json({ speed: 0 }))).status, 400);
+      assert.equal((await raw(sim, "PUT", "/_sim/speed", json({ speed: 2 }))).status, 204);
+      assert.equal((JSON.parse((await raw(sim, "GET", "/_sim/state")).body) as { speed: number }).speed, 2);
+    });
+  });
+
+  void test("READY is idle, kept until the state changes", () =>
+    withSim({}, async (sim) => {
+      sim.setState("READY");
+      assert.equal(sim.state(), "READY");
+      assert.equal(sim.printer.activity, "idle");
+      sim.setState("BUSY");
+      sim.setState("IDLE");
+      assert.equal(sim.state(), "IDLE");
+      sim.setState("READY");
+      const status = JSON.parse((await raw(sim, "GET", "/api/v1/status", { headers: KEY })).body) as {
+        printer: { state: string };
+      };
+      assert.equal(status.printer.state, "READY");
+    }));
+});
