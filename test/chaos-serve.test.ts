@@ -38,7 +38,8 @@ async function makeTree(root: string): Promise<Map<string, string>> {
   const manifest = new Map<string, string>();
   for (let i = 0; i < FILES; i++) {
     const dir = i % 5 === 0 ? "" : `d${i % 7}/${NAMES[i % NAMES.length]} ${i % 3}`;
-    const path = (dir ? dir + "/" : "") + `${NAMES[(i * 3) % NAMES.length]}-${i}.bin`;
+    // .gcode: the printer takes no other file (random bytes pass, as on the real firmware).
+    const path = (dir ? dir + "/" : "") + `${NAMES[(i * 3) % NAMES.length]}-${i}.gcode`;
     const data = randomBytes(sizeOf(i));
     await mkdir(join(root, path, ".."), { recursive: true });
     await writeFile(join(root, path), data);

@@ -28,6 +28,13 @@ const integer = (what: string) => (value: string) => {
     throw new InvalidArgumentError(`${what} must be a whole number, got "${value}"`);
   return n;
 };
+/** A positive factor such as a simulator's --speed (100, 0.5). */
+const factor = (what: string) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0)
+    throw new InvalidArgumentError(`${what} must be a positive number, got "${value}"`);
+  return n;
+};
 
 function program(): Command {
   const ferry = new Command("ferry")
@@ -98,9 +105,15 @@ function program(): Command {
     .option("--count <n>", "number of printers", integer("--count"), 1)
     .option("--username <name>", "digest user", "maker")
     .option("--password <password>", 'digest password (default: $PRUSA_PASSWORD or "maker")')
-    .option("--api-key <key>", "also accept this X-Api-Key")
+    .option("--api-key <key>", "X-Api-Key to accept (default: the password, as the firmware does)")
     .option("--rate <bytes/s>", "upload ingest limit per printer, e.g. 1MB", size("--rate"))
     .option("--capacity <bytes>", "storage size per printer, e.g. 8GB", size("--capacity"))
+    .option(
+      "--speed <factor>",
+      "printer time runs this many times faster (a 10-minute print takes 6 s at 100)",
+      factor("--speed"),
+      1,
+    )
     .addOption(new Option("--model <model>", "printer model").choices(["MK4", "MK3"]).default("MK4"))
     .option("--no-content", "keep only names and sizes of uploads, not their bytes (for large benchmarks)")
     .action(async (options: Parameters<typeof simPrusaLinkCommand>[0]) => {

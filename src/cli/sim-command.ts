@@ -9,6 +9,8 @@ export interface SimPrusaLinkOptions {
   apiKey?: string;
   rate?: number;
   capacity?: number;
+  /** Printer time runs this many times faster than the clock. */
+  speed: number;
   model: "MK4" | "MK3";
   /** false with --no-content */
   content: boolean;
@@ -22,13 +24,15 @@ export async function simPrusaLinkCommand(options: SimPrusaLinkOptions): Promise
     username: options.username,
     password,
     model: options.model,
+    speed: options.speed,
     storeContent: options.content,
     ...(options.apiKey === undefined ? {} : { apiKey: options.apiKey }),
     ...(options.rate === undefined ? {} : { rate: options.rate }),
     ...(options.capacity === undefined ? {} : { capacity: options.capacity }),
   });
   for (const sim of sims) process.stdout.write(`PrusaLink ${options.model} simulator on ${sim.url}\n`);
-  process.stdout.write(`user "${options.username}"; control API under /_sim/; Ctrl-C stops\n`);
+  const speed = options.speed === 1 ? "" : `; printer time runs ${options.speed}× the clock`;
+  process.stdout.write(`user "${options.username}"; control API under /_sim/${speed}; Ctrl-C stops\n`);
   await new Promise<void>((resolve) => {
     process.once("SIGINT", resolve);
     process.once("SIGTERM", resolve);

@@ -8,14 +8,19 @@
  *   DELETE /_sim/faults                                            → 204
  *   POST   /_sim/hold     hold uploads (they start, and take no bytes) → 204
  *   DELETE /_sim/hold     release them                                 → 204
+ *   POST   /_sim/runout   the filament runs out: a print halts, ATTENTION until resumed → 204 (409 not printing)
+ *   POST   /_sim/error    {"message"?: "Thermal runaway"}: ERROR, a job ends      → 204
+ *   POST   /_sim/disconnect   the printer stops answering its API (connections reset) → 204
+ *   DELETE /_sim/disconnect   it answers again                                    → 204
+ *   PUT    /_sim/speed    {"speed": 100}: printer time runs 100 times the clock's → 204
  *
  * The same operations are methods of PrusaLinkSim for in-process use.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { z } from "zod";
 import { readSmallBody, sendEmpty, sendJson, SimHttpError } from "./http-util.ts";
-import { nodeNames, walkFiles } from "./virtual-fs.ts";
-import { PRUSALINK_STATES, type SimFault, type VirtualPrinter } from "./virtual-printer.ts";
+import { nodeNames, walkFiles, type SimFault, type VirtualPrinter } from "../printer/index.ts";
+import { modelOf, PRUSALINK_STATES, prusaState, setPrusaState } from "./prusa-printer.ts";
 import { jobJson, storageJson, transferJson } from "./wire.ts";
 
 export interface SimFileInfo {
@@ -52,9 +57,13 @@ export function simState(printer: VirtualPrinter, name: string): Record<string, 
   const job = printer.job;
   const transfer = printer.transfer;
   return {
-    model: printer.model,
+    model: modelOf(printer),
     name,
-    state: printer.state,
+    state: prusaState(printer),
+    message: printer.message ?? null,
+    connected: printer.connected,
+    speed: printer.speed,
+    temperatures: printer.temperatures(),
     job: job ? jobJson(printer, job) : null,
     transfer: transfer ? transferJson(printer, transfer) : null,
     uploads_held: printer.uploadsHeld,
@@ -70,6 +79,8 @@ export function simState(printer: VirtualPrinter, name: string): Record<string, 
 
 const stateBody = z.object({ state: z.enum(PRUSALINK_STATES) });
 const printBody = z.object({ path: z.string().min(1), duration_s: z.number().positive().optional() });
+const errorBody = z.object({ message: z.string().min(1).optional() }).strict();
+const speedBody = z.object({ speed: z.number().positive() }).strict();
 const faultBody = z
   .object({
     reset_after_bytes: z.number().int().nonnegative().optional(),
@@ -105,7 +116,7 @@ export async function handleControl(
       sendJson(res, 200, simState(printer, name));
       return;
     case "PUT state":
-      printer.setState((await parseBody(req, stateBody)).state);
+      setPrusaState(printer, (await parseBody(req, stateBody)).state);
       break;
     case "POST print": {
       const body = await parseBody(req, printBody);
@@ -129,6 +140,21 @@ export async function handleControl(
       break;
     case "DELETE hold":
       printer.releaseUploads();
+      break;
+    case "POST runout":
+      printer.runout();
+      break;
+    case "POST error":
+      printer.fail((await parseBody(req, errorBody)).message);
+      break;
+    case "POST disconnect":
+      printer.disconnect();
+      break;
+    case "DELETE disconnect":
+      printer.reconnect();
+      break;
+    case "PUT speed":
+      printer.setSpeed((await parseBody(req, speedBody)).speed);
       break;
     default:
       throw new SimHttpError(404, "Not Found", `no control route ${method} /_sim/${route}`);

@@ -70,7 +70,4 @@ export function makeShortName(longName: string, taken: ReadonlySet<string>): str
   }
 }
 
-/** Print files the printer can start: G-code and binary G-code. */
-export function isPrintFile(name: string): boolean {
-  return /\.(gcode|gco|gc|g|bgcode|bgc)$/i.test(name);
-}
+export { isPrintFile } from "../printer/gcode.ts";

@@ -8,10 +8,19 @@ import type { AddressInfo } from "node:net";
 import { simFiles, simStartPrint, simState, type SimFileInfo } from "./control.ts";
 import { DigestGuard } from "./digest.ts";
 import { createSimServer } from "./server.ts";
-import { VirtualPrinter, type PrinterModel, type PrusaLinkState, type SimFault } from "./virtual-printer.ts";
+import type { SimFault, SimTemperature, VirtualPrinter } from "../printer/index.ts";
+import {
+  createPrusaPrinter,
+  prusaState,
+  setPrusaState,
+  type PrinterModel,
+  type PrusaLinkState,
+} from "./prusa-printer.ts";
 
-export { PRUSALINK_STATES, DEFAULT_PRINT_S } from "./virtual-printer.ts";
-export type { PrusaLinkState, SimFault, PrinterModel } from "./virtual-printer.ts";
+export { DEFAULT_PRINT_S } from "../printer/index.ts";
+export type { SimFault } from "../printer/index.ts";
+export { PRUSALINK_STATES } from "./prusa-printer.ts";
+export type { PrusaLinkState, PrinterModel } from "./prusa-printer.ts";
 export type { SimFileInfo } from "./control.ts";
 export { REALM } from "./digest.ts";
 
@@ -25,7 +34,7 @@ export interface PrusaLinkSimOptions {
   username?: string;
   /** Digest password; default "maker" unless only `apiKey` is given (then Digest is off). */
   password?: string;
-  /** Accept this X-Api-Key too. */
+  /** The X-Api-Key to accept (default: the password, as the firmware does). */
   apiKey?: string;
   /** Upload ingest limit in bytes per second; undefined = unlimited. */
   rate?: number;
@@ -35,8 +44,10 @@ export interface PrusaLinkSimOptions {
   name?: string;
   /** How long a Digest nonce stays valid (default 5000 ms). */
   nonceLifetimeMs?: number;
-  /** ms since the epoch; drives nonces, print progress and timestamps (not the ingest rate). */
+  /** ms since the epoch; drives nonces, print progress, heaters and timestamps (not the ingest rate). */
   clock?: () => number;
+  /** Printer time runs this many times faster than the clock (default 1): a 10-minute print takes 6 s at 100. */
+  speed?: number;
   /** Keep uploaded bytes (default true); false keeps sizes only, for big benchmarks. */
   storeContent?: boolean;
 }
@@ -60,12 +71,18 @@ export class PrusaLinkSim {
   static async start(options: PrusaLinkSimOptions = {}): Promise<PrusaLinkSim> {
     const clock = options.clock ?? Date.now;
     const model = options.model ?? "MK4";
-    const printer = new VirtualPrinter(model, options.capacity ?? DEFAULT_CAPACITY, clock);
+    const printer = createPrusaPrinter({
+      model,
+      capacity: options.capacity ?? DEFAULT_CAPACITY,
+      clock,
+      ...(options.speed === undefined ? {} : { speed: options.speed }),
+    });
     const password = options.password ?? (options.apiKey === undefined ? "maker" : undefined);
     const guard = new DigestGuard({
       username: options.username ?? "maker",
       password,
-      apiKey: options.apiKey,
+      // The firmware compares X-Api-Key with its PrusaLink password; `apiKey` sets another key.
+      apiKey: options.apiKey ?? password,
       nonceLifetimeMs: options.nonceLifetimeMs ?? DEFAULT_NONCE_LIFETIME_MS,
       clock,
     });
@@ -104,19 +121,75 @@ export class PrusaLinkSim {
     return this.#closed;
   }
 
-  /** Forces the printer's state word; see VirtualPrinter.setState for what happens to a job. */
+  /** The virtual printer behind this face (for code that drives every face alike). */
+  get printer(): VirtualPrinter {
+    return this.#printer;
+  }
+
+  /** Forces the printer's state word; see setPrusaState for what happens to a job. */
   setState(state: PrusaLinkState): void {
-    this.#printer.setState(state);
+    setPrusaState(this.#printer, state);
   }
 
   /** The printer's state word now. */
   state(): PrusaLinkState {
-    return this.#printer.state;
+    return prusaState(this.#printer);
   }
 
-  /** Prints `path` (relative to the main storage, long or 8.3 names) for `durationS` seconds (default 600). */
+  /**
+   * Prints `path` (relative to the main storage, long or 8.3 names), as someone at the printer
+   * would: for `durationS` seconds of printer time, else the G-code's estimate, else 600.
+   */
   startPrint(path: string, durationS?: number): void {
     simStartPrint(this.#printer, path, durationS);
+  }
+
+  /**
+   * Puts a file on the main storage as a computer would, writing the USB stick directly: any name
+   * FAT allows (a .txt too, which uploads refuse), folders made as needed, an existing file replaced.
+   */
+  putFile(path: string, content: Buffer | string): void {
+    const storage = this.#printer.primary;
+    const names = path.split("/").filter((name) => name !== "");
+    const name = names.pop();
+    if (name === undefined) throw new Error(`putFile: ${JSON.stringify(path)} names no file`);
+    const now = Math.floor(this.#printer.clock() / 1000);
+    let folder = storage.root;
+    for (const part of names) {
+      const next = storage.lookup(folder, part) ?? storage.addFolder(folder, part, now);
+      if (next.kind !== "folder") throw new Error(`putFile: ${part} in ${path} is a file`);
+      folder = next;
+    }
+    const bytes = Buffer.from(content);
+    storage.putFile(folder, name, bytes, bytes.length, now);
+  }
+
+  /** The filament runs out: the print halts and the printer shows ATTENTION until resumed. */
+  runout(): void {
+    this.#printer.runout();
+  }
+
+  /** The printer fails (ERROR; a running job ends) until set IDLE. */
+  fail(message?: string): void {
+    this.#printer.fail(message);
+  }
+
+  /** The printer stops answering its API (connections are reset); the control API still works. */
+  disconnect(): void {
+    this.#printer.disconnect();
+  }
+
+  reconnect(): void {
+    this.#printer.reconnect();
+  }
+
+  /** Printer time runs `speed` times faster than the clock from now on. */
+  setSpeed(speed: number): void {
+    this.#printer.setSpeed(speed);
+  }
+
+  temperatures(): SimTemperature[] {
+    return this.#printer.temperatures();
   }
 
   injectFault(fault: SimFault): void {

@@ -4,7 +4,7 @@ import { handleControl } from "./control.ts";
 import type { DigestGuard } from "./digest.ts";
 import { handleDownload, handleFiles, type FilesContext } from "./files-api.ts";
 import { sendEmpty, sendError, sendJson, SimHttpError } from "./http-util.ts";
-import type { VirtualPrinter } from "./virtual-printer.ts";
+import type { VirtualPrinter } from "../printer/index.ts";
 import { infoJson, jobJson, statusJson, storageJson, transferJson, versionJson } from "./wire.ts";
 
 export interface SimServerContext {
@@ -29,9 +29,11 @@ function jobRoute(
   if (!m) return false;
   const id = Number(m[1]);
   const action = m[2];
-  if (action === undefined && req.method === "DELETE") printer.stop(id);
-  else if (action === "pause" && req.method === "PUT") printer.pause(id);
-  else if (action === "resume" && req.method === "PUT") printer.resume(id);
+  const job = printer.job;
+  if (job?.id !== id) throw new SimHttpError(404, "Not Found", `no job ${id}`);
+  if (action === undefined && req.method === "DELETE") printer.cancel();
+  else if (action === "pause" && req.method === "PUT") printer.pause();
+  else if (action === "resume" && req.method === "PUT") printer.resume();
   else throw new SimHttpError(405, "Method Not Allowed", `${req.method ?? "?"} ${pathname}`);
   sendEmpty(res, 204);
   return true;
@@ -44,6 +46,11 @@ async function api(
   pathname: string,
 ): Promise<void> {
   const { printer } = ctx;
+  // A disconnected printer answers nothing: the connection is reset, as when it left the network.
+  if (!printer.connected) {
+    req.socket.destroy();
+    return;
+  }
   const failure = printer.takeFailStatus();
   if (failure !== undefined) {
     throw new SimHttpError(

@@ -2,21 +2,24 @@
  * The JSON the simulator answers with, shaped after the PrusaLink OpenAPI schemas (Version, Info,
  * Storage, Status*, Job, Transfer, FileInfo, PrintFileInfo, FolderInfo).
  */
-import { isPrintFile } from "./fat-names.ts";
-import type { SimJob, SimTransfer, VirtualPrinter } from "./virtual-printer.ts";
 import {
   nodeNames,
   walkFiles,
   type SimFile,
   type SimFolder,
+  type SimJob,
   type SimNode,
   type SimStorage,
-} from "./virtual-fs.ts";
+  type SimTransfer,
+  type VirtualPrinter,
+} from "../printer/index.ts";
+import { isPrintFile } from "./fat-names.ts";
+import { jobState, modelOf, prusaState, storageType } from "./prusa-printer.ts";
 
 const encodePath = (names: readonly string[]) => names.map(encodeURIComponent).join("/");
 
 export function versionJson(printer: VirtualPrinter, name: string): Record<string, unknown> {
-  const mk4 = printer.model === "MK4";
+  const mk4 = modelOf(printer) === "MK4";
   return {
     api: "2.0.0",
     server: "2.1.2",
@@ -37,11 +40,11 @@ export function infoJson(printer: VirtualPrinter, name: string, port: number): R
     farm_mode: false,
     nozzle_diameter: 0.4,
     min_extrusion_temp: 170,
-    serial: `SIM${printer.model}${String(port).padStart(5, "0")}`,
+    serial: `SIM${modelOf(printer)}${String(port).padStart(5, "0")}`,
     sd_ready: true,
     active_camera: false,
     hostname: name,
-    port: printer.model === "MK4" ? "usb" : "/dev/ttyAMA0",
+    port: modelOf(printer) === "MK4" ? "usb" : "/dev/ttyAMA0",
     network_error_chime: false,
     mmu: false,
   };
@@ -56,7 +59,7 @@ function printFilesBytes(storage: SimStorage): number {
 export function storageJson(storage: SimStorage): Record<string, unknown> {
   return {
     name: storage.displayName,
-    type: storage.type,
+    type: storageType(storage.name),
     path: `/${storage.name}`,
     print_files: printFilesBytes(storage),
     system_files: 0,
@@ -71,11 +74,11 @@ const percent = (done: number, total: number) =>
   total <= 0 ? 100 : Math.round((done / total) * 10000) / 100;
 
 function jobTimes(printer: VirtualPrinter, job: SimJob) {
-  const printed = printer.printedMs(job);
+  const times = printer.times(job);
   return {
-    progress: percent(printed, job.durationMs),
-    time_printing: Math.floor(printed / 1000),
-    time_remaining: Math.max(0, Math.ceil((job.durationMs - printed) / 1000)),
+    progress: Math.round(times.progress * 10000) / 100,
+    time_printing: Math.floor(times.elapsedMs / 1000),
+    time_remaining: Math.ceil(times.remainingMs / 1000),
   };
 }
 
@@ -90,21 +93,26 @@ function transferTimes(printer: VirtualPrinter, transfer: SimTransfer) {
 }
 
 export function statusJson(printer: VirtualPrinter): Record<string, unknown> {
-  const state = printer.state;
-  const { nozzle, bed } = printer.temperatures();
+  const state = prusaState(printer);
+  const heat = printer.temperatures();
+  const nozzle = heat.find((t) => t.name === "tool0");
+  const bed = heat.find((t) => t.name === "bed");
   const body: Record<string, unknown> = {
     printer: {
       state,
-      temp_nozzle: nozzle[0],
-      target_nozzle: nozzle[1],
-      temp_bed: bed[0],
-      target_bed: bed[1],
+      temp_nozzle: nozzle?.actual,
+      target_nozzle: nozzle?.target,
+      temp_bed: bed?.actual,
+      target_bed: bed?.target,
       axis_z: state === "PRINTING" ? 1.2 : 10.0,
       flow: 100,
       speed: 100,
       fan_hotend: state === "PRINTING" ? 5200 : 0,
       fan_print: state === "PRINTING" ? 4800 : 0,
-      status_printer: { ok: state !== "ERROR", message: state === "ERROR" ? "Error" : "OK" },
+      status_printer: {
+        ok: state !== "ERROR" && state !== "ATTENTION",
+        message: printer.message ?? (state === "ERROR" ? "Error" : "OK"),
+      },
     },
   };
   const job = printer.job;
@@ -127,11 +135,11 @@ export function statusJson(printer: VirtualPrinter): Record<string, unknown> {
 /** A folder as the job's `path` ("/usb/SUBDIR~1", "/local/examples") or `display_path` ("/PrusaLink gcodes/examples"). */
 function folderPath(storage: SimStorage, folder: SimFolder, display: boolean): string {
   const root = display ? storage.displayName : storage.name;
-  return "/" + [root, ...nodeNames(folder, !display && storage.shortNames)].join("/");
+  return "/" + [root, ...nodeNames(folder, !display && storage.aliases)].join("/");
 }
 
 function refs(storage: SimStorage, file: SimFile): Record<string, string> {
-  const path = `${storage.name}/${encodePath(nodeNames(file, storage.shortNames))}`;
+  const path = `${storage.name}/${encodePath(nodeNames(file, storage.aliases))}`;
   const download = { download: `/api/files/${path}/raw` };
   if (!isPrintFile(file.name)) return download;
   return {
@@ -145,11 +153,11 @@ export function jobJson(printer: VirtualPrinter, job: SimJob): Record<string, un
   const { storage, file } = job;
   return {
     id: job.id,
-    state: job.state,
+    state: jobState(job),
     ...jobTimes(printer, job),
     inaccurate_estimates: false,
     file: {
-      name: storage.shortNames ? file.shortName : file.name,
+      name: storage.aliases ? file.shortName : file.name,
       display_name: file.name,
       path: folderPath(storage, file.parent, false),
       display_path: folderPath(storage, file.parent, true),
@@ -178,7 +186,7 @@ export function transferJson(printer: VirtualPrinter, transfer: SimTransfer): Re
 function entryJson(storage: SimStorage, node: SimNode): Record<string, unknown> {
   const readOnly = storage.readOnly;
   const common = {
-    name: storage.shortNames ? node.shortName : node.name,
+    name: storage.aliases ? node.shortName : node.name,
     display_name: node.name,
     ro: readOnly,
     read_only: readOnly,

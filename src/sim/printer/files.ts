@@ -1,12 +1,26 @@
 /**
- * The simulated printer's storages: folder trees held in memory, with FAT behaviour (long and
- * short names, case-insensitive NFC lookup) and a byte capacity.
+ * The virtual printer's storages: folder trees held in memory with a byte capacity. How names
+ * compare and whether entries get a second name (FAT's 8.3 alias on a PrusaLink USB stick) is the
+ * face's choice (`SimNaming`); by default names compare in NFC, case-sensitively, as on Linux.
  */
-import { makeShortName, nameKey } from "./fat-names.ts";
+
+/** How a storage compares names and which second name it gives an entry. */
+export interface SimNaming {
+  /** The key two names are compared by (default: NFC). */
+  key(name: string): string;
+  /**
+   * A second name for a new entry, unique among `taken` (the upper-cased aliases of the folder);
+   * absent: entries have only their name.
+   */
+  alias?(name: string, taken: ReadonlySet<string>): string;
+}
+
+export const PLAIN_NAMING: SimNaming = { key: (name) => name.normalize("NFC") };
 
 export interface SimFile {
   kind: "file";
   name: string;
+  /** The alias the storage's naming gave it (FAT's 8.3 name), or the name itself. */
   shortName: string;
   parent: SimFolder;
   /** undefined when the simulator keeps sizes only (`storeContent: false`). */
@@ -22,45 +36,41 @@ export interface SimFolder {
   shortName: string;
   parent: SimFolder | undefined;
   mTimestamp: number;
-  /** By nameKey(long name). */
+  /** By the naming's key of the name. */
   children: Map<string, SimNode>;
-  /** By upper-case short name. */
+  /** By upper-cased alias (empty without aliases). */
   shorts: Map<string, SimNode>;
 }
 
 export type SimNode = SimFile | SimFolder;
 
-export type StorageType = "USB" | "LOCAL" | "SDCARD";
-
 export interface SimStorageOptions {
-  /** Path component in URLs: "usb", "local", "sdcard". */
+  /** Its name in paths: "usb", "local", "gcodes". */
   name: string;
-  type: StorageType;
-  /** Shown by /api/v1/storage and in display paths (MK3: "PrusaLink gcodes"). */
-  displayName: string;
-  readOnly: boolean;
+  /** Its name for people (PrusaLink MK3: "PrusaLink gcodes"; default: `name`). */
+  displayName?: string;
+  readOnly?: boolean;
+  /** Bytes. */
   capacity: number;
-  /** MK4 (FAT on USB): listings name entries by their 8.3 alias. MK3: long names only. */
-  shortNames: boolean;
+  naming?: SimNaming;
 }
 
 export class SimStorage {
   readonly name: string;
-  readonly type: StorageType;
   readonly displayName: string;
   readonly readOnly: boolean;
   readonly capacity: number;
-  readonly shortNames: boolean;
+  readonly naming: SimNaming;
   readonly root: SimFolder;
   #used = 0;
 
+  /** `now`: seconds since the epoch, the root's mTimestamp. */
   constructor(options: SimStorageOptions, now: number) {
     this.name = options.name;
-    this.type = options.type;
-    this.displayName = options.displayName;
-    this.readOnly = options.readOnly;
+    this.displayName = options.displayName ?? options.name;
+    this.readOnly = options.readOnly ?? false;
     this.capacity = options.capacity;
-    this.shortNames = options.shortNames;
+    this.naming = options.naming ?? PLAIN_NAMING;
     this.root = {
       kind: "folder",
       name: options.name,
@@ -80,9 +90,17 @@ export class SimStorage {
     return Math.max(0, this.capacity - this.#used);
   }
 
-  /** A child of `folder` by its long or short name, compared as FAT does. */
+  /** Whether entries have aliases besides their names (FAT's 8.3 names). */
+  get aliases(): boolean {
+    return this.naming.alias !== undefined;
+  }
+
+  /** A child of `folder` by its name or alias, compared as the storage's naming does. */
   lookup(folder: SimFolder, component: string): SimNode | undefined {
-    return folder.children.get(nameKey(component)) ?? folder.shorts.get(component.toUpperCase());
+    return (
+      folder.children.get(this.naming.key(component)) ??
+      (this.aliases ? folder.shorts.get(component.toUpperCase()) : undefined)
+    );
   }
 
   /** Walks `components` from the root; undefined when any of them is missing or not a folder. */
@@ -98,13 +116,12 @@ export class SimStorage {
   }
 
   #alias(parent: SimFolder, name: string): string {
-    if (!this.shortNames) return name;
-    return makeShortName(name, new Set(parent.shorts.keys()));
+    return this.naming.alias?.(name, new Set(parent.shorts.keys())) ?? name;
   }
 
   #attach(parent: SimFolder, node: SimNode): void {
-    parent.children.set(nameKey(node.name), node);
-    parent.shorts.set(node.shortName.toUpperCase(), node);
+    parent.children.set(this.naming.key(node.name), node);
+    if (this.aliases) parent.shorts.set(node.shortName.toUpperCase(), node);
   }
 
   addFolder(parent: SimFolder, name: string, now: number): SimFolder {
@@ -126,7 +143,7 @@ export class SimStorage {
    * short name) and gets the new content, as FAT does when a file is rewritten.
    */
   putFile(parent: SimFolder, name: string, content: Buffer | undefined, size: number, now: number): SimFile {
-    const existing = parent.children.get(nameKey(name));
+    const existing = parent.children.get(this.naming.key(name));
     if (existing?.kind === "file") {
       this.#used += size - existing.size;
       existing.content = content;
@@ -152,13 +169,13 @@ export class SimStorage {
   remove(node: SimNode): void {
     const parent = node.parent;
     if (!parent) return;
-    parent.children.delete(nameKey(node.name));
-    parent.shorts.delete(node.shortName.toUpperCase());
+    parent.children.delete(this.naming.key(node.name));
+    if (this.aliases) parent.shorts.delete(node.shortName.toUpperCase());
     for (const file of walkFiles(node)) this.#used -= file.size;
   }
 }
 
-/** Names from the storage root down to `node` (excluded the root), long or short. */
+/** Names from the storage root down to `node` (excluded the root), or their aliases. */
 export function nodeNames(node: SimNode, short = false): string[] {
   const names: string[] = [];
   for (let at: SimNode = node; at.parent; at = at.parent) names.unshift(short ? at.shortName : at.name);
