@@ -4,7 +4,7 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { readGcode, type SimFile } from "../printer/index.ts";
-import { abort, readCommand, sendJson, sendNoContent } from "./http.ts";
+import { abort, isTrue, readCommand, sendJson, sendNoContent } from "./http.ts";
 import { BAUDRATES, SERIAL_PORT, type OctoPrinter } from "./octo-printer.ts";
 import { nodePath } from "./tree.ts";
 
@@ -74,14 +74,19 @@ export function handlePrinter(req: IncomingMessage, res: ServerResponse, ctx: Pr
   if (req.method !== "GET") throw abort(405);
   const { octo } = ctx;
   if (!octo.operational()) throw abort(409, "Printer is not operational");
-  const excludes = new Set(
-    (new URL(req.url ?? "/", "http://sim").searchParams.get("exclude") ?? "").split(",").map((x) => x.trim()),
-  );
+  const query = new URL(req.url ?? "/", "http://sim").searchParams;
+  const excludes = new Set((query.get("exclude") ?? "").split(",").map((x) => x.trim()));
   const result: Record<string, unknown> = {};
   if (!excludes.has("temperature")) {
+    const temps = octo.printer.temperatures();
     const temperature: Record<string, unknown> = {};
-    for (const t of octo.printer.temperatures())
-      temperature[t.name] = { actual: t.actual, target: t.target, offset: 0 };
+    for (const t of temps) temperature[t.name] = { actual: t.actual, target: t.target, offset: 0 };
+    // The simulator keeps no past readings: the history is the reading of now.
+    if (isTrue(query.get("history")) && query.get("limit") !== "0") {
+      const point: Record<string, unknown> = { time: Math.floor(octo.printer.clock() / 1000) };
+      for (const t of temps) point[t.name] = { actual: t.actual, target: t.target };
+      temperature.history = [point];
+    }
     result.temperature = temperature;
   }
   if (!excludes.has("sd")) result.sd = { ready: false };
