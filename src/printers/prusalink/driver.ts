@@ -20,6 +20,7 @@ import {
 } from "../driver.ts";
 import { jobSchema, statusSchema, type WireJob, type WireStatus } from "./api-types.ts";
 import type { PrusaLinkClient } from "./client.ts";
+import { errorDetail, statusError } from "./errors.ts";
 import {
   createClient,
   KIND,
@@ -191,10 +192,16 @@ export class PrusaLinkDriver implements PrinterDriver {
   async #jobAction(method: string, suffix: string, operation: string, options: Signal): Promise<void> {
     const job = await this.#job(options);
     if (!job) throw new FerryError("CONFLICT", `${this.name}: ${operation}: no job on the printer`);
-    const res = await this.#client.call(method, `/api/v1/job/${job.id}${suffix}`, [200, 204], {
+    const res = await this.#client.send(method, `/api/v1/job/${job.id}${suffix}`, {
       signal: options.signal,
       operation,
     });
+    if (res.status === 409) {
+      // The job is not in a state for it (pausing a paused job): the caller's mistake, not a busy printer.
+      const detail = errorDetail(await res.body.text().catch(() => ""));
+      throw statusError(409, { printer: this.name, operation }, detail, "CONFLICT");
+    }
+    await this.#client.check(res, [200, 204], { printer: this.name, operation });
     await res.body.dump();
   }
 
