@@ -104,3 +104,11 @@ export function parseWire<T>(schema: z.ZodType<T>, value: unknown, where: string
     subject === undefined ? {} : { subject },
   );
 }
+
+/** A file's print statistics (only what tells how its last print ended). */
+export const printsSchema = z.looseObject({
+  prints: z.looseObject({ last: z.looseObject({ success: z.boolean() }).optional() }).optional(),
+});
+
+/** The bundled Action Command Prompt plugin: `{}`, or the prompt the firmware shows. */
+export const promptSchema = z.looseObject({ text: z.string().optional() });

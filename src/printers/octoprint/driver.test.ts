@@ -54,6 +54,16 @@ void describe("octoprint driver", () => {
     await sim.close();
   });
 
+  /** Unselects OctoPrint's file (its last print, if it failed, would make an idle printer "stopped"). */
+  async function unselect(): Promise<void> {
+    const res = await fetch(`${sim.url}/api/files/local/current`, {
+      method: "POST",
+      headers: { "X-Api-Key": KEY, "Content-Type": "application/json" },
+      body: JSON.stringify({ command: "unselect" }),
+    });
+    assert.ok(res.status === 204 || res.status === 409, `unselect: ${res.status}`);
+  }
+
   void test("an idle printer: online, idle, Operational, tool0 and bed at room temperature", async () => {
     const snap = await driver.snapshot();
     assert.equal(snap.connection, "online");
@@ -110,8 +120,9 @@ void describe("octoprint driver", () => {
     assert.equal((await driver.snapshot()).activity, "printing");
     await driver.cancel();
     const snap = await driver.snapshot();
-    assert.equal(snap.activity, "idle", "OctoPrint is Operational again, without progress");
-    assert.equal(snap.job, undefined);
+    assert.equal(snap.rawState, "Operational");
+    assert.equal(snap.activity, "stopped", "no progress, and the file's last print failed");
+    assert.equal(jobOf(snap).file, "benchy.gcode");
   });
 
   void test("a print started at the printer shows with its file", async () => {
@@ -148,6 +159,7 @@ void describe("octoprint driver", () => {
         sim.startPrint("benchy.gcode");
       }
       sim.setState(state);
+      if (state === "Operational") await unselect();
       const snap = await driver.snapshot();
       assert.equal(snap.rawState, state);
       assert.deepEqual([snap.activity, snap.connection], expected[state], state);
@@ -160,17 +172,30 @@ void describe("octoprint driver", () => {
     assert.equal(activityOf("Some plugin's state"), "busy", "an unknown word is never quiet");
   });
 
-  void test("the printer's cable pulled mid-job: offline; plugged in again: online", async () => {
+  void test("a lost serial port mid-job: offline with OctoPrint's error, the print lost; reconnected: idle", async () => {
     await driver.startJob("benchy.gcode");
-    sim.disconnect();
+    sim.setState("Offline after error");
     const away = await driver.snapshot();
     assert.equal(away.connection, "offline");
     assert.equal(away.rawState, "Offline after error");
     assert.match(away.offlineReason ?? "", /SerialException/);
+    sim.setState("Operational");
+    const back = await driver.snapshot();
+    assert.equal(back.connection, "online");
+    assert.equal(back.activity, "stopped", "OctoPrint lost the print it was streaming");
+  });
+
+  void test("the host off the network mid-job: offline; back: still printing", async () => {
+    await driver.startJob("benchy.gcode");
+    sim.disconnect();
+    const away = await driver.snapshot();
+    assert.equal(away.connection, "offline");
+    assert.match(away.offlineReason ?? "", /connection lost|unreachable/);
     sim.reconnect();
     const back = await driver.snapshot();
     assert.equal(back.connection, "online");
-    assert.equal(back.activity, "idle", "OctoPrint lost the print it was streaming");
+    assert.equal(back.activity, "printing");
+    await driver.cancel();
   });
 
   void test("a wrong API key is auth_failed, a server that is gone is offline; neither throws", async () => {
@@ -189,6 +214,7 @@ void describe("octoprint driver", () => {
   });
 
   void test("events(): a first snapshot, then a change when the printer starts", async () => {
+    await unselect();
     const controller = new AbortController();
     const seen: string[] = [];
     const stream = driver.events({ intervalMs: 10, signal: controller.signal });

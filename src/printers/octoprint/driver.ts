@@ -19,7 +19,15 @@ import {
   type PrinterSnapshot,
   type Temperature,
 } from "../driver.ts";
-import { jobSchema, printerSchema, temperatureSchema, type WireJob, type WirePrinter } from "./api-types.ts";
+import {
+  jobSchema,
+  printerSchema,
+  printsSchema,
+  promptSchema,
+  temperatureSchema,
+  type WireJob,
+  type WirePrinter,
+} from "./api-types.ts";
 import type { OctoPrintClient } from "./client.ts";
 import {
   createClient,
@@ -142,9 +150,17 @@ export class OctoPrintDriver implements PrinterDriver {
       const error = printer?.state?.error ?? job.error ?? "";
       const progress = job.progress ?? undefined;
       const completion = progress?.completion ?? undefined;
+      const server = job.job?.file?.path ?? undefined;
+      const origin = job.job?.file?.origin ?? undefined;
       let activity = activityOf(state);
-      // OctoPrint goes back to Operational after a print, with the finished job's progress at 100 %.
+      // OctoPrint goes back to Operational after a print, with the finished job's progress at 100 %;
+      // a cancelled one leaves no progress, and a failed last print in the file's history.
       if (activity === "idle" && completion !== undefined && completion >= 100) activity = "finished";
+      else if (activity === "idle" && server && origin === "local" && completion === undefined) {
+        if (await this.#lastPrintFailed(server, options)) activity = "stopped";
+      }
+      // The firmware asks for a human (a filament runout) through a host prompt.
+      if (state === "Paused" && (await this.#prompted(options))) activity = "attention";
       const snapshot: PrinterSnapshot = {
         connection: UNLINKED.has(state) ? "offline" : "online",
         activity,
@@ -155,8 +171,6 @@ export class OctoPrintDriver implements PrinterDriver {
       if (snapshot.connection === "offline") {
         snapshot.offlineReason = `OctoPrint is not connected to its printer (${state}${error === "" ? "" : `: ${error}`})`;
       }
-      const server = job.job?.file?.path ?? undefined;
-      const origin = job.job?.file?.origin ?? undefined;
       // A job is what runs or ran; a file that is only selected is none.
       if (server && (activity !== "idle" || completion !== undefined)) {
         const current: JobSnapshot = {};
@@ -189,6 +203,33 @@ export class OctoPrintDriver implements PrinterDriver {
         offlineReason: failure.message,
       };
     }
+  }
+
+  /** Whether the last print of a file (OctoPrint's history) failed: cancelled or ended in error. */
+  async #lastPrintFailed(server: string, options: Signal): Promise<boolean> {
+    const path = `/api/files/local/${server.split("/").map(encodeURIComponent).join("/")}`;
+    const call = { signal: options.signal, operation: "print history" };
+    const res = await this.#client.send("GET", path, call);
+    if (res.status === 404) {
+      await res.body.dump();
+      return false;
+    }
+    const context = this.#client.context("GET", path, call);
+    await this.#client.check(res, [200], context);
+    return (await this.#client.json(res, printsSchema, context)).prints?.last?.success === false;
+  }
+
+  /** Whether the firmware shows a host prompt (absent plugin or permission: no prompt to see). */
+  async #prompted(options: Signal): Promise<boolean> {
+    const path = "/api/plugin/action_command_prompt";
+    const call = { signal: options.signal, operation: "host prompt" };
+    const res = await this.#client.send("GET", path, call);
+    if (res.status !== 200) {
+      await res.body.dump();
+      return false;
+    }
+    const prompt = await this.#client.json(res, promptSchema, this.#client.context("GET", path, call));
+    return prompt.text !== undefined;
   }
 
   async #displayPath(server: string, options: Signal): Promise<string | undefined> {

@@ -10,8 +10,8 @@
  *   DELETE /_sim/hold         release them → 204
  *   POST   /_sim/runout       the filament runs out: the print halts, OctoPrint shows Paused → 204 (409 not printing)
  *   POST   /_sim/error        {"message"?: "..."}: the firmware reports an error, OctoPrint shows Error → 204
- *   POST   /_sim/disconnect   the printer's USB cable is pulled: Offline after error → 204
- *   DELETE /_sim/disconnect   plugged in again and reconnected → 204
+ *   POST   /_sim/disconnect   the host leaves the network: API connections reset, the print goes on → 204
+ *   DELETE /_sim/disconnect   back on the network → 204
  *   PUT    /_sim/speed        {"speed": 100}: printer time runs 100 times the clock's → 204
  *
  * The same operations are methods of OctoPrintSim for in-process use.

@@ -114,6 +114,7 @@ export class OctoPrintSim {
         storage,
         user,
         analysis: analysisOf,
+        history: (file) => octo.history(file),
       }),
     };
     const control: ControlContext = { octo, name: options.name ?? "", version: OCTOPRINT_VERSION, inflight };
@@ -181,12 +182,15 @@ export class OctoPrintSim {
     this.#octo.printer.fail(message);
   }
 
-  /** The printer's USB cable is pulled: OctoPrint shows "Offline after error"; its job is lost. */
+  /**
+   * The OctoPrint host leaves the network: API connections are reset (the control API still
+   * answers); the printer prints on. (A lost serial port is `setState("Offline after error")`.)
+   */
   disconnect(): void {
     this.#octo.printer.disconnect();
   }
 
-  /** Plugged in again, and OctoPrint reconnected to it. */
+  /** Back on the network. */
   reconnect(): void {
     this.#octo.printer.reconnect();
   }

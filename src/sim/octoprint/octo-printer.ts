@@ -72,6 +72,15 @@ export const SERIAL_LOST =
 export const SERIAL_PORT = "/dev/ttyACM0";
 export const BAUDRATES = [250000, 230400, 115200, 57600, 38400, 19200, 9600] as const;
 
+/** One print of a file: OctoPrint's `history` entry. */
+export interface PrintRecord {
+  success: boolean;
+  /** Seconds since the epoch, when it ended. */
+  date: number;
+  /** Seconds it printed. */
+  printTime: number;
+}
+
 type Link =
   { state: "operational" } | { state: "closed"; error?: string } | { state: "opening"; word: OctoPrintState };
 
@@ -84,30 +93,43 @@ export class OctoPrinter implements JobPort {
   #jobSeen: SimJob | undefined;
   #port: string | undefined = SERIAL_PORT;
   #baudrate: number | undefined = 115200;
-  #wasConnected: boolean;
+  /** Print history per file, as OctoPrint keeps it in its metadata. */
+  readonly #history = new WeakMap<SimFile, PrintRecord[]>();
+  readonly #recorded = new WeakSet<SimJob>();
 
   constructor(printer: VirtualPrinter, storage: OctoStorage) {
     this.printer = printer;
     this.storage = storage;
-    this.#wasConnected = printer.connected;
     printer.onChange(() => {
-      this.#follow();
+      this.#record();
     });
   }
 
-  /** The printer's link follows the virtual printer's cable: a disconnect is a lost serial port. */
-  #follow(): void {
-    const connected = this.printer.connected;
-    if (connected === this.#wasConnected) return;
-    this.#wasConnected = connected;
-    if (!connected) {
-      // OctoPrint streams the G-code: with the port gone the print cannot go on.
-      if (this.#active()) this.printer.cancel();
-      this.#link = { state: "closed", error: SERIAL_LOST };
-    } else {
-      // The operator reconnects it (POST /api/connection does the same).
-      this.#link = { state: "operational" };
-    }
+  /** A job that ended goes into its file's history (success when it finished). */
+  #record(): void {
+    const job = this.printer.job;
+    if (!job || this.#recorded.has(job) || job.state === "printing" || job.state === "paused") return;
+    this.#recorded.add(job);
+    const records = this.#history.get(job.file) ?? [];
+    records.push({
+      success: job.state === "finished",
+      date: Math.floor(this.printer.clock() / 1000),
+      printTime: Math.round(this.printer.times(job).elapsedMs / 1000),
+    });
+    this.#history.set(job.file, records);
+  }
+
+  /** The prints of a file so far (the clock may have finished one). */
+  history(file: SimFile): readonly PrintRecord[] {
+    this.printer.tick();
+    return this.#history.get(file) ?? [];
+  }
+
+  /** The host prompt the firmware shows (action_command_prompt), while it asks for a human. */
+  prompt(): { text: string; choices: string[] } | undefined {
+    return this.printer.activity === "attention"
+      ? { text: "FilamentRunout T0", choices: ["Continue"] }
+      : undefined;
   }
 
   #active(): SimJob | undefined {
@@ -224,14 +246,12 @@ export class OctoPrinter implements JobPort {
     };
   }
 
-  /** POST /api/connection connect: opens the port, or fails as comm.py does without a printer. */
+  /** POST /api/connection connect: (re)opens the port; a print it was streaming is lost. */
   connect(port: string | undefined, baudrate: number | undefined): void {
-    if (this.#active() && this.#link.state === "operational") this.printer.cancel();
+    if (this.#active()) this.printer.cancel();
     this.#port = port === undefined || port === "AUTO" ? SERIAL_PORT : port;
     this.#baudrate = baudrate === undefined || baudrate === 0 ? 115200 : baudrate;
-    this.#link = this.printer.connected
-      ? { state: "operational" }
-      : { state: "closed", error: `Failed to autodetect serial port, please set it manually.` };
+    this.#link = { state: "operational" };
   }
 
   disconnect(): void {

@@ -186,3 +186,21 @@ export async function handleJob(
   }
   return sendNoContent(res);
 }
+
+/**
+ * The bundled Action Command Prompt plugin's API: the prompt the firmware shows (`{}` when none),
+ * and `select` of a choice (the firmware goes on, as M876 tells it).
+ */
+export async function handlePrompt(
+  req: IncomingMessage,
+  res: ServerResponse,
+  ctx: PrinterApiContext,
+): Promise<void> {
+  const prompt = ctx.octo.prompt();
+  if (req.method === "GET") return sendJson(res, 200, prompt ?? {});
+  if (req.method !== "POST") throw abort(405);
+  await readCommand(req, { select: ["choice"] });
+  if (!prompt) throw abort(409, "No active prompt");
+  ctx.octo.printer.resume();
+  return sendNoContent(res);
+}

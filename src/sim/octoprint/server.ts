@@ -8,7 +8,13 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { handleControl, type ControlContext } from "./control.ts";
 import { handleDownload, handleFiles, storageListing, type FilesContext } from "./files-api.ts";
 import { abort, sendApiError, sendJson, sendTornadoError, SimHttpError } from "./http.ts";
-import { handleConnection, handleJob, handlePrinter, type PrinterApiContext } from "./printer-api.ts";
+import {
+  handleConnection,
+  handleJob,
+  handlePrinter,
+  handlePrompt,
+  type PrinterApiContext,
+} from "./printer-api.ts";
 
 export interface SimServerContext {
   files: FilesContext;
@@ -68,6 +74,8 @@ async function api(
       return handlePrinter(req, res, ctx.printerApi);
     case "/api/job":
       return handleJob(req, res, ctx.printerApi);
+    case "/api/plugin/action_command_prompt":
+      return handlePrompt(req, res, ctx.printerApi);
     default:
       throw abort(404);
   }
@@ -96,6 +104,11 @@ async function handle(req: IncomingMessage, res: ServerResponse, ctx: SimServerC
   try {
     if (pathname.startsWith("/_sim/")) {
       await handleControl(req, res, ctx.control, pathname.slice("/_sim/".length));
+      return;
+    }
+    // A host that left the network answers nothing: the connection is reset.
+    if (!ctx.control.octo.printer.connected) {
+      req.socket.destroy();
       return;
     }
     const failure = ctx.control.octo.printer.takeFailStatus();

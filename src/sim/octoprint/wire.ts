@@ -14,6 +14,8 @@ export interface WireContext {
   user: string;
   /** The G-code analysis of a file, when it has one (OctoPrint analyses uploads in the background). */
   analysis(file: SimFile): Record<string, unknown> | undefined;
+  /** The prints of a file (OctoPrint's history). */
+  history(file: SimFile): readonly { success: boolean; date: number; printTime: number }[];
 }
 
 export const resourceUrl = (ctx: WireContext, path: string) =>
@@ -40,6 +42,15 @@ function fileJson(ctx: WireContext, file: SimFile): Record<string, unknown> {
   };
   const analysis = ctx.analysis(file);
   if (analysis) entry.gcodeAnalysis = analysis;
+  const history = ctx.history(file);
+  const last = history.at(-1);
+  if (last) {
+    entry.prints = {
+      success: history.filter((h) => h.success).length,
+      failure: history.filter((h) => !h.success).length,
+      last: { success: last.success, date: last.date, printTime: last.printTime },
+    };
+  }
   return entry;
 }
 
