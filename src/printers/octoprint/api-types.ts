@@ -14,6 +14,8 @@ export interface WireEntry {
   size?: number | undefined;
   date?: number | null | undefined;
   hash?: string | undefined;
+  /** Print statistics: how its last print ended. */
+  prints?: { last?: { success: boolean } | undefined } | undefined;
   children?: WireEntry[] | undefined;
 }
 
@@ -26,6 +28,7 @@ export const entrySchema: z.ZodType<WireEntry> = z.lazy(() =>
     size: z.number().optional(),
     date: z.number().nullable().optional(),
     hash: z.string().optional(),
+    prints: z.looseObject({ last: z.looseObject({ success: z.boolean() }).optional() }).optional(),
     children: z.array(entrySchema).optional(),
   }),
 );
@@ -104,11 +107,6 @@ export function parseWire<T>(schema: z.ZodType<T>, value: unknown, where: string
     subject === undefined ? {} : { subject },
   );
 }
-
-/** A file's print statistics (only what tells how its last print ended). */
-export const printsSchema = z.looseObject({
-  prints: z.looseObject({ last: z.looseObject({ success: z.boolean() }).optional() }).optional(),
-});
 
 /** The bundled Action Command Prompt plugin: `{}`, or the prompt the firmware shows. */
 export const promptSchema = z.looseObject({ text: z.string().optional() });

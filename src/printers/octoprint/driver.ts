@@ -22,7 +22,6 @@ import {
 import {
   jobSchema,
   printerSchema,
-  printsSchema,
   promptSchema,
   temperatureSchema,
   type WireJob,
@@ -207,16 +206,7 @@ export class OctoPrintDriver implements PrinterDriver {
 
   /** Whether the last print of a file (OctoPrint's history) failed: cancelled or ended in error. */
   async #lastPrintFailed(server: string, options: Signal): Promise<boolean> {
-    const path = `/api/files/local/${server.split("/").map(encodeURIComponent).join("/")}`;
-    const call = { signal: options.signal, operation: "print history" };
-    const res = await this.#client.send("GET", path, call);
-    if (res.status === 404) {
-      await res.body.dump();
-      return false;
-    }
-    const context = this.#client.context("GET", path, call);
-    await this.#client.check(res, [200], context);
-    return (await this.#client.json(res, printsSchema, context)).prints?.last?.success === false;
+    return (await this.#storage.entryAt(server, options))?.prints?.last?.success === false;
   }
 
   /** Whether the firmware shows a host prompt (absent plugin or permission: no prompt to see). */

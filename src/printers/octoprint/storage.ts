@@ -180,6 +180,11 @@ export class OctoPrintStorage implements StorageAdapter {
     this.#ownsClient = options.ownsClient;
   }
 
+  /** What OctoPrint says of the entry at an on-disk path (undefined: there is none). */
+  entryAt(server: string, options?: OpOptions): Promise<WireEntry | undefined> {
+    return this.#details(server, callOptions(options, server, "entry"));
+  }
+
   /** The entry at an on-disk path, or undefined (404). */
   async #details(server: string, call: CallOptions, recursive = false): Promise<WireEntry | undefined> {
     const path = `/api/files/local/${quote(server)}${recursive ? "?recursive=true" : ""}`;

@@ -481,9 +481,9 @@ function copyOrMove(
     if (inUse(ctx, node)) throw abort(409, "Trying to move a file or folder that is currently in use");
     if (ctx.jobs.selected() === node) ctx.jobs.unselect();
     ctx.storage.remove(node, now);
-    result = reattach(ctx, node, parent, finalName, display, now);
+    result = placeInto(ctx, node, parent, finalName, display, now, true);
   } else {
-    result = copyInto(ctx, node, parent, finalName, display, now);
+    result = placeInto(ctx, node, parent, finalName, display, now, false);
   }
   const wire = ctx.wire(req);
   const path = nodePath(result);
@@ -492,50 +492,27 @@ function copyOrMove(
   sendJson(res, 201, { name: node.name, path, origin: "local", refs }, { Location: refs.resource ?? "" });
 }
 
-/** Puts a removed node back under `parent` as `name`, with everything below it. */
-function reattach(
+/**
+ * Puts `node` (a file or a folder with everything below it) under `parent` as `name`: a moved
+ * file keeps its date (os.rename), a copy gets `now`.
+ */
+function placeInto(
   ctx: FilesContext,
   node: SimNode,
   parent: SimFolder,
   name: string,
   display: string,
   now: number,
+  moved: boolean,
 ): SimNode {
   if (node.kind === "file") {
-    return ctx.storage.putFile(
-      parent,
-      name,
-      display,
-      { content: node.content, size: node.size, hash: ctx.storage.hash(node) },
-      node.mTimestamp,
-    );
+    const data = { content: node.content, size: node.size, hash: ctx.storage.hash(node) };
+    return ctx.storage.putFile(parent, name, display, data, moved ? node.mTimestamp : now);
   }
   const folder = ctx.storage.addFolder(parent, name, display, now);
-  for (const child of node.children.values())
-    reattach(ctx, child, folder, child.name, ctx.storage.display(child), now);
-  return folder;
-}
-
-function copyInto(
-  ctx: FilesContext,
-  node: SimNode,
-  parent: SimFolder,
-  name: string,
-  display: string,
-  now: number,
-): SimNode {
-  if (node.kind === "file") {
-    return ctx.storage.putFile(
-      parent,
-      name,
-      display,
-      { content: node.content, size: node.size, hash: ctx.storage.hash(node) },
-      now,
-    );
+  for (const child of [...node.children.values()]) {
+    placeInto(ctx, child, folder, child.name, ctx.storage.display(child), now, moved);
   }
-  const folder = ctx.storage.addFolder(parent, name, display, now);
-  for (const child of [...node.children.values()])
-    copyInto(ctx, child, folder, child.name, ctx.storage.display(child), now);
   return folder;
 }
 

@@ -95,6 +95,9 @@ void describe("OctoPrint simulator", () => {
     const del = await request("/api/files/local/print.gcode", { method: "DELETE" });
     assert.equal(del.status, 409);
     assert.equal(await errorOf(del), "Trying to delete a file that is currently in use");
+    const move = await json("/api/files/local/print.gcode", { command: "move", destination: "moved.gcode" });
+    assert.equal(move.status, 409);
+    assert.equal(await errorOf(move), "Trying to move a file or folder that is currently in use");
     const start = await json("/api/job", { command: "start" });
     assert.equal(start.status, 409);
     assert.equal(await errorOf(start), "Printer already has an active print job, did you mean 'restart'?");
@@ -128,6 +131,40 @@ void describe("OctoPrint simulator", () => {
     assert.equal((await json("/api/connection", { command: "connect", port: "/dev/ttyUSB9" })).status, 400);
     assert.equal((await json("/api/connection", { command: "connect" })).status, 204);
     assert.equal(sim.state(), "Operational");
+  });
+
+  void test("copy into a folder, move as a rename; an existing destination is 409", async () => {
+    assert.equal((await upload("orig.gcode", "G28\n")).status, 201);
+    const folder = new FormData();
+    folder.append("foldername", "into");
+    assert.equal(
+      (
+        await fetch(`${sim.url}/api/files/local`, {
+          method: "POST",
+          headers: { "X-Api-Key": KEY },
+          body: folder,
+        })
+      ).status,
+      201,
+    );
+    const copy = await json("/api/files/local/orig.gcode", { command: "copy", destination: "into" });
+    assert.equal(copy.status, 201);
+    assert.equal(((await copy.json()) as { path: string }).path, "into/orig.gcode");
+    const rename = await json("/api/files/local/orig.gcode", {
+      command: "move",
+      destination: "renamed.gcode",
+    });
+    assert.equal(rename.status, 201);
+    const paths = sim.files().map((f) => f.path);
+    assert.ok(
+      paths.includes("into/orig.gcode") && paths.includes("renamed.gcode") && !paths.includes("orig.gcode"),
+    );
+    const taken = await json("/api/files/local/renamed.gcode", {
+      command: "copy",
+      destination: "into/orig.gcode",
+    });
+    assert.equal(taken.status, 409);
+    assert.equal(await errorOf(taken), "File or folder does already exist");
   });
 
   void test("several uploads at once, each stored when its body is complete", async () => {
