@@ -105,7 +105,7 @@ function program(): Command {
     .option("--count <n>", "number of printers", integer("--count"), 1)
     .option("--username <name>", "digest user", "maker")
     .option("--password <password>", 'digest password (default: $PRUSA_PASSWORD or "maker")')
-    .option("--api-key <key>", "also accept this X-Api-Key")
+    .option("--api-key <key>", "X-Api-Key to accept (default: the password, as the firmware does)")
     .option("--rate <bytes/s>", "upload ingest limit per printer, e.g. 1MB", size("--rate"))
     .option("--capacity <bytes>", "storage size per printer, e.g. 8GB", size("--capacity"))
     .option(

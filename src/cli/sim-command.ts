@@ -31,7 +31,8 @@ export async function simPrusaLinkCommand(options: SimPrusaLinkOptions): Promise
     ...(options.capacity === undefined ? {} : { capacity: options.capacity }),
   });
   for (const sim of sims) process.stdout.write(`PrusaLink ${options.model} simulator on ${sim.url}\n`);
-  process.stdout.write(`user "${options.username}"; control API under /_sim/; Ctrl-C stops\n`);
+  const speed = options.speed === 1 ? "" : `; printer time runs ${options.speed}× the clock`;
+  process.stdout.write(`user "${options.username}"; control API under /_sim/${speed}; Ctrl-C stops\n`);
   await new Promise<void>((resolve) => {
     process.once("SIGINT", resolve);
     process.once("SIGTERM", resolve);

@@ -34,6 +34,11 @@ export interface Capabilities {
   forbiddenChars: string;
   /** Longest name component in UTF-8 bytes, or null if unbounded. */
   maxNameBytes: number | null;
+  /**
+   * The only file name endings this target takes, lower-case with their dot (a printer takes
+   * G-code: [".gcode", ".bgcode", ".gco", ".g"]); absent: any file.
+   */
+  fileTypes?: readonly string[];
   caseInsensitive: boolean;
   watch: boolean;
   usage: boolean;

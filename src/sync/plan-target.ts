@@ -70,6 +70,7 @@ export async function planTarget(
       caseInsensitive: caps.caseInsensitive,
       forbiddenChars: caps.forbiddenChars,
       maxNameBytes: caps.maxNameBytes,
+      ...(caps.fileTypes === undefined ? {} : { fileTypes: caps.fileTypes }),
       ...(options.protectedPath === undefined ? {} : { protectedPath: options.protectedPath }),
     },
   });

@@ -52,6 +52,8 @@ export interface PlanRules {
   caseInsensitive: boolean;
   forbiddenChars: string;
   maxNameBytes: number | null;
+  /** The only file name endings the target takes (a printer: G-code); absent: any. */
+  fileTypes?: readonly string[];
   /** Target path that must be neither replaced nor deleted (the file a printer is printing). */
   protectedPath?: string;
   /** Move mode: what to do with a different file of the same name on the target (default overwrite). */
@@ -100,6 +102,11 @@ export interface PlanInput {
 }
 
 export function nameProblem(path: string, rules: PlanRules): string | undefined {
+  const types = rules.fileTypes;
+  const lower = path.toLowerCase();
+  if (types !== undefined && !types.some((ending) => lower.endsWith(ending))) {
+    return `not accepted by the target, which takes only ${types.join(", ")} files`;
+  }
   for (const name of path.split("/")) {
     for (const ch of name) {
       if (rules.forbiddenChars.includes(ch) || ch.charCodeAt(0) < 0x20) {

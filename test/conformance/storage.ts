@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it, type TestContext } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
-import { FerryError } from "../../src/core/errors.ts";
+import { FerryError, isFerryError } from "../../src/core/errors.ts";
 import { basename, pathKey } from "../../src/core/paths.ts";
 import {
   assertCapabilitiesMatch,
@@ -172,6 +172,24 @@ export function describeStorageConformance(label: string, harness: StorageHarnes
       const path = `${folder("too-long")}/${nameOfBytes((max ?? 0) + 1, ext)}`;
       await expectFerryError(put(adapter(), path, Buffer.from("x")), "NAME_INVALID", "long name");
     });
+
+    check(
+      "takes only its fileTypes: another file is UNSUPPORTED, not retryable, and not stored",
+      async (t) => {
+        const types = caps().fileTypes;
+        if (skip(t, types === undefined, "takes any file")) return;
+        assert.ok(types && types.length > 0, "fileTypes names at least one ending");
+        for (const ending of types)
+          assert.match(ending, /^\.[a-z0-9]+$/, "lower-case endings with their dot");
+        const path = `${folder("file-types")}/notes.not-taken`;
+        await assert.rejects(put(adapter(), path, Buffer.from("x")), (error: unknown) => {
+          assert.ok(isFerryError(error, "UNSUPPORTED"), `expected UNSUPPORTED, got ${String(error)}`);
+          assert.equal(error.retryable, false, "sending it again changes nothing");
+          return true;
+        });
+        await expectAbsent(path, "the refused file");
+      },
+    );
 
     for (const size of [0, 1, largeSize]) {
       check(`round trip of ${size} B is byte-exact`, async () => {

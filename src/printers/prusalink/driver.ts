@@ -18,7 +18,7 @@ import {
   type PrinterSnapshot,
   type Temperature,
 } from "../driver.ts";
-import { jobSchema, statusSchema, type WireJob, type WireStatus } from "./api-types.ts";
+import { jobSchema, statusSchema, type WireStatus } from "./api-types.ts";
 import type { PrusaLinkClient } from "./client.ts";
 import { errorDetail, statusError } from "./errors.ts";
 import {
@@ -185,14 +185,34 @@ export class PrusaLinkDriver implements PrinterDriver {
     await res.body.dump();
   }
 
-  async #job(options: Signal): Promise<WireJob | undefined> {
-    return this.#client.getJson("/api/v1/job", jobSchema, { signal: options.signal, operation: "job" });
+  /**
+   * The running job's id and the printer's state word, from /api/v1/status (the firmware's own
+   * source of the id that /api/v1/job/{id} takes).
+   */
+  async #current(operation: string, options: Signal): Promise<{ id: number | undefined; state: string }> {
+    const status = await this.#client.getJson("/api/v1/status", statusSchema, {
+      signal: options.signal,
+      operation,
+    });
+    if (!status) throw new FerryError("PROTOCOL", `${this.name}: ${operation}: empty status reply`);
+    return { id: status.job?.id ?? undefined, state: status.printer.state.toUpperCase() };
   }
 
-  async #jobAction(method: string, suffix: string, operation: string, options: Signal): Promise<void> {
-    const job = await this.#job(options);
-    if (!job) throw new FerryError("CONFLICT", `${this.name}: ${operation}: no job on the printer`);
-    const res = await this.#client.send(method, `/api/v1/job/${job.id}${suffix}`, {
+  async #jobAction(
+    method: string,
+    suffix: string,
+    operation: string,
+    states: readonly string[],
+    options: Signal,
+  ): Promise<void> {
+    const { id, state } = await this.#current(operation, options);
+    if (id === undefined || !states.includes(state)) {
+      throw new FerryError(
+        "CONFLICT",
+        `${this.name}: ${operation}: the printer is ${state}${id === undefined ? ", no job" : ""}`,
+      );
+    }
+    const res = await this.#client.send(method, `/api/v1/job/${id}${suffix}`, {
       signal: options.signal,
       operation,
     });
@@ -205,25 +225,19 @@ export class PrusaLinkDriver implements PrinterDriver {
     await res.body.dump();
   }
 
+  /** CONFLICT unless a job prints. */
   pause(options: Signal = {}): Promise<void> {
-    return this.#jobAction("PUT", "/pause", "pause", options);
+    return this.#jobAction("PUT", "/pause", "pause", ["PRINTING"], options);
   }
 
+  /** CONFLICT unless a job is paused or waits for attention (a filament runout). */
   resume(options: Signal = {}): Promise<void> {
-    return this.#jobAction("PUT", "/resume", "resume", options);
+    return this.#jobAction("PUT", "/resume", "resume", ["PAUSED", "ATTENTION"], options);
   }
 
   /** Stops the running job; CONFLICT when none runs. */
-  async cancel(options: Signal = {}): Promise<void> {
-    const job = await this.#job(options);
-    if (!job || (job.state !== "PRINTING" && job.state !== "PAUSED")) {
-      throw new FerryError("CONFLICT", `${this.name}: cancel: nothing is printing`);
-    }
-    const res = await this.#client.call("DELETE", `/api/v1/job/${job.id}`, [200, 204], {
-      signal: options.signal,
-      operation: "cancel",
-    });
-    await res.body.dump();
+  cancel(options: Signal = {}): Promise<void> {
+    return this.#jobAction("DELETE", "", "cancel", ["PRINTING", "PAUSED", "ATTENTION"], options);
   }
 
   storage(): PrusaLinkStorage {

@@ -24,6 +24,10 @@ const STATUS_CODES: Readonly<Record<number, ErrorCode>> = {
   409: "BUSY",
   411: "PROTOCOL",
   413: "NO_SPACE",
+  // "Not a GCODE": the printer takes no other file, however often it is sent.
+  415: "UNSUPPORTED",
+  // "Filename contains invalid characters": the upload's temp file would not rename into place.
+  422: "NAME_INVALID",
   429: "BUSY",
   500: "TRANSIENT",
   501: "UNSUPPORTED",

@@ -164,7 +164,7 @@ void describe("printer answers as Ferry errors", () => {
         await storage.write("jobs/part.gcode", bytes(100), { size: 100 });
         sim.startPrint("jobs/part.gcode");
         await rejectsWith(storage.remove("jobs/part.gcode"), "BUSY", /being printed/);
-        await rejectsWith(storage.write("jobs/part.gcode", bytes(50), { size: 50 }), "BUSY", /being printed/);
+        await rejectsWith(storage.write("jobs/part.gcode", bytes(50), { size: 50 }), "BUSY", /File is busy/);
         await rejectsWith(storage.remove("jobs"), "NOT_EMPTY");
         assert.deepEqual(sim.files(), [
           { path: "jobs/part.gcode", size: 100, mTimestamp: sim.files()[0]?.mTimestamp },
@@ -395,4 +395,30 @@ void test("options: a password or an API key, never both; an http(s) URL", () =>
   ]) {
     assert.equal(prusalinkOptionsSchema.safeParse(bad).success, false, JSON.stringify(bad));
   }
+});
+
+void describe("what the firmware refuses", () => {
+  void test("a file that is not G-code is UNSUPPORTED, not retryable; the adapter says which files it takes", async () => {
+    await withSim({}, async (sim) => {
+      const storage = openPrusaLinkStorage(options(sim), context);
+      try {
+        assert.deepEqual(storage.capabilities.fileTypes, [".gcode", ".bgcode", ".gco", ".g"]);
+        await assert.rejects(storage.write("notes.txt", bytes(5), { size: 5 }), (error: unknown) => {
+          assert.ok(isFerryError(error, "UNSUPPORTED"), String(error));
+          assert.equal(error.retryable, false);
+          assert.match(error.message, /Not a GCODE/);
+          return true;
+        });
+        // What the adapter sends (Overwrite, Create-Folder: ?1) is what the firmware takes.
+        await storage.write("deep/er/part.gcode", bytes(5), { size: 5 });
+        await storage.write("deep/er/part.gcode", bytes(6), { size: 6 });
+        assert.deepEqual(
+          sim.files().map((f) => `${f.path}:${f.size}`),
+          ["deep/er/part.gcode:6"],
+        );
+      } finally {
+        await storage.close();
+      }
+    });
+  });
 });

@@ -88,6 +88,8 @@ export const prusalinkCapabilities: Readonly<Capabilities> = Object.freeze({
   maxConcurrency: 1,
   forbiddenChars: FAT_FORBIDDEN,
   maxNameBytes: 255,
+  // The firmware answers any other upload 415 "Not a GCODE" (gcode_upload.cpp, filename_is_gcode).
+  fileTypes: [".gcode", ".bgcode", ".gco", ".g"],
   caseInsensitive: true,
   watch: false,
   usage: true,

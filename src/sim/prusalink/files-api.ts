@@ -4,17 +4,15 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { invalidNameReason } from "./fat-names.ts";
-import { flagHeader, sendEmpty, sendJson, SimHttpError } from "./http-util.ts";
+import { flagHeader, printAfterUpload, sendEmpty, sendJson, SimHttpError } from "./http-util.ts";
 import { Pacer } from "./pacer.ts";
 import {
-  isInside,
   nodeNames,
   type SimFolder,
   type SimNode,
   type SimStorage,
   type VirtualPrinter,
 } from "../printer/index.ts";
-import { prusaState } from "./prusa-printer.ts";
 import { fileInfoJson } from "./wire.ts";
 
 export interface FilesContext {
@@ -29,10 +27,23 @@ interface FilePath {
   names: string[];
   /** The request path ended in "/" (a folder). */
   folder: boolean;
+  /** Why a name cannot be stored (only with `deferInvalid`; otherwise that is a 400 at once). */
+  invalid?: string;
 }
 
-/** Splits "usb/a%20b/c.gcode" into its storage and decoded, validated names. */
-function parseFilePath(printer: VirtualPrinter, raw: string): FilePath {
+/** What the firmware answers when it cannot rename an upload's temp file into place. */
+const cannotRename = () =>
+  new SimHttpError(422, "Unprocessable Entity", "Filename contains invalid characters");
+
+/** Names the firmware takes an upload for (`filename_is_gcode`). */
+const isGcodeUpload = (name: string) => /\.(gcode|bgcode|gco|g)$/i.test(name);
+
+/**
+ * Splits "usb/a%20b/c.gcode" into its storage and decoded, validated names. An upload
+ * (`deferInvalid`) learns of a bad name only when its temp file will not rename, so it says why
+ * in `invalid` instead of a 400.
+ */
+function parseFilePath(printer: VirtualPrinter, raw: string, deferInvalid = false): FilePath {
   const parts = raw.split("/");
   const decode = (part: string) => {
     try {
@@ -48,11 +59,14 @@ function parseFilePath(printer: VirtualPrinter, raw: string): FilePath {
     .slice(1)
     .filter((part) => part !== "")
     .map(decode);
+  const folder = raw.endsWith("/") && names.length > 0;
   for (const name of names) {
     const reason = invalidNameReason(name);
-    if (reason !== undefined) throw new SimHttpError(400, "Bad Request", reason);
+    if (reason === undefined) continue;
+    if (deferInvalid) return { storage, names, folder, invalid: reason };
+    throw new SimHttpError(400, "Bad Request", reason);
   }
-  return { storage, names, folder: raw.endsWith("/") && names.length > 0 };
+  return { storage, names, folder };
 }
 
 function mustResolve(path: FilePath): SimNode {
@@ -67,10 +81,10 @@ function displayPath(path: FilePath): string {
 }
 
 /**
- * Finds the folder `names` leads to; with `create`, makes missing ones. Returns undefined when one
- * is missing and `create` is false. `dryRun` only checks (nothing is created).
+ * The folder `names` leads to; with `create`, missing ones are made (unless `dryRun`). Undefined
+ * when one is missing and not made.
  */
-function parentFolder(
+function findFolder(
   storage: SimStorage,
   names: readonly string[],
   create: boolean,
@@ -86,9 +100,7 @@ function parentFolder(
       folder = next;
       continue;
     }
-    if (!create)
-      throw new SimHttpError(404, "Not Found", `folder ${name} does not exist (send Create-Folder: ?1)`);
-    if (dryRun) return undefined;
+    if (!create || dryRun) return undefined;
     folder = storage.addFolder(folder, name, now);
   }
   return folder;
@@ -101,7 +113,7 @@ export async function handleFiles(
   raw: string,
 ): Promise<void> {
   const { printer } = ctx;
-  const path = parseFilePath(printer, raw);
+  const path = parseFilePath(printer, raw, req.method === "PUT" && !raw.endsWith("/"));
   switch (req.method) {
     case "GET": {
       sendJson(res, 200, fileInfoJson(path.storage, mustResolve(path)));
@@ -155,20 +167,27 @@ function createFolder(req: IncomingMessage, res: ServerResponse, ctx: FilesConte
   if (path.storage.readOnly) throw new SimHttpError(409, "Conflict", `/${path.storage.name} is read-only`);
   const now = nowSeconds(ctx.printer);
   const name = path.names.at(-1) ?? "";
-  const parent = parentFolder(
+  const parent = findFolder(
     path.storage,
     path.names.slice(0, -1),
     flagHeader(req, "Create-Folder"),
     now,
     false,
   );
-  if (!parent) throw new SimHttpError(404, "Not Found", "parent folder missing");
+  if (!parent)
+    throw new SimHttpError(404, "Not Found", "a parent folder does not exist (send Create-Folder: ?1)");
   const existing = path.storage.lookup(parent, name);
   if (existing) throw new SimHttpError(409, "Conflict", `${displayPath(path)} already exists`);
   path.storage.addFolder(parent, name, now);
   sendEmpty(res, 201);
 }
 
+/**
+ * PUT of a file, in the order the Buddy firmware checks (lib/WUI/nhttp/gcode_upload.cpp): length,
+ * the one transfer slot, space; then the name (415 not G-code; 409 the printed file with Overwrite;
+ * 409 an existing file without it; 422 when the temp file cannot be renamed into place — a
+ * missing folder or a name FAT refuses); after the body, the rename and Print-After-Upload.
+ */
 async function upload(
   req: IncomingMessage,
   res: ServerResponse,
@@ -188,37 +207,33 @@ async function upload(
   const size = Number(lengthHeader);
   if (!Number.isSafeInteger(size) || size < 0)
     throw new SimHttpError(400, "Bad Request", "bad Content-Length");
-  if (printer.transfer) throw new SimHttpError(409, "Transfer in progress", "another upload is running");
+  if (printer.transfer) throw new SimHttpError(409, "Conflict", "Another transfer in progress");
   if (storage.readOnly) throw new SimHttpError(409, "Conflict", `/${storage.name} is read-only`);
   const name = path.names.at(-1);
   if (name === undefined) throw new SimHttpError(409, "Conflict", "cannot upload onto a storage");
   const overwrite = flagHeader(req, "Overwrite");
   const createFolders = flagHeader(req, "Create-Folder");
-  const toPrint = flagHeader(req, "Print-After-Upload");
+  const toPrint = printAfterUpload(req);
   const parentNames = path.names.slice(0, -1);
   const now = nowSeconds(printer);
 
-  const existingParent = parentFolder(storage, parentNames, createFolders, now, true);
+  if (!isGcodeUpload(name)) throw new SimHttpError(415, "Unsupported Media Type", "Not a GCODE");
+  if (path.invalid !== undefined) throw cannotRename();
+  const existingParent = findFolder(storage, parentNames, createFolders, now, true);
   const existing = existingParent && storage.lookup(existingParent, name);
+  if (overwrite) {
+    if (existing && printer.isPrinted(existing)) throw new SimHttpError(409, "Conflict", "File is busy");
+  } else {
+    if (existing) throw new SimHttpError(409, "Conflict", "File already exists");
+    if (existingParent === undefined && !createFolders) throw cannotRename();
+  }
   if (existing?.kind === "folder")
     throw new SimHttpError(409, "Conflict", `${displayPath(path)} is a folder`);
-  if (existing && !overwrite)
-    throw new SimHttpError(409, "Conflict", `${displayPath(path)} exists (send Overwrite: ?1)`);
-  if (existing && printer.isPrinted(existing)) {
-    throw new SimHttpError(409, "Conflict", `${displayPath(path)} is being printed`);
-  }
   if (size > storage.free + (existing?.size ?? 0)) {
-    throw new SimHttpError(
-      507,
-      "Insufficient Storage",
-      `${size} bytes do not fit in ${storage.free} free bytes`,
-    );
+    throw new SimHttpError(507, "Insufficient Storage", "USB drive full");
   }
-  if (toPrint && !printer.readyToPrint())
-    throw new SimHttpError(409, "Conflict", `cannot print now: printer is ${prusaState(printer)}`);
 
-  const parent = parentFolder(storage, parentNames, createFolders, now, false) as SimFolder;
-  const longPath = [...nodeNames(parent), existing?.name ?? name].join("/");
+  const longPath = [...parentNames, existing?.name ?? name].join("/");
   const transfer = printer.beginTransfer(storage, longPath, size, toPrint);
   const resetAfter = printer.resetAfterBytes;
   printer.resetAfterBytes = undefined;
@@ -243,28 +258,28 @@ async function upload(
   } finally {
     printer.endTransfer(transfer);
   }
-  if (transfer.transferred !== size) {
-    throw new SimHttpError(400, "Bad Request", `received ${transfer.transferred} of ${size} bytes`);
-  }
-  if (!isInside(parent, storage.root))
-    throw new SimHttpError(404, "Not Found", "the folder was deleted during the upload");
+  if (transfer.transferred !== size) throw new SimHttpError(400, "Bad Request", "Truncated body");
+  // The rename into place: the folder must exist now (made now with Create-Folder: ?1).
+  const parent = findFolder(storage, parentNames, createFolders, nowSeconds(printer), false);
+  if (!parent) throw cannotRename();
   const current = storage.lookup(parent, name);
   if (current?.kind === "folder")
     throw new SimHttpError(409, "Conflict", `${displayPath(path)} became a folder`);
-  if (current && printer.isPrinted(current))
-    throw new SimHttpError(409, "Conflict", `${displayPath(path)} is being printed`);
+  if (current && !overwrite) throw new SimHttpError(409, "Conflict", "File already exists");
+  if (current && printer.isPrinted(current)) throw new SimHttpError(409, "Conflict", "File is busy");
   const content = ctx.storeContent ? Buffer.concat(chunks, size) : undefined;
   const file = storage.putFile(parent, name, content, size, nowSeconds(printer));
-  sendEmpty(res, 201, {
-    Location: `/api/v1/files/${storage.name}/${nodeNames(file).map(encodeURIComponent).join("/")}`,
-  });
   if (toPrint) {
     try {
       printer.startPrint(storage, file);
     } catch {
-      // The printer got busy meanwhile; the file stays stored.
+      // The file stays stored; the printer says it cannot print it now.
+      throw new SimHttpError(409, "Conflict", "Can't print right now");
     }
   }
+  sendEmpty(res, 201, {
+    Location: `/api/v1/files/${storage.name}/${nodeNames(file).map(encodeURIComponent).join("/")}`,
+  });
 }
 
 /** GET /api/files/{storage}/{path}/raw: the file's bytes. */

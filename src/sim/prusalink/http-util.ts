@@ -51,12 +51,17 @@ export async function readSmallBody(req: IncomingMessage, limit = 1 << 20): Prom
   return Buffer.concat(chunks);
 }
 
-/** RFC 8941 boolean header ("?1" / "?0"); absent means `fallback`. */
-export function flagHeader(req: IncomingMessage, name: string, fallback = false): boolean {
+/**
+ * A flag header as the Buddy firmware's request parser reads it (utils/gen-automata/http.py): set
+ * only by exactly `?1`; any other value (`true`, `1`, `?0`) is as if the header were absent.
+ */
+export function flagHeader(req: IncomingMessage, name: string): boolean {
   const value = req.headers[name.toLowerCase()];
-  if (typeof value !== "string") return fallback;
-  const v = value.trim();
-  if (v === "?1") return true;
-  if (v === "?0") return false;
-  throw new SimHttpError(400, "Bad Request", `${name} must be ?0 or ?1, got ${JSON.stringify(value)}`);
+  return typeof value === "string" && value.trim() === "?1";
+}
+
+/** `Print-After-Upload`, which the firmware also takes as `1` or `true`. */
+export function printAfterUpload(req: IncomingMessage): boolean {
+  const value = req.headers["print-after-upload"];
+  return typeof value === "string" && ["?1", "1", "true"].includes(value.trim().toLowerCase());
 }

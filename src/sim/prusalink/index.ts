@@ -34,7 +34,7 @@ export interface PrusaLinkSimOptions {
   username?: string;
   /** Digest password; default "maker" unless only `apiKey` is given (then Digest is off). */
   password?: string;
-  /** Accept this X-Api-Key too. */
+  /** The X-Api-Key to accept (default: the password, as the firmware does). */
   apiKey?: string;
   /** Upload ingest limit in bytes per second; undefined = unlimited. */
   rate?: number;
@@ -81,7 +81,8 @@ export class PrusaLinkSim {
     const guard = new DigestGuard({
       username: options.username ?? "maker",
       password,
-      apiKey: options.apiKey,
+      // The firmware compares X-Api-Key with its PrusaLink password; `apiKey` sets another key.
+      apiKey: options.apiKey ?? password,
       nonceLifetimeMs: options.nonceLifetimeMs ?? DEFAULT_NONCE_LIFETIME_MS,
       clock,
     });
@@ -141,6 +142,26 @@ export class PrusaLinkSim {
    */
   startPrint(path: string, durationS?: number): void {
     simStartPrint(this.#printer, path, durationS);
+  }
+
+  /**
+   * Puts a file on the main storage as a computer would, writing the USB stick directly: any name
+   * FAT allows (a .txt too, which uploads refuse), folders made as needed, an existing file replaced.
+   */
+  putFile(path: string, content: Buffer | string): void {
+    const storage = this.#printer.primary;
+    const names = path.split("/").filter((name) => name !== "");
+    const name = names.pop();
+    if (name === undefined) throw new Error(`putFile: ${JSON.stringify(path)} names no file`);
+    const now = Math.floor(this.#printer.clock() / 1000);
+    let folder = storage.root;
+    for (const part of names) {
+      const next = storage.lookup(folder, part) ?? storage.addFolder(folder, part, now);
+      if (next.kind !== "folder") throw new Error(`putFile: ${part} in ${path} is a file`);
+      folder = next;
+    }
+    const bytes = Buffer.from(content);
+    storage.putFile(folder, name, bytes, bytes.length, now);
   }
 
   /** The filament runs out: the print halts and the printer shows ATTENTION until resumed. */

@@ -31,7 +31,9 @@ void describe("uploads", () => {
         [["a.gcode", 5]],
         "the directory entry keeps its name",
       );
-      assert.equal((await upload(sim, "x/y/b.gcode", "b")).status, 404);
+      const missing = await upload(sim, "x/y/b.gcode", "b");
+      assert.equal(missing.status, 422, "the firmware's temp file will not rename into a missing folder");
+      assert.match(missing.body, /Filename contains invalid characters/);
       assert.equal((await upload(sim, "x/y/b.gcode", "b", { "Create-Folder": "?1" })).status, 201);
       assert.equal((await raw(sim, "PUT", "/api/v1/files/usb/x/z/", { headers: KEY })).status, 201);
       assert.equal((await raw(sim, "PUT", "/api/v1/files/usb/x/z/", { headers: KEY })).status, 409, "exists");
@@ -57,10 +59,11 @@ void describe("uploads", () => {
       );
     }));
 
-  void test("names with characters FAT forbids are 400; long, short, NFD and other-case names resolve", () =>
+  void test("uploads named with characters FAT forbids are 422; long, short, NFD and other-case names resolve", () =>
     withSim({}, async (sim) => {
       for (const bad of ["a%3Ab.gcode", "a%22b.gcode", "a%3Fb.gcode", "a%7Cb.gcode", "a%01b.gcode"]) {
-        assert.equal((await upload(sim, bad, "x")).status, 400, bad);
+        assert.equal((await upload(sim, bad, "x")).status, 422, bad);
+        assert.equal((await raw(sim, "GET", `/api/v1/files/usb/${bad}`, { headers: KEY })).status, 400, bad);
       }
       const name = encodeURIComponent("Café #1 & more+.gcode");
       assert.equal((await upload(sim, `Dossier%20long/${name}`, "x", { "Create-Folder": "?1" })).status, 201);
@@ -85,7 +88,7 @@ void describe("uploads", () => {
       await waitFor("the first upload to be in progress", () => sim.transfer());
       const second = await upload(sim, "second.gcode", Buffer.alloc(10));
       assert.equal(second.status, 409);
-      assert.match(second.body, /another upload/);
+      assert.match(second.body, /Another transfer in progress/);
       sim.releaseUploads();
       assert.equal((await first).status, 201);
       assert.equal((await upload(sim, "second.gcode", Buffer.alloc(10))).status, 201);
@@ -141,7 +144,7 @@ void describe("printing", () => {
     let now = 1_700_000_000_000;
     await withSim({ clock: () => now }, async (sim) => {
       await upload(sim, "jobs/part.gcode", "G28\n", { "Create-Folder": "?1" });
-      await upload(sim, "notes.txt", "hi");
+      sim.putFile("notes.txt", "hi");
       assert.equal(
         (await raw(sim, "POST", "/api/v1/files/usb/notes.txt", { headers: KEY })).status,
         409,
@@ -405,4 +408,71 @@ void describe("the shared virtual printer through PrusaLink", () => {
       };
       assert.equal(status.printer.state, "READY");
     }));
+});
+
+void describe("what real firmware accepts", () => {
+  void test("X-Api-Key: <password>, Overwrite: true and Print-After-Upload: false get what an MK4 answers", async () => {
+    const sim = await PrusaLinkSim.start({ password: "secret" });
+    try {
+      const send = (path: string, body: string, headers: Record<string, string>) =>
+        raw(sim, "PUT", `/api/v1/files/usb/${path}`, {
+          headers: { "X-Api-Key": "secret", ...headers },
+          body,
+        });
+      const client = { Overwrite: "true", "Print-After-Upload": "false" };
+      assert.equal((await send("part.gcode", "G28\n", client)).status, 201, "the password is the API key");
+      assert.equal(sim.state(), "IDLE", "Print-After-Upload: false does not print");
+      const again = await send("part.gcode", "G28 X\n", client);
+      assert.equal(again.status, 409, "Overwrite: true is not ?1: as if absent");
+      assert.match(again.body, /File already exists/);
+      assert.equal((await send("part.gcode", "G28 X\n", { Overwrite: "?1" })).status, 201);
+      for (const value of ["1", "yes", "?0", "TRUE"]) {
+        const res = await send(`f-${value.replace("?", "q")}.gcode`, "G28\n", { "Create-Folder": value });
+        assert.equal(res.status, 201, `Create-Folder: ${value} is ignored, never a 400`);
+      }
+      assert.equal(
+        (await send("deeper/x.gcode", "G28\n", { "Create-Folder": "true" })).status,
+        422,
+        "Create-Folder: true makes no folder",
+      );
+      const notGcode = await send("readme.txt", "hello", {});
+      assert.equal(notGcode.status, 415);
+      assert.match(notGcode.body, /Not a GCODE/);
+      for (const ext of ["bgcode", "gco", "g"])
+        assert.equal((await send(`x.${ext}`, "G28\n", {})).status, 201, ext);
+      assert.equal(
+        (await raw(sim, "GET", "/api/v1/status", { headers: { "X-Api-Key": "wrong" } })).status,
+        401,
+      );
+    } finally {
+      await sim.close();
+    }
+  });
+
+  void test("Print-After-Upload takes ?1, 1 and true; a printer that cannot print keeps the file and says so", async () => {
+    for (const value of ["?1", "1", "true"]) {
+      await withSim({}, async (sim) => {
+        assert.equal((await upload(sim, "go.gcode", "G28\n", { "Print-After-Upload": value })).status, 201);
+        assert.equal(sim.state(), "PRINTING", value);
+        const busy = await upload(sim, "next.gcode", "G28\n", { "Print-After-Upload": value });
+        assert.equal(busy.status, 409);
+        assert.match(busy.body, /Can't print right now/);
+        assert.ok(
+          sim.files().some((f) => f.path === "next.gcode"),
+          "the file is stored all the same",
+        );
+      });
+    }
+  });
+
+  void test("an --api-key replaces the password as the key", async () => {
+    const sim = await PrusaLinkSim.start({ password: "secret", apiKey: "other" });
+    try {
+      const status = (key: string) => raw(sim, "GET", "/api/v1/status", { headers: { "X-Api-Key": key } });
+      assert.equal((await status("other")).status, 200);
+      assert.equal((await status("secret")).status, 401);
+    } finally {
+      await sim.close();
+    }
+  });
 });

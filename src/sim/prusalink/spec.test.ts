@@ -125,7 +125,8 @@ void describe("PrusaLink simulator answers match the OpenAPI schemas", () => {
         }),
         201,
       );
-      assert.equal(await put(sim, `/api/v1/files/${root}/examples/notes.txt`, "hello"), 201);
+      assert.equal(await put(sim, `/api/v1/files/${root}/examples/notes.txt`, "hello"), 415, "Not a GCODE");
+      sim.putFile("examples/notes.txt", "hello");
       assert.equal(await put(sim, `/api/v1/files/${root}/examples/empty/`, ""), 201);
 
       const folder = await get(sim, `/api/v1/files/${root}/examples`);

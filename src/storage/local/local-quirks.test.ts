@@ -139,6 +139,29 @@ describe("local adapter quirks", () => {
     );
   });
 
+  it("a listing sweeps the temp files of writes an earlier run left, never one being written", async () => {
+    await fs.mkdir(join(root, "leftover"), { recursive: true });
+    const beforeThisRun = new Date(performance.timeOrigin - 60_000);
+    await fs.writeFile(join(root, "leftover", TEMP), "a write killed in an earlier run");
+    await fs.utimes(join(root, "leftover", TEMP), beforeThisRun, beforeThisRun);
+    const another = ".ferry-fedcba9876543210.part";
+    await fs.writeFile(join(root, "leftover", another), "another process, writing now");
+    // A write of ours under way, whose temp file a lagging (network) clock dates before this run.
+    const { source, consumed } = stallingSource(Buffer.from("0123456789"));
+    const writing = local.write("leftover/ours.gcode", source, { size: 20 });
+    await consumed;
+    const ours = (await onDisk("leftover")).find((name) => name !== TEMP && name !== another);
+    assert.ok(ours, "our write has its temp file");
+    await fs.utimes(join(root, "leftover", ours), beforeThisRun, beforeThisRun);
+
+    assert.deepEqual(await collect(local.list("leftover")), []);
+    assert.deepEqual((await onDisk("leftover")).sort(), [another, ours].sort(), "only the leftover went");
+    source.push(Buffer.from("abcdefghij"));
+    source.push(null);
+    await writing;
+    assert.equal((await readAll(local, "leftover/ours.gcode")).toString(), "0123456789abcdefghij");
+  });
+
   it("removes a folder kept alive only by stale temp files, not by a fresh one", async () => {
     await fs.mkdir(join(root, "stale"), { recursive: true });
     const temp = join(root, "stale", TEMP);

@@ -38,6 +38,14 @@ const BIG_FILE = 8 * 1024 * 1024;
 const LIST_BATCH = 64;
 /** A temp file untouched this long belongs to a write that died; it may go with its folder. */
 const STALE_TEMP_MS = 15 * 60_000;
+/**
+ * Temp files this process is writing, by absolute path. Any other temp file last changed before
+ * this process started was left by a write an earlier run never finished (a kill, a power cut):
+ * listings sweep those away. The set, not the clock, protects our own writes (a network
+ * filesystem's clock may lag this machine's).
+ */
+const WRITING = new Set<string>();
+const STARTED_AT = performance.timeOrigin;
 
 const capabilities: Capabilities = {
   read: true,
@@ -270,6 +278,12 @@ class LocalStorage implements StorageAdapter {
     const statOf = this.#followLinks ? fs.stat : fs.lstat;
     // Stat a batch of entries at once: one at a time, a 100,000-file tree takes seconds longer.
     const names = dirents.map((d) => d.name).filter((name) => !TEMP_NAME.test(name));
+    const temps = dirents.filter((d) => d.isFile() && TEMP_NAME.test(d.name));
+    if (temps.length > 0)
+      await this.#sweep(
+        path,
+        temps.map((d) => d.name),
+      );
     for (let i = 0; i < names.length; i += LIST_BATCH) {
       throwIfAborted(signal);
       const batch = names.slice(i, i + LIST_BATCH).map((name) => joinPath(path, name));
@@ -299,6 +313,27 @@ class LocalStorage implements StorageAdapter {
         const entry = entryStats && toEntry(child, entryStats);
         if (entry) yield entry;
       }
+    }
+  }
+
+  /** Removes the temp files in `folder` that writes of earlier runs left (see WRITING). */
+  async #sweep(folder: string, temps: string[]): Promise<void> {
+    // Never through a link (a folder reached by follow_links is read, not changed).
+    if ((await this.#firstLink(folder)) !== undefined) return;
+    for (const name of temps) {
+      const abs = join(this.#abs(folder), name);
+      if (WRITING.has(abs)) continue;
+      const stats = await fs.lstat(abs).catch(() => undefined);
+      if (!stats?.isFile() || stats.mtimeMs >= STARTED_AT) continue;
+      await fs.rm(abs, { force: true }).then(
+        () =>
+          this.#logger.info(
+            { device: this.name, path: joinPath(folder, name) },
+            "removed a temp file an earlier run left",
+          ),
+        (error: unknown) =>
+          this.#logger.debug({ path: abs, err: error }, "cannot remove a leftover temp file"),
+      );
     }
   }
 
@@ -373,6 +408,7 @@ class LocalStorage implements StorageAdapter {
     const folder = dirname(target);
     const temp = join(this.#abs(folder), tempName());
     let handle: FileHandle | undefined;
+    WRITING.add(temp);
     try {
       await this.#makeFolder(folder);
       // "wx" (O_EXCL) creates the temp file and follows no link; the rename replaces the name itself.
@@ -416,6 +452,8 @@ class LocalStorage implements StorageAdapter {
       await handle?.close().catch(() => undefined);
       await fs.rm(temp, { force: true }).catch(() => undefined);
       throw fsError(error, this.name, target);
+    } finally {
+      WRITING.delete(temp);
     }
   }
 
