@@ -1,17 +1,21 @@
 /**
- * `ferry demo` (npm start): three simulated PrusaLink printers and a sample master folder; first
+ * `ferry demo` (npm start): three simulated PrusaLink printers and an OctoPrint one, and a sample
+ * master folder; first
  * the one-shot `ferry sync` a farm runs from cron, step by step, then the continuous engine
  * (`ferry serve`) that a watched folder feeds, until Ctrl-C (or `--seconds`).
  */
 import { randomBytes } from "node:crypto";
 import { mkdir, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import { STOCK_EXTENSIONS } from "../sim/octoprint/names.ts";
+import { OctoPrintSim } from "../sim/octoprint/index.ts";
 import { PrusaLinkSim } from "../sim/prusalink/index.ts";
 import { UsageError } from "./exit.ts";
 import { serveCommand } from "./serve-command.ts";
 import { syncCommand } from "./sync-command.ts";
 
 const PASSWORD = "demo-password";
+const OCTO_KEY = "demo-octoprint-key";
 
 const SAMPLES: [string, number][] = [
   ["benchy.gcode", 900_000],
@@ -28,8 +32,8 @@ export const DEMO_MARKER = ".ferry-demo";
 const MASTER_README = [
   "This is the master folder of the Ferry demo.",
   "",
-  "Every .gcode and .bgcode file here is mirrored onto the three simulated printers",
-  "(mk4-a, mk4-b, mk4-c) whenever they are idle: new files are added, changed ones",
+  "Every .gcode and .bgcode file here is mirrored onto the four simulated printers",
+  "(mk4-a, mk4-b, mk4-c, octo-1) whenever they are idle: new files are added, changed ones",
   "replaced, and files removed here are removed from the printers too.",
   "",
   "This README.txt stays here: the sync in ../ferry.yaml includes only",
@@ -89,12 +93,31 @@ export async function demoCommand(options: { dir: string; seconds?: number }): P
     ),
   );
   const [a, , c] = sims as [PrusaLinkSim, PrusaLinkSim, PrusaLinkSim];
+  // OctoPrint with the OctoPrint-BGCode plugin, so that it takes the .bgcode samples too.
+  const octo = await OctoPrintSim.start({
+    name: "octo-1",
+    apiKey: OCTO_KEY,
+    rate: 2_000_000,
+    extensions: [...STOCK_EXTENSIONS, "bgcode"],
+  });
   const config = join(root, "ferry.yaml");
-  await writeFile(join(root, ".env"), `PRUSA_PASSWORD=${PASSWORD}\n`);
-  await writeFile(config, farmConfig(sims.map((sim) => sim.url)));
-  // The same farm for trying by hand against `ferry sim prusalink --count 3` on its default ports.
+  await writeFile(join(root, ".env"), `PRUSA_PASSWORD=${PASSWORD}\nOCTO_KEY=${OCTO_KEY}\n`);
+  await writeFile(
+    config,
+    farmConfig(
+      sims.map((sim) => sim.url),
+      octo.url,
+    ),
+  );
+  // The same farm for trying by hand against `ferry sim prusalink --count 3` and `ferry sim octoprint` on their default ports.
   const byHand = join(root, "by-hand.yaml");
-  await writeFile(byHand, farmConfig([0, 1, 2].map((i) => `http://127.0.0.1:${18100 + i}`)));
+  await writeFile(
+    byHand,
+    farmConfig(
+      [0, 1, 2].map((i) => `http://127.0.0.1:${18100 + i}`),
+      "http://127.0.0.1:18200",
+    ),
+  );
   const bold = process.stdout.isTTY ? (text: string) => `\x1b[1m${text}\x1b[0m` : (text: string) => text;
   const say = (text: string) => process.stdout.write(`\n${bold(text)}\n`);
   let worst = 0;
@@ -102,12 +125,18 @@ export async function demoCommand(options: { dir: string; seconds?: number }): P
     worst = Math.max(worst, await syncCommand([], { config, ...extra }));
   };
   try {
-    say(`Demo folder: ${root} (ferry.yaml, .env, master/). Printers: ${sims.map((s) => s.url).join(" ")}`);
-    say("1. mk4-c is busy (calibrating): the other two get every print file, mk4-c is skipped.");
+    say(
+      `Demo folder: ${root} (ferry.yaml, .env, master/). Printers: ${[...sims, octo].map((s) => s.url).join(" ")}`,
+    );
+    say(
+      "1. mk4-c is busy (calibrating): the others (PrusaLink and OctoPrint) get every print file, mk4-c is skipped.",
+    );
     c.setState("BUSY");
     await sync();
 
-    say("2. A second run right after plans nothing for mk4-a and mk4-b; mk4-c is idle again and catches up.");
+    say(
+      "2. A second run right after plans nothing for mk4-a, mk4-b and octo-1; mk4-c is idle again and catches up.",
+    );
     c.setState("IDLE");
     await sync();
 
@@ -140,10 +169,11 @@ export async function demoCommand(options: { dir: string; seconds?: number }): P
         },
       }),
     );
-    say("Stopped. To try it by hand, start three simulated printers in one terminal:");
+    say("Stopped. To try it by hand, start the simulated printers (each command in a terminal of its own):");
     process.stdout.write(
       [
         `  npm run ferry -- sim prusalink --count 3 --password ${PASSWORD}`,
+        `  npm run ferry -- sim octoprint --bgcode --api-key ${OCTO_KEY}`,
         "and in another, preview and run the same syncs against them:",
         `  npm run ferry -- sync -c ${byHand} --dry-run`,
         `  npm run ferry -- serve -c ${byHand}`,
@@ -151,22 +181,23 @@ export async function demoCommand(options: { dir: string; seconds?: number }): P
       ].join("\n"),
     );
   } finally {
-    await Promise.all(sims.map((sim) => sim.close()));
+    await Promise.all([...sims, octo].map((sim) => sim.close()));
   }
   return worst;
 }
 
-function farmConfig(urls: readonly string[]): string {
+function farmConfig(urls: readonly string[], octoUrl: string): string {
   return [
-    "# Written by `ferry demo`: three simulated PrusaLink printers fed from ./master, and",
-    "# flight logs moved from ./flights to ./archive.",
+    "# Written by `ferry demo`: three simulated PrusaLink printers and an OctoPrint one fed from",
+    "# ./master, and flight logs moved from ./flights to ./archive.",
     "devices:",
     ...urls.map(
       (url, i) =>
         `  mk4-${"abc"[i] ?? i}: { type: prusalink, url: "${url}", username: maker, password: "\${PRUSA_PASSWORD}" }`,
     ),
+    `  octo-1: { type: octoprint, url: "${octoUrl}", api_key: "\${OCTO_KEY}" }`,
     "groups:",
-    "  farm: [mk4-a, mk4-b, mk4-c]",
+    "  farm: [mk4-a, mk4-b, mk4-c, octo-1]",
     "syncs:",
     "  gcode:",
     "    source: ./master",

@@ -120,6 +120,28 @@ function program(): Command {
       await simPrusaLinkCommand(options);
     });
   sim
+    .command("octoprint")
+    .description("simulated OctoPrint servers, each with a printer, on consecutive ports of 127.0.0.1")
+    .option("--port <port>", "first port", integer("--port"), 18200)
+    .option("--count <n>", "number of printers", integer("--count"), 1)
+    .option("--api-key <key>", 'the API key it accepts (default: $OCTO_KEY or "octoprint")')
+    .option("--rate <bytes/s>", "upload ingest limit per server, e.g. 1MB", size("--rate"))
+    .option("--capacity <bytes>", "disk of the uploads folder per server, e.g. 16GB", size("--capacity"))
+    .option(
+      "--speed <factor>",
+      "printer time runs this many times faster (a 10-minute print takes 6 s at 100)",
+      factor("--speed"),
+      1,
+    )
+    .option("--bgcode", "take .bgcode files too, as with the OctoPrint-BGCode plugin")
+    .option(
+      "--no-content",
+      "keep only names, sizes and hashes of uploads, not their bytes (for large benchmarks)",
+    )
+    .action(async (options: import("../sim/octoprint/cli.ts").SimOctoPrintOptions) => {
+      await (await import("../sim/octoprint/cli.ts")).simOctoPrintCommand(options);
+    });
+  sim
     .command("upload-form")
     .description("a simulated log-upload web form (multipart POST, like PX4 Flight Review) on 127.0.0.1")
     .option("--port <port>", "port", integer("--port"), 8090)

@@ -1,4 +1,5 @@
 /** Every printer driver Ferry knows, by kind. Adding a driver means adding it here. */
+import { octoprintDriver } from "./octoprint/driver.ts";
 import { prusalinkDriver } from "./prusalink/driver.ts";
 
-export const printerDrivers = [prusalinkDriver] as const;
+export const printerDrivers = [prusalinkDriver, octoprintDriver] as const;

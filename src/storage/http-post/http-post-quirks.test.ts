@@ -14,7 +14,7 @@ import { silentLogger } from "../../core/logger.ts";
 import { UploadFormSim, type UploadFormSimOptions } from "../../sim/upload-form/index.ts";
 import { httpPostAdapter, HttpPostStorage } from "./http-post.ts";
 import { firstLine } from "./errors.ts";
-import { MultipartBody } from "./multipart.ts";
+import { MultipartBody } from "../../core/multipart.ts";
 import { rejectsWith } from "../../../test/conformance/storage-helpers.ts";
 
 const context = { name: "flight-review", logger: silentLogger, baseDir: "/" };

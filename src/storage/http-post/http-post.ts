@@ -24,7 +24,7 @@ import {
   type WriteOptions,
 } from "../adapter.ts";
 import { firstLine, networkError, statusError, type ErrorContext } from "./errors.ts";
-import { MultipartBody } from "./multipart.ts";
+import { MultipartBody } from "../../core/multipart.ts";
 import {
   CONTROL_CHARS,
   controlCharIn,

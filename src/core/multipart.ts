@@ -73,3 +73,17 @@ export class MultipartBody {
     yield this.#tail;
   }
 }
+
+/** A multipart/form-data body of text fields only (a form without a file), built at once. */
+export function fieldsForm(
+  fields: readonly (readonly [string, string])[],
+  boundary = `----FerryFormBoundary${randomBytes(12).toString("hex")}`,
+): { contentType: string; body: Buffer } {
+  const dash = `--${boundary}`;
+  let text = "";
+  for (const [name, value] of fields) {
+    text += `${dash}${CRLF}Content-Disposition: form-data; name=${quoteName(name)}${CRLF}${CRLF}${value}${CRLF}`;
+  }
+  text += `${dash}--${CRLF}`;
+  return { contentType: `multipart/form-data; boundary=${boundary}`, body: Buffer.from(text, "utf8") };
+}
