@@ -6,7 +6,7 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import type { z } from "zod";
-import { FerryError } from "../core/errors.ts";
+import { FerryError, toFerryError } from "../core/errors.ts";
 import type { AdapterContext, StorageAdapter } from "../storage/adapter.ts";
 
 export const ACTIVITIES = [
@@ -160,6 +160,24 @@ export function definePrinterDriver<Options>(
       return driver;
     },
   });
+}
+
+/**
+ * The snapshot of a printer that did not answer (`offline`) or refused our credentials
+ * (`auth_failed`), from the error its request ended with; any other error is thrown on, a bug or a
+ * reply Ferry does not understand is not a printer that went away.
+ */
+export function unreachableSnapshot(error: unknown, observedAt: number): PrinterSnapshot {
+  const failure = toFerryError(error);
+  const refused = failure.code === "AUTH" || failure.code === "PERMISSION";
+  if (!refused && failure.code !== "UNAVAILABLE" && failure.code !== "TRANSIENT") throw failure;
+  return {
+    connection: refused ? "auth_failed" : "offline",
+    activity: "busy",
+    temperatures: [],
+    observedAt,
+    offlineReason: failure.message,
+  };
 }
 
 /** What differs between two snapshots, their time of observation aside. */

@@ -3,12 +3,13 @@
  * snapshot from /api/job and /api/printer, print control through /api/job and the file API, and
  * its uploads folder as a StorageAdapter sharing the same HTTP client.
  */
-import { FerryError, toFerryError } from "../../core/errors.ts";
+import { FerryError } from "../../core/errors.ts";
 import { normalizePath } from "../../core/paths.ts";
 import type { AdapterContext } from "../../storage/adapter.ts";
 import {
   definePrinterDriver,
   pollEvents,
+  unreachableSnapshot,
   type Activity,
   type EventsOptions,
   type HeaterName,
@@ -190,17 +191,8 @@ export class OctoPrintDriver implements PrinterDriver {
       }
       return snapshot;
     } catch (error) {
-      const failure = toFerryError(error);
-      const refused = failure.code === "AUTH" || failure.code === "PERMISSION";
-      if (!refused && failure.code !== "UNAVAILABLE" && failure.code !== "TRANSIENT") throw failure;
       // Unreachable, failing or refusing us: report it instead of throwing, as the contract asks.
-      return {
-        connection: refused ? "auth_failed" : "offline",
-        activity: "busy",
-        temperatures: [],
-        observedAt: this.#clock(),
-        offlineReason: failure.message,
-      };
+      return unreachableSnapshot(error, this.#clock());
     }
   }
 

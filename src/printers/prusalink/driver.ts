@@ -3,12 +3,13 @@
  * one normalized snapshot from /api/v1/status and /api/v1/job, print control, and its files as a
  * StorageAdapter sharing the same HTTP client (and Digest nonce).
  */
-import { FerryError, isFerryError, toFerryError } from "../../core/errors.ts";
+import { FerryError, isFerryError } from "../../core/errors.ts";
 import { joinPath, pathKey } from "../../core/paths.ts";
 import type { AdapterContext } from "../../storage/adapter.ts";
 import {
   definePrinterDriver,
   pollEvents,
+  unreachableSnapshot,
   type Activity,
   type EventsOptions,
   type JobSnapshot,
@@ -147,17 +148,8 @@ export class PrusaLinkDriver implements PrinterDriver {
       }
       return snapshot;
     } catch (error) {
-      const failure = toFerryError(error);
-      const refused = failure.code === "AUTH" || failure.code === "PERMISSION";
-      if (!refused && failure.code !== "UNAVAILABLE" && failure.code !== "TRANSIENT") throw failure;
       // Unreachable, failing or refusing us: report it instead of throwing, as the contract asks.
-      return {
-        connection: refused ? "auth_failed" : "offline",
-        activity: "busy",
-        temperatures: [],
-        observedAt: this.#clock(),
-        offlineReason: failure.message,
-      };
+      return unreachableSnapshot(error, this.#clock());
     }
   }
 
