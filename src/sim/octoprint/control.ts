@@ -18,7 +18,7 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { z } from "zod";
-import { walkFiles, type SimFault } from "../printer/index.ts";
+import { printerControl, walkFiles } from "../printer/index.ts";
 import { abort, readBody, sendJson, sendNoContent } from "./http.ts";
 import type { InflightUpload } from "./files-api.ts";
 import { OCTOPRINT_STATES, type OctoPrinter } from "./octo-printer.ts";
@@ -88,15 +88,6 @@ const stateBody = z.object({ state: z.enum(OCTOPRINT_STATES) }).strict();
 const printBody = z
   .object({ path: z.string().min(1), duration_s: z.number().positive().optional() })
   .strict();
-const faultBody = z
-  .object({
-    reset_after_bytes: z.number().int().nonnegative().optional(),
-    status: z.union([z.literal(500), z.literal(503)]).optional(),
-    count: z.number().int().positive().optional(),
-  })
-  .strict();
-const errorBody = z.object({ message: z.string().min(1).optional() }).strict();
-const speedBody = z.object({ speed: z.number().positive() }).strict();
 
 async function parseBody<T>(req: IncomingMessage, schema: z.ZodType<T>): Promise<T> {
   const text = (await readBody(req)).toString("utf8");
@@ -131,40 +122,8 @@ export async function handleControl(
       simStartPrint(octo, body.path, body.duration_s);
       break;
     }
-    case "POST faults": {
-      const body = await parseBody(req, faultBody);
-      const fault: SimFault = {};
-      if (body.reset_after_bytes !== undefined) fault.resetAfterBytes = body.reset_after_bytes;
-      if (body.status !== undefined) fault.status = body.status;
-      if (body.count !== undefined) fault.count = body.count;
-      printer.injectFault(fault);
-      break;
-    }
-    case "DELETE faults":
-      printer.clearFaults();
-      break;
-    case "POST hold":
-      printer.holdUploads();
-      break;
-    case "DELETE hold":
-      printer.releaseUploads();
-      break;
-    case "POST runout":
-      printer.runout();
-      break;
-    case "POST error":
-      printer.fail((await parseBody(req, errorBody)).message);
-      break;
-    case "POST disconnect":
-      printer.disconnect();
-      break;
-    case "DELETE disconnect":
-      printer.reconnect();
-      break;
-    case "PUT speed":
-      printer.setSpeed((await parseBody(req, speedBody)).speed);
-      break;
     default:
+      if (await printerControl(key, printer, (schema) => parseBody(req, schema))) break;
       throw abort(404, `no control route ${req.method ?? "GET"} /_sim/${route}`);
   }
   sendNoContent(res);

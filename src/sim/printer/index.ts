@@ -2,3 +2,4 @@
 export * from "./printer.ts";
 export * from "./files.ts";
 export { isPrintFile, parseDuration, readGcode, type GcodeFacts } from "./gcode.ts";
+export { printerControl, type BodyParser } from "./control.ts";

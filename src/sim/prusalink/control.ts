@@ -19,7 +19,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { z } from "zod";
 import { readSmallBody, sendEmpty, sendJson, SimHttpError } from "./http-util.ts";
-import { nodeNames, walkFiles, type SimFault, type VirtualPrinter } from "../printer/index.ts";
+import { nodeNames, printerControl, walkFiles, type VirtualPrinter } from "../printer/index.ts";
 import { modelOf, PRUSALINK_STATES, prusaState, setPrusaState } from "./prusa-printer.ts";
 import { jobJson, storageJson, transferJson } from "./wire.ts";
 
@@ -79,15 +79,6 @@ export function simState(printer: VirtualPrinter, name: string): Record<string, 
 
 const stateBody = z.object({ state: z.enum(PRUSALINK_STATES) });
 const printBody = z.object({ path: z.string().min(1), duration_s: z.number().positive().optional() });
-const errorBody = z.object({ message: z.string().min(1).optional() }).strict();
-const speedBody = z.object({ speed: z.number().positive() }).strict();
-const faultBody = z
-  .object({
-    reset_after_bytes: z.number().int().nonnegative().optional(),
-    status: z.union([z.literal(500), z.literal(503)]).optional(),
-    count: z.number().int().positive().optional(),
-  })
-  .strict();
 
 async function parseBody<T>(req: IncomingMessage, schema: z.ZodType<T>): Promise<T> {
   const text = (await readSmallBody(req)).toString("utf8");
@@ -123,40 +114,8 @@ export async function handleControl(
       simStartPrint(printer, body.path, body.duration_s);
       break;
     }
-    case "POST faults": {
-      const body = await parseBody(req, faultBody);
-      const fault: SimFault = {};
-      if (body.reset_after_bytes !== undefined) fault.resetAfterBytes = body.reset_after_bytes;
-      if (body.status !== undefined) fault.status = body.status;
-      if (body.count !== undefined) fault.count = body.count;
-      printer.injectFault(fault);
-      break;
-    }
-    case "DELETE faults":
-      printer.clearFaults();
-      break;
-    case "POST hold":
-      printer.holdUploads();
-      break;
-    case "DELETE hold":
-      printer.releaseUploads();
-      break;
-    case "POST runout":
-      printer.runout();
-      break;
-    case "POST error":
-      printer.fail((await parseBody(req, errorBody)).message);
-      break;
-    case "POST disconnect":
-      printer.disconnect();
-      break;
-    case "DELETE disconnect":
-      printer.reconnect();
-      break;
-    case "PUT speed":
-      printer.setSpeed((await parseBody(req, speedBody)).speed);
-      break;
     default:
+      if (await printerControl(key, printer, (schema) => parseBody(req, schema))) break;
       throw new SimHttpError(404, "Not Found", `no control route ${method} /_sim/${route}`);
   }
   sendEmpty(res, 204);
