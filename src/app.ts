@@ -13,6 +13,7 @@ import { Devices } from "./devices/devices.ts";
 import { DeviceConfigs } from "./store/device-configs.ts";
 import { storeDeliveries, type DeliveryRecordsOpener } from "./store/deliveries.ts";
 import { DeviceStates } from "./store/devices.ts";
+import { PausedSyncs } from "./store/paused-syncs.ts";
 import { openStore, type Store } from "./store/store.ts";
 import type { EngineEvents } from "./sync/events.ts";
 import { Engine, workersFor } from "./sync/engine/engine.ts";
@@ -28,6 +29,7 @@ export interface OpenedStore {
   deliveries: DeliveryRecordsOpener;
   deviceStates: DeviceStates;
   deviceConfigs: DeviceConfigs;
+  pausedSyncs: PausedSyncs;
   close(): Promise<void>;
 }
 
@@ -45,6 +47,7 @@ export async function openConfiguredStore(config: FerryConfig, logger?: Logger):
     deliveries: storeDeliveries(store),
     deviceStates: new DeviceStates(store),
     deviceConfigs: new DeviceConfigs(store),
+    pausedSyncs: new PausedSyncs(store),
     close: () => store.close(),
   };
 }
@@ -95,7 +98,7 @@ export async function createApp(config: FerryConfig, options: AppOptions): Promi
     node,
     clock,
     patience: "wait",
-    paused: () => devices.pausedQueues(),
+    paused: () => ({ queues: devices.pausedQueues(), scopes: engine.current?.pausedScopes() ?? [] }),
     held: (task, label, held) => engine.current?.held(task, label, held),
     ...(options.leaseMs === undefined ? {} : { leaseMs: options.leaseMs }),
     ...(options.heartbeatMs === undefined ? {} : { heartbeatMs: options.heartbeatMs }),
@@ -112,6 +115,7 @@ export async function createApp(config: FerryConfig, options: AppOptions): Promi
     queue: stored.queue,
     runner,
     deliveries: stored.deliveries,
+    pausedSyncs: stored.pausedSyncs,
     bus,
     logger,
     clock,

@@ -110,6 +110,20 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  "0005_task_scope": {
+    async up(db: Kysely<unknown>) {
+      // What a task belongs to (a sync), so lists filter by it and a paused sync's tasks wait.
+      await db.schema.alterTable("tasks").addColumn("scope", "text").execute();
+      await db.schema.createIndex("tasks_scope_status").on("tasks").columns(["scope", "status"]).execute();
+      // Syncs paused by an operator stay paused across restarts.
+      await db.schema
+        .createTable("paused_syncs")
+        .addColumn("name", "text", (c) => c.primaryKey())
+        .addColumn("paused_at", "bigint", (c) => c.notNull())
+        .addColumn("paused_by", "text")
+        .execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

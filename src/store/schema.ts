@@ -21,6 +21,8 @@ export interface TasksTable {
   checkpoint: string | null;
   progress: number | null;
   last_error: string | null;
+  /** tasks/queue.ts Task.scope (e.g. "sync:photos"). */
+  scope: string | null;
   created_at: number;
   /** Also when a task finished: done tasks never change again (prune goes by it). */
   updated_at: number;
@@ -67,10 +69,19 @@ export interface DevicesTable {
   updated_at: number;
 }
 
+/** A sync an operator paused: it plans nothing and its tasks wait until it is resumed. */
+export interface PausedSyncsTable {
+  name: string;
+  paused_at: number;
+  /** Who paused it (a user's name), when known. */
+  paused_by: string | null;
+}
+
 export interface Schema {
   devices: DevicesTable;
   tasks: TasksTable;
   task_queues: TaskQueuesTable;
   device_states: DeviceStatesTable;
   deliveries: DeliveriesTable;
+  paused_syncs: PausedSyncsTable;
 }

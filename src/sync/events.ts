@@ -53,6 +53,9 @@ export interface SyncEvents {
   "sync.source.removed": { sync: string; path: string };
   /** Move mode: the source file stays for now (a copy is missing or does not match). */
   "sync.source.kept": { sync: string; path: string; reason: string };
+  /** An operator paused a sync: it plans nothing and its queued tasks wait. */
+  "sync.paused": { sync: string; by: string | null };
+  "sync.resumed": { sync: string };
   "engine.started": { syncs: string[]; devices: string[] };
   "engine.stopped": { released: number };
 }

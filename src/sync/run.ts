@@ -108,7 +108,7 @@ export async function runSyncs(
     workers: workersFor(syncs, devices),
     patience: "give-up",
     heartbeatMs: 5_000,
-    paused: () => [...held.keys()].flatMap(deviceQueues),
+    paused: () => ({ queues: [...held.keys()].flatMap(deviceQueues) }),
     held: (task, label, why) => {
       heldTasks.add(task.id);
       const endpoint = endpointOf(label);

@@ -29,6 +29,8 @@ export type Chooser = (db: QueryCreator<Schema>) => Choice;
 
 export function choosers(options: ClaimOptions, now: number, postgres: boolean): Chooser[] {
   const excluded = options.excludeQueues ?? [];
+  // A task without a scope is never excluded by one ("not in" alone would pass over nulls).
+  const scopes = options.excludeScopes ?? [];
   const topTasks: Chooser = (db) =>
     db
       .selectFrom((eb) =>
@@ -39,6 +41,9 @@ export function choosers(options: ClaimOptions, now: number, postgres: boolean):
           .where("run_at", "<=", now)
           .$if(options.kinds !== undefined, (qb) => qb.where("kind", "in", options.kinds ?? []))
           .$if(excluded.length > 0, (qb) => qb.where("queue", "not in", excluded))
+          .$if(scopes.length > 0, (qb) =>
+            qb.where((eb) => eb.or([eb("scope", "is", null), eb("scope", "not in", scopes)])),
+          )
           .orderBy("priority", "desc")
           .orderBy("run_at")
           .orderBy("id")
@@ -64,6 +69,9 @@ export function choosers(options: ClaimOptions, now: number, postgres: boolean):
       .where("h.status", "=", QUEUED)
       .where("h.run_at", "<=", now)
       .$if(options.kinds !== undefined, (qb) => qb.where("h.kind", "in", options.kinds ?? []))
+      .$if(scopes.length > 0, (qb) =>
+        qb.where((eb) => eb.or([eb("h.scope", "is", null), eb("h.scope", "not in", scopes)])),
+      )
       .orderBy("h.priority", "desc")
       .orderBy("h.run_at")
       .orderBy("h.id")

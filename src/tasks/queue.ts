@@ -52,6 +52,8 @@ export interface Task<P = unknown, C = unknown> {
   checkpoint: C | null;
   /** Bytes (or units) done, for progress displays. */
   progress: number | null;
+  /** What the task belongs to, for filters and pausing (e.g. "sync:photos"); null for none. */
+  scope: string | null;
   lastError: string | null;
   createdAt: number;
   updatedAt: number;
@@ -66,6 +68,19 @@ export interface EnqueueRequest<P = unknown> {
   runAt?: number;
   /** Default DEFAULT_MAX_ATTEMPTS. */
   maxAttempts?: number;
+  /** What it belongs to (Task.scope); fixed at creation, kept when the task is replaced. */
+  scope?: string;
+}
+
+/** Which tasks a list or a count is about; every field narrows it. */
+export interface TaskFilter {
+  status?: TaskStatus;
+  /** Only tasks of these queues. */
+  queues?: readonly string[];
+  scope?: string;
+  /** None of these queues or scopes (paused ones). */
+  excludeQueues?: readonly string[];
+  excludeScopes?: readonly string[];
 }
 
 export interface EnqueueResult {
@@ -82,6 +97,8 @@ export interface ClaimOptions {
   kinds?: readonly string[];
   /** Never from these queues (paused: their device is offline). */
   excludeQueues?: readonly string[];
+  /** Never of these scopes (paused syncs). */
+  excludeScopes?: readonly string[];
 }
 
 export interface FailOptions {
@@ -121,10 +138,13 @@ export interface TaskQueue {
   /** Returns running tasks whose lease has expired to the queue; returns how many. */
   expireLeases(): Promise<number>;
   get(id: string): Promise<Task | undefined>;
-  list(filter: { status?: TaskStatus; queue?: string; limit?: number }): Promise<Task[]>;
-  counts(filter?: { queue?: string }): Promise<TaskCounts>;
+  /** In claim order (priority desc, runAt asc, id asc). */
+  list(filter: TaskFilter & { limit?: number }): Promise<Task[]>;
+  counts(filter?: TaskFilter): Promise<TaskCounts>;
   /** Dead → queued with attempts reset; returns how many. */
   retry(ids: readonly string[] | "all-dead"): Promise<number>;
+  /** Deletes queued tasks (of `ids`); running, done and dead ones stay. Returns the ids deleted. */
+  cancel(ids: readonly string[]): Promise<string[]>;
   /** Deletes done tasks finished before `before` (ms); returns how many. */
   prune(before: number): Promise<number>;
 }

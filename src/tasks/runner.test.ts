@@ -240,7 +240,7 @@ describe("TaskRunner", () => {
   });
 
   test("drain leaves the tasks of paused queues alone and ends", async () => {
-    const r = make({ paused: () => ["away"] });
+    const r = make({ paused: () => ({ queues: ["away"] }) });
     const ran: string[] = [];
     r.register<{ name: string }, never>("job", {
       describe: (p) => ({ what: p.name }),

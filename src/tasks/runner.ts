@@ -15,7 +15,7 @@ import { FerryError, toFerryError, type ErrorCode } from "../core/errors.ts";
 import type { Publisher } from "../core/events.ts";
 import type { Logger } from "../core/logger.ts";
 import type { TaskEvents, TaskLabel, TaskRef } from "./events.ts";
-import { LeaseLostError, type Task, type TaskQueue } from "./queue.ts";
+import { LeaseLostError, type ClaimOptions, type Task, type TaskQueue } from "./queue.ts";
 
 export interface RunContext<C = unknown> {
   signal: AbortSignal;
@@ -69,6 +69,12 @@ export interface Held {
   message: string;
 }
 
+/** What the runner leaves alone for now. */
+export interface Paused {
+  queues?: readonly string[];
+  scopes?: readonly string[];
+}
+
 export interface RunnerOptions {
   queue: TaskQueue;
   bus: Publisher<TaskEvents>;
@@ -84,8 +90,8 @@ export interface RunnerOptions {
    * `give-up` (ferry sync): it ends now, as skipped (park) or failed (away), for the next run.
    */
   patience?: "wait" | "give-up";
-  /** Queues not to claim from now (their device is away). */
-  paused?: () => readonly string[];
+  /** What not to claim from now: queues of devices that are away, scopes of paused syncs. */
+  paused?: () => Paused;
   /** Told when a task is held up, before it is parked or given up (probe the device, pause its queues). */
   held?: (task: Task, label: TaskLabel, held: Held) => Promise<void> | void;
 }
@@ -114,7 +120,7 @@ export class TaskRunner {
       leaseMs: 30_000,
       heartbeatMs: 2_000,
       patience: "wait",
-      paused: () => [],
+      paused: () => ({}),
       ...options,
     };
   }
@@ -183,12 +189,17 @@ export class TaskRunner {
     }
   }
 
-  /** Tasks still queued in the queues that are not paused. */
+  /** Tasks still queued outside what is paused. */
   async #runnableLeft(): Promise<boolean> {
-    const { queue } = this.#o;
-    let queued = (await queue.counts()).queued;
-    for (const paused of new Set(this.#o.paused())) queued -= (await queue.counts({ queue: paused })).queued;
-    return queued > 0;
+    return (await this.#o.queue.counts(this.#excluded())).queued > 0;
+  }
+
+  #excluded(): Pick<ClaimOptions, "excludeQueues" | "excludeScopes"> {
+    const { queues, scopes } = this.#o.paused();
+    return {
+      ...(queues?.length ? { excludeQueues: queues } : {}),
+      ...(scopes?.length ? { excludeScopes: scopes } : {}),
+    };
   }
 
   /** Hands what was given up to its handler's `abandon` (a one-shot run's leftovers, dead tasks). */
@@ -242,7 +253,7 @@ export class TaskRunner {
         task = await this.#o.queue.claim(worker, {
           leaseMs: this.#o.leaseMs,
           kinds: [...this.#handlers.keys()],
-          excludeQueues: this.#o.paused(),
+          ...this.#excluded(),
         });
         if (task) await this.#run(task, worker);
       } catch (error) {

@@ -9,7 +9,7 @@
  * re-reads it (READ COMMITTED re-checks locked rows) and skips it. On SQLite every write
  * transaction is IMMEDIATE (store.ts), one writer at a time across processes.
  */
-import { sql, type QueryCreator } from "kysely";
+import { sql, type Expression, type ExpressionBuilder, type QueryCreator, type SqlBool } from "kysely";
 import type { Schema } from "../store/schema.ts";
 import type { Store } from "../store/store.ts";
 import {
@@ -20,12 +20,13 @@ import {
   type FailOptions,
   type Task,
   type TaskCounts,
+  type TaskFilter,
   type TaskQueue,
-  type TaskStatus,
 } from "./queue.ts";
 import { choosers, type Chooser } from "./claim-queries.ts";
 import {
   canonical,
+  chunk,
   DONE,
   freeQueue,
   integer,
@@ -103,6 +104,7 @@ export class StoreTaskQueue implements TaskQueue {
       checkpoint: null,
       progress: null,
       last_error: null,
+      scope: request.scope ?? null,
       created_at: now,
       updated_at: now,
     };
@@ -328,12 +330,11 @@ export class StoreTaskQueue implements TaskQueue {
     return row && toTask(row);
   }
 
-  async list(filter: { status?: TaskStatus; queue?: string; limit?: number }): Promise<Task[]> {
+  async list(filter: TaskFilter & { limit?: number }): Promise<Task[]> {
     const rows = await this.#store.db
       .selectFrom("tasks")
       .select(TASK_COLUMNS)
-      .$if(filter.status !== undefined, (qb) => qb.where("status", "=", filter.status ?? "queued"))
-      .$if(filter.queue !== undefined, (qb) => qb.where("queue", "=", filter.queue ?? ""))
+      .where((eb) => matching(eb, filter))
       .orderBy("priority", "desc")
       .orderBy("run_at")
       .orderBy("id")
@@ -342,16 +343,30 @@ export class StoreTaskQueue implements TaskQueue {
     return rows.map(toTask);
   }
 
-  async counts(filter: { queue?: string } = {}): Promise<TaskCounts> {
+  async counts(filter: TaskFilter = {}): Promise<TaskCounts> {
     const rows = await this.#store.db
       .selectFrom("tasks")
       .select((eb) => ["status", eb.fn.countAll<number>().as("n")])
-      .$if(filter.queue !== undefined, (qb) => qb.where("queue", "=", filter.queue ?? ""))
+      .where((eb) => matching(eb, filter))
       .groupBy("status")
       .execute();
     const counts: TaskCounts = { queued: 0, running: 0, done: 0, dead: 0 };
     for (const { status, n } of rows) counts[status] = n;
     return counts;
+  }
+
+  async cancel(ids: readonly string[]): Promise<string[]> {
+    const cancelled: string[] = [];
+    for (const part of chunk(ids)) {
+      const rows = await this.#store.db
+        .deleteFrom("tasks")
+        .where("status", "=", QUEUED)
+        .where("id", "in", part)
+        .returning("id")
+        .execute();
+      cancelled.push(...rows.map((r) => r.id));
+    }
+    return cancelled;
   }
 
   async retry(ids: readonly string[] | "all-dead"): Promise<number> {
@@ -408,4 +423,17 @@ export class StoreTaskQueue implements TaskQueue {
       }
     }
   }
+}
+
+/** The where-clause of a TaskFilter. */
+function matching(eb: ExpressionBuilder<Schema, "tasks">, filter: TaskFilter): Expression<SqlBool> {
+  const and: Expression<SqlBool>[] = [];
+  if (filter.status !== undefined) and.push(eb("status", "=", filter.status));
+  if (filter.queues !== undefined)
+    and.push(filter.queues.length > 0 ? eb("queue", "in", filter.queues) : sql.lit(false));
+  if (filter.scope !== undefined) and.push(eb("scope", "=", filter.scope));
+  if (filter.excludeQueues?.length) and.push(eb("queue", "not in", filter.excludeQueues));
+  if (filter.excludeScopes?.length)
+    and.push(eb.or([eb("scope", "is", null), eb("scope", "not in", filter.excludeScopes)]));
+  return eb.and(and);
 }

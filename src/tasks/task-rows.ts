@@ -45,6 +45,7 @@ export const TASK_COLUMNS = [
   "checkpoint",
   "progress",
   "last_error",
+  "scope",
   "created_at",
   "updated_at",
 ] as const satisfies readonly (keyof TasksTable)[];
@@ -190,6 +191,7 @@ export function toTask(row: Row): Task {
     checkpoint: row.checkpoint === null ? null : (JSON.parse(row.checkpoint) as unknown),
     progress: row.progress,
     lastError: row.last_error,
+    scope: row.scope,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };

@@ -151,8 +151,8 @@ export function describeFailureChecks(check: Check): void {
     await q.complete(b.id, "w1");
     await claimOne(q, "w2"); // c (A's "a" has priority 0, c has 1)
     assert.deepEqual(await q.counts(), { queued: 2, running: 1, done: 1, dead: 0 });
-    assert.deepEqual(await q.counts({ queue: "A" }), { queued: 1, running: 0, done: 1, dead: 0 });
-    assert.deepEqual(await q.counts({ queue: "nope" }), { queued: 0, running: 0, done: 0, dead: 0 });
+    assert.deepEqual(await q.counts({ queues: ["A"] }), { queued: 1, running: 0, done: 1, dead: 0 });
+    assert.deepEqual(await q.counts({ queues: ["nope"] }), { queued: 0, running: 0, done: 0, dead: 0 });
     assert.deepEqual(
       (await q.list({})).map((t) => t.key),
       ["b", "c", "a", "d"],
@@ -162,17 +162,52 @@ export function describeFailureChecks(check: Check): void {
       ["a", "d"],
     );
     assert.deepEqual(
-      (await q.list({ queue: "B" })).map((t) => t.key),
+      (await q.list({ queues: ["B"] })).map((t) => t.key),
       ["c", "d"],
     );
     assert.deepEqual(
-      (await q.list({ status: "running", queue: "B" })).map((t) => t.lockedBy),
+      (await q.list({ status: "running", queues: ["B"] })).map((t) => t.lockedBy),
       ["w2"],
     );
     assert.deepEqual(
       (await q.list({ limit: 2 })).map((t) => t.key),
       ["b", "c"],
     );
+  });
+
+  check("scopes: lists and counts filter by them, a claim passes over excluded ones", async (q) => {
+    await q.enqueue(task("a", { queue: "A", scope: "sync:photos", priority: 2 }));
+    await q.enqueue(task("b", { queue: "A", scope: "sync:logs", priority: 1 }));
+    await q.enqueue(task("c", { queue: "B" }));
+    assert.deepEqual(
+      (await q.list({ scope: "sync:photos" })).map((t) => [t.key, t.scope]),
+      [["a", "sync:photos"]],
+    );
+    assert.deepEqual(
+      (await q.list({ excludeScopes: ["sync:photos"] })).map((t) => t.key),
+      ["b", "c"],
+      "a task without a scope is never excluded by one",
+    );
+    assert.deepEqual(await q.counts({ scope: "sync:logs" }), { queued: 1, running: 0, done: 0, dead: 0 });
+    assert.deepEqual((await q.counts({ queues: [] })).queued, 0, "no queue named: nothing");
+    // The best task (a) is in an excluded scope: a claim passes over it to b, then to c.
+    const first = await q.claim("w1", { leaseMs: LEASE, excludeScopes: ["sync:photos"] });
+    assert.equal(first?.key, "b");
+    const second = await q.claim("w2", { leaseMs: LEASE, excludeScopes: ["sync:photos"] });
+    assert.equal(second?.key, "c");
+    assert.equal(await q.claim("w3", { leaseMs: LEASE, excludeScopes: ["sync:photos"] }), undefined);
+  });
+
+  check("cancel deletes queued tasks only and says which", async (q) => {
+    const queued = await q.enqueue(task("q", { queue: "A" }));
+    const running = await q.enqueue(task("r", { queue: "B" }));
+    await claimOne(q); // q or r: both priority 0; take whichever and look
+    const claimed = (await q.list({ status: "running" }))[0];
+    assert.ok(claimed);
+    const other = claimed.id === queued.id ? running.id : queued.id;
+    assert.deepEqual(await q.cancel([claimed.id, other, "no-such-task"]), [other]);
+    assert.equal((await q.get(claimed.id))?.status, "running", "a running task is not cancelled");
+    assert.equal(await q.get(other), undefined);
   });
 
   check("prune deletes done tasks finished before a time, nothing else", async (q, clock) => {

@@ -85,6 +85,7 @@ export function describeTaskQueueConformance(
         checkpoint: null,
         progress: null,
         lastError: null,
+        scope: null,
         createdAt: clock.now,
         updatedAt: clock.now,
       });

@@ -10,11 +10,13 @@ import { EventBus, type Envelope } from "../../core/events.ts";
 import { silentLogger } from "../../core/logger.ts";
 import { Devices, deviceKinds } from "../../devices/devices.ts";
 import { storeDeliveries } from "../../store/deliveries.ts";
+import { PausedSyncs } from "../../store/paused-syncs.ts";
 import { openMemoryStore, type Store } from "../../store/store.ts";
 import { TaskRunner } from "../../tasks/runner.ts";
 import { StoreTaskQueue } from "../../tasks/store-queue.ts";
 import type { EngineEvents } from "../events.ts";
 import { Engine } from "./engine.ts";
+import { FILE_TASK, fileKey, syncScope } from "./payloads.ts";
 
 describe("the sync engine on a fake clock", () => {
   let dir: string;
@@ -24,6 +26,8 @@ describe("the sync engine on a fake clock", () => {
   let devices: Devices;
   let runner: TaskRunner;
   let engine: Engine;
+  let queue: StoreTaskQueue;
+  let pausedSyncs: PausedSyncs;
 
   /** The next event of a type that matches, whenever the engine publishes it. */
   const next = <K extends keyof EngineEvents>(type: K, match: (e: EngineEvents[K]) => boolean) =>
@@ -46,16 +50,26 @@ describe("the sync engine on a fake clock", () => {
     );
     store = await openMemoryStore();
     clock = new FakeClock();
-    const queue = new StoreTaskQueue(store, { clock: () => clock.now() });
     bus = new EventBus<EngineEvents>({ clock: () => clock.now() });
     devices = new Devices(config, silentLogger, { bus, clock: () => clock.now() });
-    runner = new TaskRunner({ queue, bus, logger: silentLogger, node: "test", clock, workers: 2 });
+    queue = new StoreTaskQueue(store, { clock: () => clock.now() });
+    pausedSyncs = new PausedSyncs(store, { clock: () => clock.now() });
+    runner = new TaskRunner({
+      queue,
+      bus,
+      logger: silentLogger,
+      node: "test",
+      clock,
+      workers: 2,
+      paused: () => ({ scopes: engine.pausedScopes() }),
+    });
     engine = new Engine({
       config,
       devices,
       queue,
       runner,
       deliveries: storeDeliveries(store),
+      pausedSyncs,
       bus,
       logger: silentLogger,
       clock,
@@ -94,5 +108,55 @@ describe("the sync engine on a fake clock", () => {
     await done;
     assert.equal(await readFile(join(dir, "dst", "b.gcode"), "utf8"), "second");
     await assert.rejects(readFile(join(dir, "dst", "notes.txt")), { code: "ENOENT" });
+  });
+
+  test("a sync's view: its last pass and when the next poll comes", () => {
+    const view = engine.view("s");
+    assert.equal(view.lastPass?.reason, "poll");
+    assert.ok(view.lastPass);
+    assert.deepEqual(view.next, { kind: "poll", at: view.lastPass.at + 60_000 });
+    assert.equal(view.paused, null);
+    assert.throws(() => engine.view("nope"), { code: "NOT_FOUND" });
+  });
+
+  test("a paused sync's tasks wait while others run; a manual run is refused; resume plans at once", async () => {
+    const paused = next("sync.paused", (e) => e.sync === "s");
+    const view = await engine.pause("s", "ana");
+    assert.deepEqual([view.paused?.by, view.next.at], ["ana", null]);
+    assert.deepEqual(await paused, { sync: "s", by: "ana" });
+    assert.deepEqual(
+      (await pausedSyncs.all()).map((p) => [p.name, p.pausedBy]),
+      [["s", "ana"]],
+      "kept in the store for the next start",
+    );
+    assert.throws(() => engine.run("s"), { code: "CONFLICT" });
+
+    // The sync's task outranks the other one: a runner that ignored the pause would take it first.
+    await writeFile(join(dir, "src", "c.gcode"), "third");
+    const waiting = await queue.enqueue({
+      kind: FILE_TASK,
+      key: fileKey("s", "./dst", "c.gcode"),
+      queue: "to:./dst#0",
+      scope: syncScope("s"),
+      priority: 100,
+      payload: { op: "upload", sync: "s", target: "./dst", path: "c.gcode", targetPath: "c.gcode", size: 5 },
+    });
+    runner.register<object, never>("other", {
+      describe: () => ({ what: "other work" }),
+      run: () => Promise.resolve({ bytes: 0 }),
+    });
+    const other = next("task.done", (e) => e.kind === "other");
+    await queue.enqueue({ kind: "other", key: "other", queue: "elsewhere", payload: {} });
+    engine.notify();
+    await other;
+    assert.equal((await queue.get(waiting.id))?.status, "queued");
+
+    const resumed = next("sync.planned", (e) => e.reason === "resumed");
+    const delivered = next("task.done", (e) => e.path === "c.gcode");
+    assert.equal((await engine.resume("s")).paused, null);
+    await resumed;
+    await delivered;
+    assert.equal(await readFile(join(dir, "dst", "c.gcode"), "utf8"), "third");
+    assert.deepEqual(await pausedSyncs.all(), []);
   });
 });

@@ -7,11 +7,12 @@
  */
 import type { FerryConfig, SyncConfig } from "../../config/index.ts";
 import { systemClock, type Clock } from "../../core/clock.ts";
-import { toFerryError } from "../../core/errors.ts";
+import { FerryError, toFerryError } from "../../core/errors.ts";
 import type { EventBus } from "../../core/events.ts";
 import type { Logger } from "../../core/logger.ts";
 import { deviceOf, type Devices } from "../../devices/devices.ts";
 import type { DeliveryRecordsOpener } from "../../store/deliveries.ts";
+import type { PausedSyncs } from "../../store/paused-syncs.ts";
 import type { TaskQueue } from "../../tasks/queue.ts";
 import type { Held, TaskRunner } from "../../tasks/runner.ts";
 import type { Task } from "../../tasks/queue.ts";
@@ -19,7 +20,9 @@ import type { TaskLabel } from "../../tasks/events.ts";
 import type { EngineEvents } from "../events.ts";
 import { engineContext, type EngineContext } from "./context.ts";
 import { registerSyncHandlers } from "./handlers.ts";
+import { syncScope } from "./payloads.ts";
 import { planSync } from "./planner.ts";
+import { SyncStatus, type SyncView } from "./status.ts";
 import { startTriggers } from "./triggers.ts";
 
 export interface EngineOptions {
@@ -35,6 +38,8 @@ export interface EngineOptions {
   probeMs?: number;
   /** Only these syncs (default: all). */
   syncs?: readonly string[];
+  /** Where paused syncs are kept (`ferry serve`); without it nothing can be paused. */
+  pausedSyncs?: PausedSyncs;
 }
 
 export class Engine {
@@ -44,6 +49,9 @@ export class Engine {
   readonly #stop = new AbortController();
   #loops: Promise<void>[] = [];
   #off: (() => void) | undefined;
+  readonly #status: SyncStatus;
+  /** Paused syncs, as in the store. */
+  readonly #paused = new Map<string, { at: number; by: string | null }>();
 
   constructor(options: EngineOptions) {
     this.#o = { clock: systemClock, probeMs: 5_000, ...options };
@@ -51,6 +59,7 @@ export class Engine {
     this.#syncs = [...options.config.syncs.values()].filter((s) => !wanted || wanted.includes(s.name));
     this.#ctx = engineContext({ ...options, syncs: this.#syncs, clock: () => this.#o.clock.now() });
     registerSyncHandlers(options.runner, this.#ctx);
+    this.#status = new SyncStatus(options.bus);
     for (const sync of this.#syncs)
       for (const endpoint of [sync.source, ...sync.targets]) options.devices.track(endpoint);
   }
@@ -95,11 +104,72 @@ export class Engine {
     }
   }
 
+  /** The syncs this engine serves, in ferry.yaml's order. */
+  syncs(): readonly SyncConfig[] {
+    return this.#syncs;
+  }
+
+  #sync(name: string): SyncConfig {
+    const sync = this.#syncs.find((s) => s.name === name);
+    if (!sync) throw new FerryError("NOT_FOUND", `there is no sync "${name}"`, { subject: name });
+    return sync;
+  }
+
+  /** What is known of a sync now (NOT_FOUND for a name it does not serve). */
+  view(name: string): SyncView {
+    return this.#status.view(this.#sync(name), this.#paused.get(name) ?? null, this.#o.clock.now());
+  }
+
+  /** A pass now, as `ferry sync` would make: CONFLICT while the sync is paused. */
+  run(name: string): void {
+    this.#sync(name);
+    if (this.#paused.has(name))
+      throw new FerryError("CONFLICT", `sync ${name} is paused; resume it first`, { subject: name });
+    this.scan(name, "manual");
+  }
+
+  /**
+   * Pauses a sync: it plans nothing, and its queued tasks wait (a transfer already running
+   * finishes). Kept across restarts.
+   */
+  async pause(name: string, by?: string): Promise<SyncView> {
+    this.#sync(name);
+    const store = this.#pausedStore();
+    const paused = await store.pause(name, by);
+    if (!this.#paused.has(name)) {
+      this.#paused.set(name, { at: paused.pausedAt, by: paused.pausedBy });
+      this.#o.bus.emit("sync.paused", { sync: name, by: paused.pausedBy });
+    }
+    return this.view(name);
+  }
+
+  /** Resumes a paused sync and plans it at once (it may have missed changes). */
+  async resume(name: string): Promise<SyncView> {
+    this.#sync(name);
+    await this.#pausedStore().resume(name);
+    if (this.#paused.delete(name)) {
+      this.#o.bus.emit("sync.resumed", { sync: name });
+      this.scan(name, "resumed");
+      this.#o.runner.notify();
+    }
+    return this.view(name);
+  }
+
+  /** Scopes of the tasks the runner leaves alone (paused syncs). */
+  pausedScopes(): string[] {
+    return [...this.#paused.keys()].map(syncScope);
+  }
+
+  #pausedStore(): PausedSyncs {
+    if (!this.#o.pausedSyncs) throw new FerryError("UNSUPPORTED", "a one-shot run cannot pause a sync");
+    return this.#o.pausedSyncs;
+  }
+
   /** Plans a sync now and queues what it finds; never throws (failures are events). */
   scan(name: string, reason: string): void {
     const sync = this.#syncs.find((s) => s.name === name);
     const signal = this.#stop.signal;
-    if (!sync || signal.aborted) return;
+    if (!sync || signal.aborted || this.#paused.has(name)) return;
     const away = new Set(this.#o.devices.checker.away());
     void planSync(sync, this.#ctx, { reason, signal, away }).then(
       ({ enqueued }) => {
@@ -121,6 +191,8 @@ export class Engine {
   async start(): Promise<void> {
     const signal = this.#stop.signal;
     const { devices, bus } = this.#o;
+    for (const p of (await this.#o.pausedSyncs?.all()) ?? [])
+      this.#paused.set(p.name, { at: p.pausedAt, by: p.pausedBy });
     this.#off = bus.on("device.state", ({ payload: { device, state, before } }) => {
       const wasAway = before === "offline" || before === "attention";
       if (wasAway && (state === "online" || state === "busy")) {
@@ -154,6 +226,7 @@ export class Engine {
   async stop(): Promise<void> {
     this.#stop.abort();
     this.#off?.();
+    this.#status.close();
     await Promise.allSettled(this.#loops);
     this.#loops = [];
   }

@@ -9,6 +9,7 @@ import type { EngineContext } from "./context.ts";
 import { sourceQueue } from "../../devices/queues.ts";
 import {
   FILE_TASK,
+  syncScope,
   fileKey,
   sourceKey,
   taskPath,
@@ -57,6 +58,7 @@ export async function enqueueFileTask(
       kind: FILE_TASK,
       key: fileKey(payload.sync, payload.target, path),
       queue: ctx.queueFor(target, on),
+      scope: syncScope(payload.sync),
       payload,
       priority: filePriority(payload, options.roomFirst),
       ...(ctx.maxAttempts === undefined ? {} : { maxAttempts: ctx.maxAttempts }),
@@ -78,6 +80,7 @@ export async function enqueueSourceTask(
       kind,
       key: sourceKey(kind, sync.name, file.path),
       queue: sourceQueue(deviceOf(sync.source)),
+      scope: syncScope(sync.name),
       payload: {
         sync: sync.name,
         path: file.path,

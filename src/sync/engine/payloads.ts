@@ -47,6 +47,11 @@ export interface TransferCheckpoint {
 }
 
 /** One queued change per file and target: a newer change replaces an older one not yet started. */
+/** The scope of a sync's tasks (Task.scope): lists filter by it, a paused sync's tasks wait. */
+export function syncScope(sync: string): string {
+  return `sync:${sync}`;
+}
+
 export function fileKey(sync: string, target: string, path: string): string {
   return `file\u0000${sync}\u0000${target}\u0000${path.normalize("NFC")}`;
 }
