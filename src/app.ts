@@ -17,6 +17,7 @@ import { PausedSyncs } from "./store/paused-syncs.ts";
 import { openStore, type Store } from "./store/store.ts";
 import type { EngineEvents } from "./sync/events.ts";
 import { Engine, workersFor } from "./sync/engine/engine.ts";
+import { InFlightTasks } from "./tasks/in-flight.ts";
 import { TaskRunner } from "./tasks/runner.ts";
 import { StoreTaskQueue } from "./tasks/store-queue.ts";
 
@@ -65,6 +66,8 @@ export interface App {
   devices: Devices;
   runner: TaskRunner;
   engine: Engine;
+  /** This node's running tasks with rate and ETA. */
+  inFlight: InFlightTasks;
   /** Loads the devices added at run time, takes back this node's tasks, probes, starts every sync. */
   start(): Promise<void>;
   /** Stops triggers and workers (tasks in flight go back with their checkpoints), closes everything. */
@@ -130,6 +133,7 @@ export async function createApp(config: FerryConfig, options: AppOptions): Promi
     devices,
     runner,
     engine: engine.current,
+    inFlight: new InFlightTasks(bus),
     async start() {
       devices.announce();
       await devices.load(stored.deviceConfigs);
@@ -140,6 +144,7 @@ export async function createApp(config: FerryConfig, options: AppOptions): Promi
       await app.engine.stop();
       await runner.stop();
       bus.emit("engine.stopped", { released: runner.released });
+      app.inFlight.close();
       await devices.close();
       await stored.close();
     },

@@ -27,6 +27,11 @@ export interface Publisher<Events extends EventMap> {
   emit<K extends keyof Events>(type: K, payload: Events[K]): void;
 }
 
+/** The listening side of a bus: what a part that only follows some events needs. */
+export interface Subscriber<Events extends EventMap> {
+  on<K extends keyof Events>(type: K, listener: Listener<Envelope<Events, K>>): () => void;
+}
+
 export interface EventBusOptions {
   /** This Ferry instance's name (default: "local"). */
   node?: string;
@@ -34,7 +39,7 @@ export interface EventBusOptions {
   onListenerError?: (error: unknown) => void;
 }
 
-export class EventBus<Events extends EventMap> implements Publisher<Events> {
+export class EventBus<Events extends EventMap> implements Publisher<Events>, Subscriber<Events> {
   readonly node: string;
   readonly #listeners = new Map<keyof Events, Set<Listener<never>>>();
   readonly #any = new Set<Listener<Envelope<Events>>>();

@@ -2,7 +2,7 @@
  * The tasks running on this node now, with how far each has come: bytes, a rate smoothed over
  * the last seconds and the time left. Kept from the runner's events, for the API and displays.
  */
-import type { EventBus } from "../core/events.ts";
+import type { Subscriber } from "../core/events.ts";
 import type { TaskEvents, TaskRef } from "./events.ts";
 
 export interface InFlight extends TaskRef {
@@ -22,7 +22,7 @@ export class InFlightTasks {
   readonly #tasks = new Map<string, InFlight & { lastAt: number }>();
   readonly #off: (() => void)[];
 
-  constructor(bus: EventBus<TaskEvents>) {
+  constructor(bus: Subscriber<TaskEvents>) {
     const end = ({ payload }: { payload: TaskRef }) => this.#tasks.delete(payload.id);
     this.#off = [
       bus.on("task.started", ({ at, payload }) =>

@@ -5,8 +5,8 @@
  */
 import { Cron } from "croner";
 import type { SyncConfig } from "../../config/index.ts";
-import type { EventBus } from "../../core/events.ts";
-import type { EngineEvents } from "../events.ts";
+import type { Subscriber } from "../../core/events.ts";
+import type { SyncEvents } from "../events.ts";
 
 export interface SyncPass {
   /** When the pass was planned (ms since the epoch). */
@@ -50,7 +50,7 @@ export class SyncStatus {
   readonly #errors = new Map<string, { at: number; reason: string; error: string }>();
   readonly #off: (() => void)[];
 
-  constructor(bus: EventBus<EngineEvents>) {
+  constructor(bus: Subscriber<SyncEvents>) {
     this.#off = [
       bus.on("sync.planned", ({ at, payload: e }) => {
         if (e.dryRun) return;
