@@ -36,15 +36,30 @@ if ! node_ok node; then
   export npm_config_nodedir="$dir/node_modules/$pkg"
 fi
 
-# Install dependencies when they are missing or older than the lockfile. This takes a while, so
-# say so and let npm show its progress; all of it on stderr, since stdout is the command's own
-# (.ci/run reads a path from it).
+# Install dependencies when they are missing or were installed from another lockfile (compared by
+# content: a checkout or merge changes the lockfile's date without changing what it locks). This
+# takes a while, so say so and let npm show its progress; all of it on stderr, since stdout is the
+# command's own (.ci/run reads a path from it).
 lock="$root/package-lock.json"
-stamp="$root/node_modules/.package-lock.json"
-if [[ ! -f "$stamp" || "$lock" -nt "$stamp" ]]; then
-  if [[ -f "$stamp" ]]; then why="package-lock.json changed"; else why="first run"; fi
+modules="$root/node_modules"
+stamp="$modules/.ferry-lockfile-sha256"
+want="$(sha256sum "$lock" | cut -d' ' -f1)"
+have="$(cat "$stamp" 2>/dev/null || true)"
+if [[ -z "$have" && -f "$modules/.package-lock.json" && ! "$lock" -nt "$modules/.package-lock.json" ]]; then
+  # Installed before this stamp existed, from this lockfile or a newer one.
+  have="$want"
+  [[ -L "$modules" ]] || echo "$want" >"$stamp"
+fi
+if [[ "$have" != "$want" ]]; then
+  if [[ -L "$modules" ]]; then
+    # A linked node_modules belongs to another tree: installing here would empty that one.
+    echo "ferry: node_modules is a link to $(readlink -f "$modules") installed from another package-lock.json; run npm ci in a tree of your own" >&2
+    exit 1
+  fi
+  if [[ -n "$have" || -d "$modules" ]]; then why="package-lock.json changed"; else why="first run"; fi
   echo "ferry: installing dependencies ($why, about a minute)..." >&2
   (cd "$root" && npm ci --no-audit --no-fund >&2)
+  echo "$want" >"$stamp"
 fi
 
 exec node "$@"

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, utimes, writeFile } from "node:fs/promises";
+import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, symlink, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, it } from "node:test";
@@ -69,10 +69,32 @@ it("says it installs dependencies on the first run, shows npm's output on stderr
   const second = await nodeSh();
   assert.deepEqual(second, { stdout: "the command's own output\n", stderr: "", npmCalls: [] });
 
+  // A checkout or merge changes the lockfile's date, not what it locks: no install.
   const later = new Date(Date.now() + 60_000);
   await utimes(join(root, "package-lock.json"), later, later);
+  assert.deepEqual(await nodeSh(), { stdout: "the command's own output\n", stderr: "", npmCalls: [] });
+
+  await writeFile(join(root, "package-lock.json"), '{"lockfileVersion": 3}\n');
   const changed = await nodeSh();
   assert.equal(changed.stdout, "the command's own output\n");
   assert.match(changed.stderr, /installing dependencies \(package-lock.json changed, about a minute\)/);
   assert.equal(changed.npmCalls.length, 1);
+});
+
+it("never installs through a linked node_modules (it belongs to another tree)", async () => {
+  const other = join(root, "other-tree-modules");
+  await mkdir(other, { recursive: true });
+  await rm(join(root, "node_modules"), { recursive: true, force: true });
+  await symlink(other, join(root, "node_modules"));
+  await writeFile(join(other, ".ferry-lockfile-sha256"), "an older lockfile\n");
+  await assert.rejects(nodeSh(), (error: { stderr: string; code: number }) => {
+    assert.equal(error.code, 1);
+    assert.match(
+      error.stderr,
+      /node_modules is a link to .*other-tree-modules installed from another package-lock.json/,
+    );
+    return true;
+  });
+  assert.equal(await readFile(join(root, "npm-calls.txt"), "utf8"), "", "npm was not called");
+  await rm(join(root, "node_modules"));
 });
