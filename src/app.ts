@@ -13,6 +13,7 @@ import { Devices } from "./devices/devices.ts";
 import { DeviceConfigs } from "./store/device-configs.ts";
 import { storeDeliveries, type DeliveryRecordsOpener } from "./store/deliveries.ts";
 import { DeviceStates } from "./store/devices.ts";
+import { createEventHistory, type EventHistory } from "./store/event-history.ts";
 import { PausedSyncs } from "./store/paused-syncs.ts";
 import { openStore, type Store } from "./store/store.ts";
 import type { EngineEvents } from "./sync/events.ts";
@@ -68,6 +69,8 @@ export interface App {
   engine: Engine;
   /** This node's running tasks with rate and ETA. */
   inFlight: InFlightTasks;
+  /** The recorded events (the server's stream, a task's history). */
+  events: EventHistory;
   /** Loads the devices added at run time, takes back this node's tasks, probes, starts every sync. */
   start(): Promise<void>;
   /** Stops triggers and workers (tasks in flight go back with their checkpoints), closes everything. */
@@ -91,6 +94,8 @@ export async function createApp(config: FerryConfig, options: AppOptions): Promi
   const node = nodeName(config);
   const stored = await openConfiguredStore(config, logger);
   const bus = new EventBus<AppEvents>({ node, clock: () => clock.now() });
+  // First on the bus, so that every event from here on is recorded.
+  const events = await createEventHistory(stored.store, bus, { logger, clock });
   const devices = new Devices(config, logger, { bus, states: stored.deviceStates, clock: () => clock.now() });
   // The runner's `held` hook asks the engine, which is built on the runner.
   const engine: { current?: Engine } = {};
@@ -134,6 +139,7 @@ export async function createApp(config: FerryConfig, options: AppOptions): Promi
     runner,
     engine: engine.current,
     inFlight: new InFlightTasks(bus),
+    events,
     async start() {
       devices.announce();
       await devices.load(stored.deviceConfigs);
@@ -146,6 +152,7 @@ export async function createApp(config: FerryConfig, options: AppOptions): Promi
       bus.emit("engine.stopped", { released: runner.released });
       app.inFlight.close();
       await devices.close();
+      await events.close();
       await stored.close();
     },
   };

@@ -3,7 +3,7 @@
  * both know (text, integer, bigint) and partial indexes (both have them). A migration that has
  * shipped is never edited; a change is a new entry at the end.
  */
-import { sql, type Kysely } from "kysely";
+import { PostgresAdapter, sql, type Kysely } from "kysely";
 import type { Migration, MigrationProvider } from "kysely/migration";
 
 const migrations: Record<string, Migration> = {
@@ -108,6 +108,41 @@ const migrations: Record<string, Migration> = {
         .addColumn("created_at", "bigint", (c) => c.notNull())
         .addColumn("updated_at", "bigint", (c) => c.notNull())
         .execute();
+    },
+  },
+  "0004_events": {
+    async up(db: Kysely<unknown>) {
+      // The event history behind the server's event stream (event-history.ts). `id` is the stream's
+      // position: assigned by the database, never reused (SQLite AUTOINCREMENT, a PostgreSQL
+      // identity), so a pruned or emptied table never hands out an id a client has already seen.
+      const postgres = db.getExecutor().adapter instanceof PostgresAdapter;
+      await db.schema
+        .createTable("events")
+        .addColumn("id", postgres ? "bigint" : "integer", (c) =>
+          postgres ? c.primaryKey().generatedAlwaysAsIdentity() : c.primaryKey().autoIncrement(),
+        )
+        .addColumn("event_id", "text", (c) => c.notNull())
+        .addColumn("at", "bigint", (c) => c.notNull())
+        .addColumn("node", "text", (c) => c.notNull())
+        .addColumn("type", "text", (c) => c.notNull())
+        .addColumn("device", "text")
+        .addColumn("task", "text")
+        .addColumn("payload", "text", (c) => c.notNull())
+        .execute();
+      // A task's history (the API's task view) without reading the whole table.
+      await db.schema
+        .createIndex("events_task")
+        .on("events")
+        .columns(["task", "id"])
+        .where(sql.ref("task"), "is not", null)
+        .execute();
+      // The newest id pruned so far: a client resuming from an older id has missed events.
+      await db.schema
+        .createTable("events_pruned")
+        .addColumn("id", "integer", (c) => c.primaryKey().check(sql`id = 1`))
+        .addColumn("through", "bigint", (c) => c.notNull())
+        .execute();
+      await sql`insert into events_pruned (id, through) values (1, 0)`.execute(db);
     },
   },
   "0005_task_scope": {

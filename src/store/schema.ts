@@ -2,6 +2,8 @@
  * The store's tables as Kysely sees them (the same on SQLite and PostgreSQL). Times are integers,
  * ms since the epoch; JSON values (payloads, checkpoints) are text, parsed by their repository.
  */
+import type { Generated } from "kysely";
+
 export interface TasksTable {
   id: string;
   kind: string;
@@ -77,8 +79,32 @@ export interface PausedSyncsTable {
   paused_by: string | null;
 }
 
+/** One recorded event (event-history.ts): `id` is assigned by the database and is the stream's position. */
+export interface EventsTable {
+  id: Generated<number>;
+  /** The envelope's own id (`<boot>-<sequence>`). */
+  event_id: string;
+  at: number;
+  node: string;
+  type: string;
+  /** The device the event concerns, for filtering; null when none. */
+  device: string | null;
+  /** The task it is about (a `task.*` event's payload id), for a task's history; null when none. */
+  task: string | null;
+  /** JSON. */
+  payload: string;
+}
+
+/** One row (id 1): the newest event id pruned so far. */
+export interface EventsPrunedTable {
+  id: number;
+  through: number;
+}
+
 export interface Schema {
   devices: DevicesTable;
+  events: EventsTable;
+  events_pruned: EventsPrunedTable;
   tasks: TasksTable;
   task_queues: TaskQueuesTable;
   device_states: DeviceStatesTable;
