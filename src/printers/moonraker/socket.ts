@@ -1,10 +1,13 @@
 /**
- * Moonraker's JSON-RPC 2.0 websocket (`/websocket`), over Node's built-in WebSocket client: calls
- * matched to their answers by id, notifications (`notify_status_update`, `notify_klippy_ready`, …)
- * handed to a listener, and one `closed` promise that settles however the socket ends. A socket
- * that drops fails every call still waiting, so nothing hangs on a printer that went away.
+ * Moonraker's JSON-RPC 2.0 websocket (`/websocket`), over the `ws` client: the API key in the
+ * upgrade request's X-Api-Key, calls matched to their answers by id, notifications
+ * (`notify_status_update`, `notify_klippy_ready`, …) handed to a listener, and one `closed`
+ * promise that settles however the socket ends. A socket that drops fails every call still
+ * waiting, so nothing hangs on a printer that went away.
  */
+import WebSocket from "ws";
 import { FerryError } from "../../core/errors.ts";
+import type { Secret } from "../../core/secret.ts";
 import { faultError, type ErrorContext, type MoonrakerFault } from "./errors.ts";
 
 export type NotificationListener = (method: string, params: unknown[]) => void;
@@ -27,7 +30,8 @@ export class RpcError extends FerryError {
 
 export interface OpenSocketOptions {
   printer: string;
-  signal?: AbortSignal;
+  apiKey?: Secret | undefined;
+  signal?: AbortSignal | undefined;
   /** Give up connecting after this long (default 5000 ms). */
   timeoutMs?: number;
 }
@@ -45,8 +49,9 @@ export class MoonrakerSocket {
     this.#ws = ws;
     this.#printer = printer;
     this.closed = new Promise<string>((resolve) => {
-      ws.addEventListener("close", (event) => {
-        const why = `websocket closed (${event.code}${event.reason === "" ? "" : ` ${event.reason}`})`;
+      ws.on("close", (code, reason) => {
+        const text = reason.toString("utf8");
+        const why = `websocket closed (${code}${text === "" ? "" : ` ${text}`})`;
         for (const pending of this.#pending.values()) {
           pending.reject(
             new FerryError("UNAVAILABLE", `${this.#printer}: ${pending.context.operation}: ${why}`),
@@ -56,12 +61,15 @@ export class MoonrakerSocket {
         resolve(why);
       });
     });
-    ws.addEventListener("message", (event) => {
-      this.#receive(event.data);
+    // After the handshake an error is always followed by `close`, which settles everything.
+    ws.on("error", () => undefined);
+    ws.on("message", (data, binary) => {
+      // Text frames arrive as one Buffer (ws's default binaryType).
+      if (!binary && Buffer.isBuffer(data)) this.#receive(data.toString("utf8"));
     });
   }
 
-  /** Connects; UNAVAILABLE when nobody answers at `url` or the upgrade is refused. */
+  /** Connects; UNAVAILABLE when nobody answers at `url`, AUTH when the upgrade is refused with 401/403. */
   static open(url: string, options: OpenSocketOptions): Promise<MoonrakerSocket> {
     const context = `${options.printer}: websocket ${url}`;
     return new Promise<MoonrakerSocket>((resolve, reject) => {
@@ -69,28 +77,40 @@ export class MoonrakerSocket {
         reject(new FerryError("ABORTED", `${context}: aborted`));
         return;
       }
-      const ws = new WebSocket(url);
-      const done = () => {
-        clearTimeout(timer);
-        options.signal?.removeEventListener("abort", onAbort);
-      };
+      const headers = options.apiKey ? { "X-Api-Key": options.apiKey.reveal() } : undefined;
+      const ws = new WebSocket(url, {
+        handshakeTimeout: options.timeoutMs ?? 5000,
+        ...(headers ? { headers } : {}),
+      });
+      let settled = false;
       const fail = (error: FerryError) => {
-        done();
-        ws.close();
+        if (settled) return;
+        settled = true;
+        options.signal?.removeEventListener("abort", onAbort);
+        ws.terminate();
         reject(error);
       };
       const onAbort = () => fail(new FerryError("ABORTED", `${context}: aborted`));
-      const timer = setTimeout(
-        () => fail(new FerryError("UNAVAILABLE", `${context}: no answer`)),
-        options.timeoutMs ?? 5000,
-      );
       options.signal?.addEventListener("abort", onAbort, { once: true });
-      ws.addEventListener("open", () => {
-        done();
+      ws.once("unexpected-response", (_req, res) => {
+        const status = res.statusCode ?? 0;
+        res.resume();
+        const code = status === 401 || status === 403 ? "AUTH" : status >= 500 ? "UNAVAILABLE" : "PROTOCOL";
+        fail(new FerryError(code, `${context}: the upgrade was answered with HTTP ${status}`));
+      });
+      ws.once("error", (error) => fail(new FerryError("UNAVAILABLE", `${context}: ${error.message}`)));
+      ws.once("open", () => {
+        if (settled) return;
+        settled = true;
+        options.signal?.removeEventListener("abort", onAbort);
         resolve(new MoonrakerSocket(ws, options.printer));
       });
-      ws.addEventListener("error", () => fail(new FerryError("UNAVAILABLE", `${context}: cannot connect`)));
     });
+  }
+
+  /** The device name, for messages. */
+  get printer(): string {
+    return this.#printer;
   }
 
   /** Where notifications go (one listener; a later call replaces it). */
@@ -128,10 +148,10 @@ export class MoonrakerSocket {
     });
   }
 
-  #receive(data: unknown): void {
+  #receive(data: string): void {
     let message: { id?: unknown; method?: unknown; params?: unknown; result?: unknown; error?: unknown };
     try {
-      message = JSON.parse(typeof data === "string" ? data : String(data)) as typeof message;
+      message = JSON.parse(data) as typeof message;
     } catch {
       return; // Moonraker sends JSON only; anything else is ignored rather than fatal
     }
@@ -155,7 +175,8 @@ export class MoonrakerSocket {
     }
   }
 
+  /** Drops the socket at once (no closing handshake to wait for); `closed` settles. */
   close(): void {
-    this.#ws.close();
+    this.#ws.terminate();
   }
 }

@@ -4,7 +4,7 @@
  * rate-limited ingest, and a control API under /_sim/. Binds 127.0.0.1 only.
  */
 import type { AddressInfo } from "node:net";
-import type { SimFault, SimTemperature } from "../printer/index.ts";
+import type { SimFault, SimTemperature, VirtualPrinter } from "../printer/index.ts";
 import {
   handleControl,
   setSimState,
@@ -119,6 +119,11 @@ export class MoonrakerSim {
       await this.#server.close();
     })();
     return this.#closed;
+  }
+
+  /** The virtual printer behind the face (tests drive its clock-bound behaviour directly). */
+  get printer(): VirtualPrinter {
+    return this.#face.printer;
   }
 
   /** Klipper's state, as PUT /_sim/state sets it. */
