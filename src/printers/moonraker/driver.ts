@@ -150,12 +150,15 @@ export const moonrakerPrinterCapabilities: Readonly<PrinterCapabilities> = Objec
 /** What Moonraker's history tells of the job of a file (its metadata), kept while the job runs. */
 interface JobFacts {
   filename: string;
-  /** print_stats.total_duration when looked up: a smaller one later is a new job of the same file. */
-  totalDuration: number;
+  /** When the job began by print_stats (now less its total duration, pauses included), ms. */
+  began: number;
   id?: string;
   startedAt?: number;
   estimatedS?: number;
 }
+
+/** How far two readings of one job's beginning may differ (request latency): more is another job. */
+const SAME_JOB_MS = 2_000;
 
 export class MoonrakerDriver implements PrinterDriver {
   readonly kind = KIND;
@@ -272,11 +275,12 @@ export class MoonrakerDriver implements PrinterDriver {
     if (!JOB_STATES.has(state) || filename === "") return undefined;
     const totalDuration = numberField(status, "print_stats", "total_duration") ?? 0;
     const elapsedS = numberField(status, "print_stats", "print_duration");
-    const facts = await this.#facts(filename, totalDuration, options);
+    const active = state === "printing" || state === "paused";
+    const facts = await this.#facts(filename, observedAt - totalDuration * 1000, active, options);
     const job: JobSnapshot = { file: filename.normalize("NFC") };
     if (facts.id !== undefined) job.id = facts.id;
     // Moonraker's history knows when the job started; else the job's whole duration back from now.
-    job.startedAt = facts.startedAt ?? observedAt - totalDuration * 1000;
+    job.startedAt = facts.startedAt ?? facts.began;
     const progress =
       state === "complete"
         ? 1
@@ -284,7 +288,7 @@ export class MoonrakerDriver implements PrinterDriver {
     job.progress = progress;
     if (elapsedS !== undefined) job.elapsedS = elapsedS;
     if (state === "complete") job.remainingS = 0;
-    else if (state === "printing" || state === "paused") {
+    else if (active) {
       // From the pace so far once the file has started, else from the slicer's estimate.
       if (progress > 0 && elapsedS !== undefined && elapsedS > 0)
         job.remainingS = (elapsedS * (1 - progress)) / progress;
@@ -293,11 +297,16 @@ export class MoonrakerDriver implements PrinterDriver {
     return job;
   }
 
-  /** The job's facts from the file's metadata, asked again only for another file or a new job. */
-  async #facts(filename: string, totalDuration: number, options: Signal): Promise<JobFacts> {
+  /**
+   * The job's facts from the file's metadata, asked again only for another file or, while a job
+   * runs, one that began at another time (the same file printed again). An ended job's total
+   * duration stands still, so its beginning is not compared.
+   */
+  async #facts(filename: string, began: number, active: boolean, options: Signal): Promise<JobFacts> {
     const known = this.#job;
-    if (known?.filename === filename && known.totalDuration <= totalDuration) return known;
-    const facts: JobFacts = { filename, totalDuration };
+    if (known?.filename === filename && (!active || Math.abs(known.began - began) <= SAME_JOB_MS))
+      return known;
+    const facts: JobFacts = { filename, began };
     try {
       const metadata = await this.#client.result("GET", "/server/files/metadata", metadataSchema, {
         signal: options.signal,

@@ -57,7 +57,6 @@ export function simFiles(face: MoonrakerFace): SimFileInfo[] {
 /** Sets Klipper's state as the printer's own screen, a fault or a restart would. */
 export function setSimState(face: MoonrakerFace, state: MoonrakerSimState): void {
   const printer = face.printer;
-  face.klippyConnected = state !== "disconnected";
   const activities: Partial<Record<MoonrakerSimState, [SimActivity, string?]>> = {
     standby: ["idle"],
     busy: ["busy"],
@@ -71,7 +70,8 @@ export function setSimState(face: MoonrakerFace, state: MoonrakerSimState): void
   if (state === "error") printer.fail("MCU 'mcu' shutdown: Timer too close");
   const target = activities[state];
   if (target) printer.setActivity(target[0], target[1]);
-  else if (state === "disconnected") face.printer.tick();
+  // Klippy comes back in the state asked for: one notify_klippy_ready (or _shutdown), at once.
+  face.klippyConnected = state !== "disconnected";
 }
 
 /** Starts a print at the printer (its screen, or a macro), of a file of the gcodes root. */

@@ -99,8 +99,9 @@ export class MoonrakerFace {
   readonly printer: VirtualPrinter;
   readonly storage: SimStorage;
   readonly options: FaceOptions;
-  /** Klippy connected to Moonraker (false: Moonraker answers, Klipper does not). */
-  klippyConnected = true;
+  #klippyConnected = true;
+  /** Called when Klippy connects or leaves (the server tells its websockets at once). */
+  klippyChanged: () => void = () => undefined;
   readonly #history = new WeakMap<SimFile, FileHistory>();
   #queue: QueuedJob[] = [];
   #queueState = "paused";
@@ -111,6 +112,23 @@ export class MoonrakerFace {
     this.printer = printer;
     this.storage = printer.primary;
     this.options = options;
+    // Moonraker's history records every job Klipper runs, wherever it was started.
+    printer.onChange(() => {
+      const job = printer.job;
+      if (!job || this.#history.get(job.file)?.jobId === historyJobId(job)) return;
+      this.#history.set(job.file, { jobId: historyJobId(job), printStartTime: job.startedAt / 1000 });
+    });
+  }
+
+  /** Klippy connected to Moonraker (false: Moonraker answers, Klipper does not). */
+  get klippyConnected(): boolean {
+    return this.#klippyConnected;
+  }
+
+  set klippyConnected(connected: boolean) {
+    if (connected === this.#klippyConnected) return;
+    this.#klippyConnected = connected;
+    this.klippyChanged();
   }
 
   /** Unix time now, seconds with a fraction, as Moonraker's `modified`. */
@@ -179,8 +197,7 @@ export class MoonrakerFace {
     if (node?.kind !== "file") throw new MoonrakerError(400, "Unable to open file");
     // Klipper prints what it is given; the virtual printer wants idle/finished/stopped.
     if (activity === "busy") this.printer.setActivity("idle");
-    const job = this.printer.startPrint(this.storage, node);
-    this.#history.set(node, { jobId: historyJobId(job), printStartTime: job.startedAt / 1000 });
+    this.printer.startPrint(this.storage, node);
   }
 
   // ---- the methods ----

@@ -202,6 +202,9 @@ export class MoonrakerServer {
     this.#ctx = ctx;
     const face = ctx.face;
     face.websocketCount = () => this.#connections.size;
+    face.klippyChanged = () => {
+      this.push();
+    };
     this.#klippy = face.klippy();
     this.http = createServer({ requestTimeout: 0, keepAliveTimeout: 5000 }, (req, res) => {
       void this.#handle(req, res);
