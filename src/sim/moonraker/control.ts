@@ -18,7 +18,7 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { z } from "zod";
-import { nodeNames, walkFiles, type SimActivity } from "../printer/index.ts";
+import { nodeNames, printerControl, walkFiles, type SimActivity } from "../printer/index.ts";
 import { MoonrakerError } from "./errors.ts";
 import type { MoonrakerFace } from "./face.ts";
 import { filePath, historyJobId, printStatsState } from "./klipper.ts";
@@ -111,15 +111,6 @@ const stateBody = z.object({ state: z.enum(MOONRAKER_SIM_STATES) }).strict();
 const printBody = z
   .object({ path: z.string().min(1), duration_s: z.number().positive().optional() })
   .strict();
-const errorBody = z.object({ message: z.string().min(1).optional() }).strict();
-const speedBody = z.object({ speed: z.number().positive() }).strict();
-const faultBody = z
-  .object({
-    reset_after_bytes: z.number().int().nonnegative().optional(),
-    status: z.union([z.literal(500), z.literal(503)]).optional(),
-    count: z.number().int().positive().optional(),
-  })
-  .strict();
 
 async function parseBody<T>(req: IncomingMessage, schema: z.ZodType<T>): Promise<T> {
   const chunks: Buffer[] = [];
@@ -161,41 +152,9 @@ export async function handleControl(
       simStartPrint(face, body.path, body.duration_s);
       break;
     }
-    case "POST faults": {
-      const body = await parseBody(req, faultBody);
-      printer.injectFault({
-        ...(body.reset_after_bytes === undefined ? {} : { resetAfterBytes: body.reset_after_bytes }),
-        ...(body.status === undefined ? {} : { status: body.status }),
-        ...(body.count === undefined ? {} : { count: body.count }),
-      });
-      break;
-    }
-    case "DELETE faults":
-      printer.clearFaults();
-      break;
-    case "POST hold":
-      printer.holdUploads();
-      break;
-    case "DELETE hold":
-      printer.releaseUploads();
-      break;
-    case "POST runout":
-      printer.runout();
-      break;
-    case "POST error":
-      printer.fail((await parseBody(req, errorBody)).message);
-      break;
-    case "POST disconnect":
-      printer.disconnect();
-      break;
-    case "DELETE disconnect":
-      printer.reconnect();
-      break;
-    case "PUT speed":
-      printer.setSpeed((await parseBody(req, speedBody)).speed);
-      break;
     default:
-      throw new MoonrakerError(404, `no control route ${method} /_sim/${route}`);
+      if (!(await printerControl(`${method} ${route}`, printer, (schema) => parseBody(req, schema))))
+        throw new MoonrakerError(404, `no control route ${method} /_sim/${route}`);
   }
   res.writeHead(204, { "Content-Length": 0 });
   res.end();
