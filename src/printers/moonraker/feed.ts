@@ -23,7 +23,8 @@ const IDENTITY = {
   client_name: "Ferry",
   version: "0.1.0",
   type: "other",
-  url: "https://github.com/ferry-sync/ferry",
+  // Moonraker requires the field (a client's homepage); Ferry names none.
+  url: "",
 };
 
 export interface FeedState {
