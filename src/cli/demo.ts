@@ -1,12 +1,13 @@
 /**
- * `ferry demo` (npm start): three simulated PrusaLink printers and an OctoPrint one, and a sample
- * master folder; first
+ * `ferry demo` (npm start): three simulated PrusaLink printers, an OctoPrint one and a Moonraker
+ * (Klipper) one, and a sample master folder; first
  * the one-shot `ferry sync` a farm runs from cron, step by step, then the continuous engine
  * (`ferry serve`) that a watched folder feeds, until Ctrl-C (or `--seconds`).
  */
 import { randomBytes } from "node:crypto";
 import { mkdir, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import { MoonrakerSim } from "../sim/moonraker/index.ts";
 import { STOCK_EXTENSIONS } from "../sim/octoprint/names.ts";
 import { OctoPrintSim } from "../sim/octoprint/index.ts";
 import { PrusaLinkSim } from "../sim/prusalink/index.ts";
@@ -32,8 +33,8 @@ export const DEMO_MARKER = ".ferry-demo";
 const MASTER_README = [
   "This is the master folder of the Ferry demo.",
   "",
-  "Every .gcode and .bgcode file here is mirrored onto the four simulated printers",
-  "(mk4-a, mk4-b, mk4-c, octo-1) whenever they are idle: new files are added, changed ones",
+  "Every .gcode and .bgcode file here is mirrored onto the five simulated printers",
+  "(mk4-a, mk4-b, mk4-c, octo-1, klip-1) whenever they are idle: new files are added, changed ones",
   "replaced, and files removed here are removed from the printers too.",
   "",
   "This README.txt stays here: the sync in ../ferry.yaml includes only",
@@ -100,6 +101,9 @@ export async function demoCommand(options: { dir: string; seconds?: number }): P
     rate: 2_000_000,
     extensions: [...STOCK_EXTENSIONS, "bgcode"],
   });
+  // Klipper behind Moonraker, trusting every client on its network (no API key), as most are set up.
+  const klip = await MoonrakerSim.start({ name: "klip-1", rate: 2_000_000 });
+  const printers = [...sims, octo, klip];
   const config = join(root, "ferry.yaml");
   await writeFile(join(root, ".env"), `PRUSA_PASSWORD=${PASSWORD}\nOCTO_KEY=${OCTO_KEY}\n`);
   await writeFile(
@@ -107,15 +111,18 @@ export async function demoCommand(options: { dir: string; seconds?: number }): P
     farmConfig(
       sims.map((sim) => sim.url),
       octo.url,
+      klip.url,
     ),
   );
-  // The same farm for trying by hand against `ferry sim prusalink --count 3` and `ferry sim octoprint` on their default ports.
+  // The same farm for trying by hand against `ferry sim prusalink --count 3`, `ferry sim octoprint`
+  // and `ferry sim moonraker` on their default ports.
   const byHand = join(root, "by-hand.yaml");
   await writeFile(
     byHand,
     farmConfig(
       [0, 1, 2].map((i) => `http://127.0.0.1:${18100 + i}`),
       "http://127.0.0.1:18200",
+      "http://127.0.0.1:18300",
     ),
   );
   const bold = process.stdout.isTTY ? (text: string) => `\x1b[1m${text}\x1b[0m` : (text: string) => text;
@@ -126,16 +133,16 @@ export async function demoCommand(options: { dir: string; seconds?: number }): P
   };
   try {
     say(
-      `Demo folder: ${root} (ferry.yaml, .env, master/). Printers: ${[...sims, octo].map((s) => s.url).join(" ")}`,
+      `Demo folder: ${root} (ferry.yaml, .env, master/). Printers: ${printers.map((s) => s.url).join(" ")}`,
     );
     say(
-      "1. mk4-c is busy (calibrating): the others (PrusaLink and OctoPrint) get every print file, mk4-c is skipped.",
+      "1. mk4-c is busy (calibrating): the others (PrusaLink, OctoPrint and Moonraker) get every print file, mk4-c is skipped.",
     );
     c.setState("BUSY");
     await sync();
 
     say(
-      "2. A second run right after plans nothing for mk4-a, mk4-b and octo-1; mk4-c is idle again and catches up.",
+      "2. A second run right after plans nothing for mk4-a, mk4-b, octo-1 and klip-1; mk4-c is idle again and catches up.",
     );
     c.setState("IDLE");
     await sync();
@@ -174,6 +181,7 @@ export async function demoCommand(options: { dir: string; seconds?: number }): P
       [
         `  npm run ferry -- sim prusalink --count 3 --password ${PASSWORD}`,
         `  npm run ferry -- sim octoprint --bgcode --api-key ${OCTO_KEY}`,
+        "  npm run ferry -- sim moonraker",
         "and in another, preview and run the same syncs against them:",
         `  npm run ferry -- sync -c ${byHand} --dry-run`,
         `  npm run ferry -- serve -c ${byHand}`,
@@ -181,23 +189,24 @@ export async function demoCommand(options: { dir: string; seconds?: number }): P
       ].join("\n"),
     );
   } finally {
-    await Promise.all([...sims, octo].map((sim) => sim.close()));
+    await Promise.all(printers.map((sim) => sim.close()));
   }
   return worst;
 }
 
-function farmConfig(urls: readonly string[], octoUrl: string): string {
+function farmConfig(urls: readonly string[], octoUrl: string, klipUrl: string): string {
   return [
-    "# Written by `ferry demo`: three simulated PrusaLink printers and an OctoPrint one fed from",
-    "# ./master, and flight logs moved from ./flights to ./archive.",
+    "# Written by `ferry demo`: three simulated PrusaLink printers, an OctoPrint one and a Moonraker",
+    "# (Klipper) one fed from ./master, and flight logs moved from ./flights to ./archive.",
     "devices:",
     ...urls.map(
       (url, i) =>
         `  mk4-${"abc"[i] ?? i}: { type: prusalink, url: "${url}", username: maker, password: "\${PRUSA_PASSWORD}" }`,
     ),
     `  octo-1: { type: octoprint, url: "${octoUrl}", api_key: "\${OCTO_KEY}" }`,
+    `  klip-1: { type: moonraker, url: "${klipUrl}" }`,
     "groups:",
-    "  farm: [mk4-a, mk4-b, mk4-c, octo-1]",
+    "  farm: [mk4-a, mk4-b, mk4-c, octo-1, klip-1]",
     "syncs:",
     "  gcode:",
     "    source: ./master",

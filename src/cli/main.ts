@@ -142,6 +142,29 @@ function program(): Command {
       await (await import("../sim/octoprint/cli.ts")).simOctoPrintCommand(options);
     });
   sim
+    .command("moonraker")
+    .description(
+      "simulated Moonraker servers, each with a Klipper printer, on consecutive ports of 127.0.0.1",
+    )
+    .option("--port <port>", "first port", integer("--port"), 18300)
+    .option("--count <n>", "number of printers", integer("--count"), 1)
+    .option(
+      "--api-key <key>",
+      "require this X-Api-Key (default: $MOONRAKER_KEY; none: every client is trusted)",
+    )
+    .option("--rate <bytes/s>", "upload ingest limit per server, e.g. 1MB", size("--rate"))
+    .option("--capacity <bytes>", "disk of the gcodes folder per server, e.g. 16GB", size("--capacity"))
+    .option(
+      "--speed <factor>",
+      "printer time runs this many times faster (a 10-minute print takes 6 s at 100)",
+      factor("--speed"),
+      1,
+    )
+    .option("--no-content", "keep only names and sizes of uploads, not their bytes (for large benchmarks)")
+    .action(async (options: import("../sim/moonraker/cli.ts").SimMoonrakerOptions) => {
+      await (await import("../sim/moonraker/cli.ts")).simMoonrakerCommand(options);
+    });
+  sim
     .command("upload-form")
     .description("a simulated log-upload web form (multipart POST, like PX4 Flight Review) on 127.0.0.1")
     .option("--port <port>", "port", integer("--port"), 8090)

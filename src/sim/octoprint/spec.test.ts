@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { after, before, describe, test, type TestContext } from "node:test";
 import { serversRequired } from "../../../test/servers/common.ts";
+import { shapeDiff } from "../../../test/support/shape.ts";
 import { OctoPrintSim } from "./index.ts";
 
 const SPECS = new URL("../../../../shared/specs/octoprint/", import.meta.url);
@@ -59,37 +60,9 @@ function examples(rst: string): Example[] {
   return out;
 }
 
-const typeOf = (v: unknown) => (v === null ? "null" : Array.isArray(v) ? "array" : typeof v);
-
-/**
- * Where `actual` lacks a field of `doc` or holds another JSON type (a documented null takes any
- * value: "may be null"). Each element of a documented array is compared with an element of the
- * same `type` (a file with a file, a folder with a folder); `skip` lists paths left out.
- */
-function shapeDiff(doc: unknown, actual: unknown, path: string, skip: ReadonlySet<string>): string[] {
-  if (skip.has(path) || doc === null) return [];
-  if (typeOf(doc) !== typeOf(actual))
-    return [`${path}: ${typeOf(doc)} in the document, ${typeOf(actual)} here`];
-  if (Array.isArray(doc) && Array.isArray(actual)) {
-    const kind = (v: unknown) =>
-      v !== null && typeof v === "object" ? (v as { type?: unknown }).type : undefined;
-    const elements: unknown[] = actual;
-    return (doc as unknown[]).flatMap((element) => {
-      const match = elements.find((a) => kind(a) === kind(element));
-      return match === undefined ? [] : shapeDiff(element, match, `${path}[]`, skip);
-    });
-  }
-  if (typeof doc === "object" && typeof actual === "object" && actual !== null) {
-    return Object.entries(doc as Record<string, unknown>).flatMap(([k, v]) => {
-      const at = `${path}.${k}`;
-      if (skip.has(at)) return [];
-      return k in actual
-        ? shapeDiff(v, (actual as Record<string, unknown>)[k], at, skip)
-        : [`${at}: missing`];
-    });
-  }
-  return [];
-}
+/** Documented array elements are compared with answered ones of the same `type` (a file with a file). */
+const kindOf = (v: unknown) =>
+  v !== null && typeof v === "object" ? (v as { type?: unknown }).type : undefined;
 
 async function loadExamples(file: string): Promise<Example[] | undefined> {
   try {
@@ -148,7 +121,7 @@ void describe("OctoPrint simulator answers match the documents' examples", () =>
     const candidates = found.filter((e) => e.endpoint === endpoint && e.tab !== "2.0.0+");
     const example = candidates[options.nth ?? 0];
     assert.ok(example, `${file} has an example answer of ${endpoint}`);
-    const diff = shapeDiff(example.json, actual, "", new Set(Object.keys(options.skip ?? {})));
+    const diff = shapeDiff(example.json, actual, { skip: options.skip ?? {}, kindOf });
     assert.deepEqual(diff, [], `${endpoint} differs from its documented example`);
   }
 
