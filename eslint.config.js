@@ -14,7 +14,7 @@ const root = import.meta.dirname;
 const LAYERS = [
   ["core"],
   ["config", "store", "storage", "printers"],
-  ["tasks", "devices"],
+  ["tasks", "devices", "auth"],
   ["sync", "farm", "opcua", "notify"],
   ["app.ts"],
   ["server", "cli"],

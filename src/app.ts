@@ -5,6 +5,7 @@
  * given back with its checkpoint.
  */
 import { hostname } from "node:os";
+import { Accounts } from "./auth/accounts.ts";
 import type { FerryConfig } from "./config/index.ts";
 import { systemClock, type Clock } from "./core/clock.ts";
 import { EventBus } from "./core/events.ts";
@@ -28,11 +29,17 @@ export interface OpenedStore {
   deliveries: DeliveryRecordsOpener;
   deviceStates: DeviceStates;
   deviceConfigs: DeviceConfigs;
+  /** Users, sessions and API tokens of the server. */
+  accounts: Accounts;
   close(): Promise<void>;
 }
 
 /** The store of a config (SQLite in data_dir, or DATABASE_URL) and its repositories. */
-export async function openConfiguredStore(config: FerryConfig, logger?: Logger): Promise<OpenedStore> {
+export async function openConfiguredStore(
+  config: FerryConfig,
+  logger?: Logger,
+  clock: Clock = systemClock,
+): Promise<OpenedStore> {
   const databaseUrl = process.env.DATABASE_URL;
   const store = await openStore({
     dataDir: config.dataDir,
@@ -45,6 +52,7 @@ export async function openConfiguredStore(config: FerryConfig, logger?: Logger):
     deliveries: storeDeliveries(store),
     deviceStates: new DeviceStates(store),
     deviceConfigs: new DeviceConfigs(store),
+    accounts: new Accounts(store, { clock }),
     close: () => store.close(),
   };
 }
@@ -57,6 +65,8 @@ export function nodeName(config: FerryConfig): string {
 export interface App {
   config: FerryConfig;
   logger: Logger;
+  /** The one clock of the application (a fake one in tests). */
+  clock: Clock;
   bus: EventBus<AppEvents>;
   stored: OpenedStore;
   devices: Devices;
@@ -83,7 +93,7 @@ export async function createApp(config: FerryConfig, options: AppOptions): Promi
   const { logger } = options;
   const clock = options.clock ?? systemClock;
   const node = nodeName(config);
-  const stored = await openConfiguredStore(config, logger);
+  const stored = await openConfiguredStore(config, logger, clock);
   const bus = new EventBus<AppEvents>({ node, clock: () => clock.now() });
   const devices = new Devices(config, logger, { bus, states: stored.deviceStates, clock: () => clock.now() });
   // The runner's `held` hook asks the engine, which is built on the runner.
@@ -121,6 +131,7 @@ export async function createApp(config: FerryConfig, options: AppOptions): Promi
   const app: App = {
     config,
     logger,
+    clock,
     bus,
     stored,
     devices,
