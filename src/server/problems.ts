@@ -5,7 +5,6 @@
  * validation problem names each field at fault in `errors`.
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
-import { hasZodFastifySchemaValidationErrors } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { isFerryError, type ErrorCode } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
@@ -107,6 +106,31 @@ const PARTS: Record<string, string> = {
   headers: "headers",
 };
 
+/**
+ * The validator of every route schema: zod's parse, with "required" for a missing field (zod
+ * would say what type it expected), and the issues in the shape Fastify passes on as
+ * `error.validation`.
+ */
+export function validatorCompiler({ schema }: { schema: unknown }) {
+  const zod = schema as z.ZodType;
+  return (data: unknown) => {
+    const result = zod.safeParse(data, {
+      error: (issue) =>
+        issue.input === undefined && issue.code !== "unrecognized_keys" ? "required" : undefined,
+    });
+    if (result.success) return { value: result.data };
+    return {
+      error: result.error.issues.map((issue) => ({
+        keyword: issue.code,
+        instancePath: `/${issue.path.map(String).join("/")}`,
+        schemaPath: "",
+        message: issue.message,
+        params: issue.code === "unrecognized_keys" ? { keys: issue.keys } : {},
+      })),
+    };
+  };
+}
+
 /** Zod issues as one FieldError per field (an unknown key is named as the field itself). */
 function fieldErrors(error: FastifyError): FieldError[] {
   const part = PARTS[error.validationContext ?? "body"] ?? "body";
@@ -159,7 +183,7 @@ export function problemOf(error: unknown): { problem: Problem; headers: Record<s
     };
   }
   const fastify = error as FastifyError;
-  if (hasZodFastifySchemaValidationErrors(fastify)) {
+  if (Array.isArray(fastify.validation) && fastify.validation.length > 0) {
     const errors = fieldErrors(fastify);
     return {
       problem: {

@@ -14,7 +14,6 @@ import {
   jsonSchemaTransform,
   jsonSchemaTransformObject,
   serializerCompiler,
-  validatorCompiler,
   type ZodTypeProvider,
 } from "fastify-type-provider-zod";
 import { z } from "zod";
@@ -22,7 +21,7 @@ import type { App } from "../app.ts";
 import type { ServerConfig } from "../config/index.ts";
 import { FerryError } from "../core/errors.ts";
 import { authenticate, CSRF_HEADER, sessionCookie } from "./auth.ts";
-import { errorHandler, notFoundHandler, problemSchema } from "./problems.ts";
+import { errorHandler, notFoundHandler, problemSchema, validatorCompiler } from "./problems.ts";
 import type { RouteRole } from "./route.ts";
 import { ROUTES } from "./routes/all.ts";
 import { SetupGate } from "./setup-gate.ts";

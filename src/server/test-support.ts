@@ -39,7 +39,7 @@ export interface TestServer {
     path: string,
     init?: TestRequest,
   ): Promise<{ status: number; body: T; response: Response }>;
-  /** A new user of that role (named after it unless given) with an API token of the same role. */
+  /** A new user of that role (named after the role unless given) with an API token of the same role. */
   tokenFor(role: Role, name?: string): Promise<string>;
   close(): Promise<void>;
 }
@@ -122,7 +122,6 @@ export async function startServer(options: ServerOptions & { yaml?: string } = {
       ...(body === undefined ? {} : { body: typeof body === "string" ? body : JSON.stringify(body) }),
     });
   };
-  let users = 0;
   const t: TestServer = {
     app,
     server,
@@ -139,7 +138,7 @@ export async function startServer(options: ServerOptions & { yaml?: string } = {
       bodies.push(text);
       return { status: response.status, body: (text === "" ? undefined : JSON.parse(text)) as T, response };
     },
-    async tokenFor(role, name = `${role}${users++ === 0 ? "" : users}`) {
+    async tokenFor(role, name = role) {
       await app.stored.accounts.addUser({ name, role, password: PASSWORD });
       const { secret } = await app.stored.accounts.createToken({
         user: name,
