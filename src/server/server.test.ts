@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { request as httpRequest } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
 import { after, before, describe, test } from "node:test";
+import { Agent, fetch } from "undici";
 import { waitFor } from "../../test/support/wait.ts";
 import { SESSION_TTL_MS } from "../auth/accounts.ts";
 import {
@@ -11,6 +17,8 @@ import {
   type TestServer,
   type UserBody,
 } from "./test-support.ts";
+
+const run = promisify(execFile);
 
 describe("the server", () => {
   let t: TestServer;
@@ -209,6 +217,59 @@ describe("over https (public_url)", () => {
       assert.match(t.announced[0] ?? "", /open https:\/\/ferry\.example\.com\/setup\?token=/);
     } finally {
       await t.close();
+    }
+  });
+});
+
+describe("over TLS (server.tls)", () => {
+  test("the server speaks https with the configured certificate, and its cookie is Secure", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "ferry-tls-"));
+    try {
+      await run("openssl", [
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+        "-keyout",
+        join(dir, "key.pem"),
+        "-out",
+        join(dir, "cert.pem"),
+      ]);
+      const t = await startServer({
+        yaml: `  tls: { cert_file: ${join(dir, "cert.pem")}, key_file: ${join(dir, "key.pem")} }\n`,
+      });
+      try {
+        await t.tokenFor("viewer", "v");
+        const https = t.url.replace("http:", "https:");
+        const dispatcher = new Agent({ connect: { ca: await readFile(join(dir, "cert.pem")) } });
+        const health = await fetch(`${https}/health`, { dispatcher });
+        assert.equal(health.status, 200);
+        const login = await fetch(`${https}/api/v1/session`, {
+          dispatcher,
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ name: "v", password: PASSWORD }),
+        });
+        assert.equal(login.status, 200);
+        assert.match(login.headers.getSetCookie()[0] ?? "", /^__Host-ferry_session=.*; Secure/);
+        assert.match(t.announced[0] ?? "", /open https:\/\/127\.0\.0\.1:\d+\/setup\?token=/);
+        // Plain http to the TLS port gets no API.
+        await assert.rejects(fetch(`${t.url}/health`));
+        await dispatcher.close();
+      } finally {
+        await t.close();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });
