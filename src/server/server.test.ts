@@ -310,7 +310,7 @@ describe("stopping", () => {
       assert.deepEqual(await answered, { status: 401, connection: "close" });
       await closing;
     } finally {
-      await t.app.stop();
+      await t.close();
     }
   });
 });

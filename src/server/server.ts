@@ -48,6 +48,7 @@ export class FerryServer {
   readonly #options: ServerOptions;
   readonly #setup = new SetupGate();
   readonly #closing = { now: false };
+  #closed: Promise<void> | undefined;
   #url: string | undefined;
 
   private constructor(app: App, config: ServerConfig, options: ServerOptions) {
@@ -103,8 +104,13 @@ export class FerryServer {
     return this.#url;
   }
 
-  /** Stops taking requests, lets those in flight finish (at most CLOSE_GRACE_MS), closes. */
-  async close(): Promise<void> {
+  /** Stops taking requests, lets those in flight finish (at most CLOSE_GRACE_MS), closes. Once. */
+  close(): Promise<void> {
+    this.#closed ??= this.#close();
+    return this.#closed;
+  }
+
+  async #close(): Promise<void> {
     this.#closing.now = true;
     const cut = setTimeout(() => this.fastify.server.closeAllConnections(), CLOSE_GRACE_MS);
     cut.unref();
