@@ -1,6 +1,12 @@
 /** `ferry serve`: runs every sync continuously until SIGINT/SIGTERM, then stops within 10 s. */
 import { createApp, type AppEvents } from "../app.ts";
-import { nothingToDo, parseListen, type FerryConfig, type ServerConfig } from "../config/index.ts";
+import {
+  namesOrNone,
+  nothingToDo,
+  parseListen,
+  type FerryConfig,
+  type ServerConfig,
+} from "../config/index.ts";
 import { isFerryError } from "../core/errors.ts";
 import type { EventBus } from "../core/events.ts";
 import { formatBytes, formatDuration } from "../core/units.ts";
@@ -57,8 +63,7 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
   if (server !== undefined) {
     try {
       http = await FerryServer.create(app, server);
-      const url = await http.start();
-      process.stderr.write(`ferry: server listening on ${url} (API documents: ${url}/api/docs)\n`);
+      await http.start();
     } catch (error) {
       await http?.close().catch(() => undefined);
       await app.stop();
@@ -121,7 +126,11 @@ function attachServeOutput(bus: EventBus<AppEvents>, json: boolean): void {
     return;
   }
   bus.on("engine.started", ({ payload: e }) =>
-    out(`serving ${e.syncs.join(", ")} (devices: ${e.devices.join(", ")}); Ctrl-C stops`),
+    out(
+      e.syncs.length === 0
+        ? "no syncs to run; serving the API; Ctrl-C stops"
+        : `serving ${e.syncs.join(", ")} (devices: ${namesOrNone(e.devices)}); Ctrl-C stops`,
+    ),
   );
   bus.on("engine.stopped", ({ payload: e }) =>
     out(`stopped; ${e.released} transfer(s) checkpointed for the next start`),

@@ -73,9 +73,13 @@ describe("first start", () => {
   test("without FERRY_ADMIN_PASSWORD: a one-time setup link makes the first admin, then setup refuses", async () => {
     const t = await startServer();
     try {
-      assert.equal(t.announced.length, 1);
-      const link = /(http:\/\/\S+\/setup\?token=(\S+))/.exec(t.announced[0] ?? "");
-      assert.ok(link?.[2], t.announced[0]);
+      assert.equal(t.announced.length, 2);
+      assert.match(
+        t.announced[0] ?? "",
+        /^ferry: server listening on http:\/\/127\.0\.0\.1:\d+ \(API documents: .*\/api\/docs\)$/,
+      );
+      const link = /(http:\/\/\S+\/setup\?token=(\S+))/.exec(t.announced[1] ?? "");
+      assert.ok(link?.[2], t.announced[1]);
       const token = link[2];
       const page = await t.fetch(new URL(link[1] ?? "").pathname + new URL(link[1] ?? "").search);
       assert.equal(page.status, 200);
@@ -113,7 +117,7 @@ describe("first start", () => {
   test("with FERRY_ADMIN_PASSWORD: the user admin is made with it, and no link is shown", async () => {
     const t = await startServer({ env: { FERRY_ADMIN_PASSWORD: PASSWORD } });
     try {
-      assert.deepEqual(t.announced, []);
+      assert.equal(t.announced.length, 1, "where it listens, and no setup link");
       const { status } = await t.json("/api/v1/session", {
         method: "POST",
         body: { name: "admin", password: PASSWORD },
@@ -214,7 +218,7 @@ describe("over https (public_url)", () => {
       assert.match(setCookie, /^__Host-ferry_session=/);
       assert.match(setCookie, /Secure/);
       assert.match(setCookie, /Path=\//);
-      assert.match(t.announced[0] ?? "", /open https:\/\/ferry\.example\.com\/setup\?token=/);
+      assert.match(t.announced[1] ?? "", /open https:\/\/ferry\.example\.com\/setup\?token=/);
     } finally {
       await t.close();
     }
@@ -261,7 +265,7 @@ describe("over TLS (server.tls)", () => {
         });
         assert.equal(login.status, 200);
         assert.match(login.headers.getSetCookie()[0] ?? "", /^__Host-ferry_session=.*; Secure/);
-        assert.match(t.announced[0] ?? "", /open https:\/\/127\.0\.0\.1:\d+\/setup\?token=/);
+        assert.match(t.announced[1] ?? "", /open https:\/\/127\.0\.0\.1:\d+\/setup\?token=/);
         // Plain http to the TLS port gets no API.
         await assert.rejects(fetch(`${t.url}/health`));
         await dispatcher.close();

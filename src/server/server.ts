@@ -37,7 +37,7 @@ const VERSION = "0.1.0";
 export interface ServerOptions {
   /** Where FERRY_ADMIN_PASSWORD is read (default process.env). */
   env?: NodeJS.ProcessEnv;
-  /** Shows the one-time setup link (default: a line on stderr; never through the logger). */
+  /** Shows where it listens and the one-time setup link (default: lines on stderr; never through the logger). */
   announce?: (line: string) => void;
 }
 
@@ -88,9 +88,10 @@ export class FerryServer {
     const bound = typeof address === "object" && address !== null ? address.port : port;
     this.#url = this.#config.publicUrl ?? defaultUrl(host, bound, this.#config.tls !== undefined);
     const env = this.#options.env ?? process.env;
+    const announce = this.#options.announce ?? ((line: string) => process.stderr.write(line + "\n"));
+    announce(`ferry: server listening on ${this.#url} (API documents: ${this.#url}${DOCS_PREFIX})`);
     const token = await this.#setup.open(this.#app.stored.accounts, env.FERRY_ADMIN_PASSWORD);
     if (token !== undefined) {
-      const announce = this.#options.announce ?? ((line: string) => process.stderr.write(line + "\n"));
       announce(
         `ferry: no admin yet: open ${this.#url}/setup?token=${token} to create one (this link works once), ` +
           "or restart with FERRY_ADMIN_PASSWORD set",
