@@ -6,7 +6,14 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { roleAllows, ROLES, type Role } from "../auth/roles.ts";
-import { cookieFrom, PASSWORD, startServer, type OpenApiDocument, type TestServer } from "./test-support.ts";
+import {
+  cookieFrom,
+  PASSWORD,
+  startServer,
+  type OpenApiDocument,
+  type ProblemBody,
+  type TestServer,
+} from "./test-support.ts";
 
 /** The only routes anyone may call: health, sign-in and first-start setup. */
 const PUBLIC = ["GET /health", "POST /api/v1/session", "POST /api/v1/setup"];
@@ -51,8 +58,20 @@ describe("who may call what", () => {
   });
   after(() => t.close());
 
-  const call = (op: Operation, init: { token?: string; cookie?: string } = {}) =>
-    t.json(op.path, { method: op.method, ...init });
+  /** One call; a stream (SSE) that is let through is closed at once rather than read for ever. */
+  const call = async (op: Operation, init: { token?: string; cookie?: string } = {}) => {
+    const response = await t.fetch(op.path, { method: op.method, ...init });
+    if (response.headers.get("content-type")?.startsWith("text/event-stream")) {
+      await response.body?.cancel();
+      return { status: response.status, body: undefined as unknown as ProblemBody, response };
+    }
+    const text = await response.text();
+    return {
+      status: response.status,
+      body: (text === "" ? undefined : JSON.parse(text)) as ProblemBody,
+      response,
+    };
+  };
 
   test("the document lists the routes, each with a role", () => {
     const labels = operations.map((op) => op.label);
