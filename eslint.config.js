@@ -14,7 +14,7 @@ const root = import.meta.dirname;
 const LAYERS = [
   ["core"],
   ["config", "store", "storage", "printers"],
-  ["tasks", "devices"],
+  ["tasks", "devices", "auth"],
   ["sync", "farm", "opcua", "notify"],
   ["app.ts"],
   ["server", "cli"],
@@ -26,7 +26,8 @@ const ALSO_ALLOWED = {
   // Simulators stand in for real devices in `ferry demo` and `ferry sim`.
   "app.ts": ["sim"],
   server: ["sim"],
-  cli: ["sim"],
+  // `ferry serve` starts the HTTP server over the App (the server never imports the CLI).
+  cli: ["sim", "server/server.ts"],
 };
 /** Vendor SDKs, each only inside its adapter's folder. */
 const VENDOR_SDKS = {

@@ -5,6 +5,7 @@
  * given back with its checkpoint.
  */
 import { hostname } from "node:os";
+import { Accounts } from "./auth/accounts.ts";
 import type { FerryConfig } from "./config/index.ts";
 import { systemClock, type Clock } from "./core/clock.ts";
 import { EventBus } from "./core/events.ts";
@@ -32,11 +33,17 @@ export interface OpenedStore {
   deviceStates: DeviceStates;
   deviceConfigs: DeviceConfigs;
   pausedSyncs: PausedSyncs;
+  /** Users, sessions and API tokens of the server. */
+  accounts: Accounts;
   close(): Promise<void>;
 }
 
 /** The store of a config (SQLite in data_dir, or DATABASE_URL) and its repositories. */
-export async function openConfiguredStore(config: FerryConfig, logger?: Logger): Promise<OpenedStore> {
+export async function openConfiguredStore(
+  config: FerryConfig,
+  logger?: Logger,
+  clock: Clock = systemClock,
+): Promise<OpenedStore> {
   const databaseUrl = process.env.DATABASE_URL;
   const store = await openStore({
     dataDir: config.dataDir,
@@ -50,6 +57,7 @@ export async function openConfiguredStore(config: FerryConfig, logger?: Logger):
     deviceStates: new DeviceStates(store),
     deviceConfigs: new DeviceConfigs(store),
     pausedSyncs: new PausedSyncs(store),
+    accounts: new Accounts(store, { clock }),
     close: () => store.close(),
   };
 }
@@ -62,6 +70,8 @@ export function nodeName(config: FerryConfig): string {
 export interface App {
   config: FerryConfig;
   logger: Logger;
+  /** The one clock of the application (a fake one in tests). */
+  clock: Clock;
   bus: EventBus<AppEvents>;
   stored: OpenedStore;
   devices: Devices;
@@ -92,7 +102,7 @@ export async function createApp(config: FerryConfig, options: AppOptions): Promi
   const { logger } = options;
   const clock = options.clock ?? systemClock;
   const node = nodeName(config);
-  const stored = await openConfiguredStore(config, logger);
+  const stored = await openConfiguredStore(config, logger, clock);
   const bus = new EventBus<AppEvents>({ node, clock: () => clock.now() });
   // First on the bus, so that every event from here on is recorded.
   const events = await createEventHistory(stored.store, bus, { logger, clock });
@@ -133,6 +143,7 @@ export async function createApp(config: FerryConfig, options: AppOptions): Promi
   const app: App = {
     config,
     logger,
+    clock,
     bus,
     stored,
     devices,

@@ -15,10 +15,33 @@ const LEVELS: Record<number, string> = {
   60: "fatal",
 };
 
+/**
+ * Fields that may hold a secret, censored wherever a log entry carries them (the server logs no
+ * headers or bodies; this is the net under that).
+ */
+export const REDACTED_FIELDS = [
+  "authorization",
+  "cookie",
+  "password",
+  "token",
+  "secret",
+  "*.authorization",
+  "*.cookie",
+  "*.password",
+  "*.token",
+  "*.secret",
+  "*.headers.authorization",
+  "*.headers.cookie",
+  '*.headers["set-cookie"]',
+  '*.headers["x-csrf-token"]',
+];
+
+export const LOG_REDACTION = { paths: REDACTED_FIELDS, censor: "[redacted]" };
+
 export function createLogger(format: "json" | "human" = process.stderr.isTTY ? "human" : "json"): Logger {
   const level = process.env.FERRY_LOG_LEVEL ?? "warn";
-  if (format === "json") return pino({ level, base: null }, pino.destination(2));
-  return pino({ level, base: null, timestamp: false }, humanLines());
+  if (format === "json") return pino({ level, base: null, redact: LOG_REDACTION }, pino.destination(2));
+  return pino({ level, base: null, timestamp: false, redact: LOG_REDACTION }, humanLines());
 }
 
 /** pino's JSON lines as `ferry: warning: message (key=value, ...)`. */

@@ -3,6 +3,7 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { isFerryError } from "../core/errors.ts";
 import { parseSize } from "../core/units.ts";
+import * as accounts from "./account-command.ts";
 import { demoCommand } from "./demo.ts";
 import { exitQuietlyWhenOutputCloses } from "./epipe.ts";
 import { EXIT, UsageError } from "./exit.ts";
@@ -68,6 +69,10 @@ function program(): Command {
     .description("run every sync continuously (watch, poll, schedule) until Ctrl-C or SIGTERM")
     .addOption(configOption())
     .option("--json", "log events as JSON lines")
+    .option(
+      "--listen <host:port>",
+      "start the HTTP API there (over server.listen of ferry.yaml), e.g. 127.0.0.1:8080",
+    )
     .action(async (options: Parameters<typeof serveCommand>[0]) => {
       process.exitCode = await serveCommand(options);
     });
@@ -94,6 +99,83 @@ function program(): Command {
         process.exitCode = await tasksCommand(action, ids, options);
       },
     );
+
+  const user = ferry
+    .command("user")
+    .description("users of the server (HTTP API): add, list, remove, set a password");
+  const roleOption = (description: string) =>
+    new Option("--role <role>", description).choices(["viewer", "user", "operator", "admin"]);
+  user
+    .command("add")
+    .description("add a user; without --password-stdin they sign in with API tokens only")
+    .argument("<name>", "user name")
+    .addOption(roleOption("admin, operator, user or viewer").makeOptionMandatory())
+    .option("--password-stdin", "read the password from stdin")
+    .addOption(configOption())
+    .option("--json", "print the user as JSON")
+    .action(async (name: string, options: Parameters<typeof accounts.userAddCommand>[1]) => {
+      process.exitCode = await accounts.userAddCommand(name, options);
+    });
+  user
+    .command("list")
+    .description("every user with their role")
+    .addOption(configOption())
+    .option("--json", "machine-readable list")
+    .action(async (options: accounts.AccountOptions) => {
+      process.exitCode = await accounts.userListCommand(options);
+    });
+  user
+    .command("remove")
+    .description("remove a user with their sessions and tokens (never the last admin)")
+    .argument("<name>", "user name")
+    .addOption(configOption())
+    .action(async (name: string, options: accounts.AccountOptions) => {
+      process.exitCode = await accounts.userRemoveCommand(name, options);
+    });
+  user
+    .command("password")
+    .description("set a user's password from stdin (ends their browser sessions)")
+    .argument("<name>", "user name")
+    .addOption(configOption())
+    .action(async (name: string, options: accounts.AccountOptions) => {
+      process.exitCode = await accounts.userPasswordCommand(name, options);
+    });
+
+  const token = ferry
+    .command("token")
+    .description("API tokens of the server: create (shown once), list, revoke");
+  token
+    .command("create")
+    .description("create an API token and print it, once")
+    .argument("<name>", "a name for the token, e.g. the script that uses it")
+    .addOption(roleOption("the token's role (default: its user's; never above it)"))
+    .option("--user <name>", 'the token\'s owner (default: "admin")')
+    .option(
+      "--expires <duration>",
+      `how long it works: 30d, 12h, ... or never (default ${accounts.DEFAULT_TOKEN_EXPIRY})`,
+    )
+    .addOption(configOption())
+    .option("--json", "print the token and its details as JSON")
+    .action(async (name: string, options: Parameters<typeof accounts.tokenCreateCommand>[1]) => {
+      process.exitCode = await accounts.tokenCreateCommand(name, options);
+    });
+  token
+    .command("list")
+    .description("tokens (never their secrets): id, name, user, role, expiry")
+    .option("--user <name>", "only this user's")
+    .addOption(configOption())
+    .option("--json", "machine-readable list")
+    .action(async (options: Parameters<typeof accounts.tokenListCommand>[0]) => {
+      process.exitCode = await accounts.tokenListCommand(options);
+    });
+  token
+    .command("revoke")
+    .description("revoke tokens by id (from ferry token list)")
+    .argument("<ids...>", "token ids")
+    .addOption(configOption())
+    .action(async (ids: string[], options: accounts.AccountOptions) => {
+      process.exitCode = await accounts.tokenRevokeCommand(ids, options);
+    });
 
   const sim = ferry
     .command("sim")

@@ -1,19 +1,29 @@
 /** `ferry serve`: runs every sync continuously until SIGINT/SIGTERM, then stops within 10 s. */
 import { createApp, type AppEvents } from "../app.ts";
-import { nothingToDo } from "../config/index.ts";
+import {
+  namesOrNone,
+  nothingToDo,
+  parseListen,
+  type FerryConfig,
+  type ServerConfig,
+} from "../config/index.ts";
+import { isFerryError } from "../core/errors.ts";
 import type { EventBus } from "../core/events.ts";
 import { formatBytes, formatDuration } from "../core/units.ts";
 import { Devices } from "../devices/devices.ts";
 import type { DeviceState } from "../store/devices.ts";
 import { createLogger } from "./log.ts";
 import { loadOrExit } from "./sync-command.ts";
-import { EXIT } from "./exit.ts";
+import { EXIT, UsageError } from "./exit.ts";
 import { acquireRunLock, LockedError, type RunLock } from "./run-lock.ts";
 import { oneLine } from "./sync-output.ts";
+import { FerryServer } from "../server/server.ts";
 
 export interface ServeOptions {
   config?: string;
   json?: boolean;
+  /** `--listen HOST:PORT`: start the server there (over `server.listen`, or with its defaults). */
+  listen?: string;
   /** Stops serving when it fires, as SIGINT does (the demo's `--seconds`). */
   signal?: AbortSignal;
   /** Called once every sync runs (the demo narrates from there). */
@@ -26,8 +36,10 @@ const STOP_DEADLINE_MS = 9_500;
 export async function serveCommand(options: ServeOptions): Promise<number> {
   const config = await loadOrExit(options.config);
   if (typeof config === "number") return config;
+  const server = serverOf(config, options.listen);
   const idle = nothingToDo(config);
-  if (idle !== undefined) {
+  // A server has work even without syncs (devices and jobs come through its API).
+  if (idle !== undefined && server === undefined) {
     process.stderr.write(`ferry: ${idle}\n`);
     return EXIT.ok;
   }
@@ -47,6 +59,20 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
   for (const warning of app.devices.cleartextWarnings(Devices.of(config.syncs.values())))
     logger.warn(warning);
   await app.start();
+  let http: FerryServer | undefined;
+  if (server !== undefined) {
+    try {
+      http = await FerryServer.create(app, server);
+      await http.start();
+    } catch (error) {
+      await http?.close().catch(() => undefined);
+      await app.stop();
+      await lock.release();
+      if (!isFerryError(error)) throw error;
+      process.stderr.write(`ferry: ${error.message}\n`);
+      return EXIT.failed;
+    }
+  }
   options.onStarted?.();
   await new Promise<void>((resolve) => {
     const stop = () => {
@@ -67,10 +93,20 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
     process.exit(EXIT.failed);
   }, STOP_DEADLINE_MS);
   deadline.unref();
+  // Requests in flight finish first (a few seconds at most), then the syncs stop.
+  await http?.close();
   await app.stop();
   await lock.release();
   clearTimeout(deadline);
   return EXIT.ok;
+}
+
+/** The server to start: ferry.yaml's `server:`, with `--listen` over its address; undefined: none. */
+function serverOf(config: FerryConfig, listen: string | undefined): ServerConfig | undefined {
+  if (listen === undefined) return config.server;
+  const address = parseListen(listen);
+  if (typeof address === "string") throw new UsageError(`--listen: ${address}`);
+  return { trustProxy: false, ...config.server, listen: address };
 }
 
 const STATE_WORDS: Record<DeviceState, (device: string, detail: string) => string> = {
@@ -90,7 +126,11 @@ function attachServeOutput(bus: EventBus<AppEvents>, json: boolean): void {
     return;
   }
   bus.on("engine.started", ({ payload: e }) =>
-    out(`serving ${e.syncs.join(", ")} (devices: ${e.devices.join(", ")}); Ctrl-C stops`),
+    out(
+      e.syncs.length === 0
+        ? "no syncs to run; serving the API; Ctrl-C stops"
+        : `serving ${e.syncs.join(", ")} (devices: ${namesOrNone(e.devices)}); Ctrl-C stops`,
+    ),
   );
   bus.on("engine.stopped", ({ payload: e }) =>
     out(`stopped; ${e.released} transfer(s) checkpointed for the next start`),

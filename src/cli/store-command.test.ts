@@ -8,6 +8,7 @@ import { mkdir, mkdtemp, open, readdir, rm, stat, writeFile } from "node:fs/prom
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
+import Database from "better-sqlite3";
 import { testPostgres } from "../../test/servers/postgres.ts";
 import { DeviceStates } from "../store/devices.ts";
 import { openStore } from "../store/store.ts";
@@ -52,15 +53,26 @@ function ferry(args: string[], env: Record<string, string> = {}): Promise<Result
   });
 }
 
-/** A store with a few hundred rows, then garbage over pages 20 to 30. */
+/** A store with a thousand device states, then garbage over most of that table's pages. */
 async function damagedStore(): Promise<string> {
   const store = await openStore({ dataDir });
   const states = new DeviceStates(store);
   for (let i = 0; i < 1000; i++) await states.set(`printer-${i}`, "online", "y".repeat(150));
   await store.close();
   const file = join(dataDir, "ferry.db");
+  // Where the table lies in the file, from SQLite itself (it moves as migrations add tables).
+  const database = new Database(file, { readonly: true });
+  const pages = (
+    database.prepare("select pageno from dbstat where name = 'device_states' order by pageno").all() as {
+      pageno: number;
+    }[]
+  ).map((row) => row.pageno);
+  database.close();
+  assert.ok(pages.length > 20, `device_states has ${pages.length} pages`);
   const handle = await open(file, "r+");
-  await handle.write(Buffer.alloc(11 * 4096, 0xa5), 0, 11 * 4096, 19 * 4096);
+  // Pages are numbered from 1; the table's root page is left whole, its leaves are not.
+  for (const page of pages.slice(5, 16))
+    await handle.write(Buffer.alloc(4096, 0xa5), 0, 4096, (page - 1) * 4096);
   await handle.close();
   return file;
 }

@@ -6,3 +6,4 @@ export { CONFIG_FILE_NAMES, findConfigFile, loadConfig, parseConfig } from "./lo
 export { describeConfig, type ConfigSummary } from "./redact.ts";
 export { parseDuration } from "./schema.ts";
 export { namesOrNone, nothingToDo } from "./nothing-to-do.ts";
+export { DEFAULT_LISTEN, parseListen, type ListenAddress, type ServerConfig } from "./server.ts";

@@ -13,6 +13,7 @@ import { envLookup, maskSubstitutions, parseDotenv, substituteDocument } from ".
 import { ConfigError, type ConfigProblem } from "./errors.ts";
 import { checkReferences } from "./references.ts";
 import { buildSchema, DEFAULT_DATA_DIR, DEFAULT_MOVE_SETTLE_S, knownKeys, TOP_LEVEL_KEYS } from "./schema.ts";
+import { serverConfig } from "./server.ts";
 import { ConfigSource, isUnder, type FieldPath } from "./source.ts";
 import type { DeviceKind, FerryConfig, LoadOptions, SyncConfig } from "./types.ts";
 
@@ -118,6 +119,11 @@ function parse(
     if (problem !== undefined) problems.push(problem);
   }
 
+  const server =
+    parsed.success && parsed.data.server !== undefined && !skip(["server"])
+      ? serverConfig(parsed.data.server, (text) => resolveLocalPath(text, baseDir, homeDir), source, problems)
+      : undefined;
+
   if (!parsed.success || problems.length > 0) {
     throw new ConfigError(
       file,
@@ -163,6 +169,7 @@ function parse(
     ),
     groups: references.groups,
     syncs,
+    ...(server ? { server } : {}),
   };
 }
 

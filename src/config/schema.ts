@@ -6,12 +6,13 @@
 import { Cron } from "croner";
 import picomatch from "picomatch";
 import { z } from "zod";
+import { SERVER_KEYS, serverSchema } from "./server.ts";
 import type { DeviceKind } from "./types.ts";
 
 /** Device, group and sync names. No ":" (it separates a device from its path) and no "/". */
 export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 
-export const TOP_LEVEL_KEYS = ["data_dir", "devices", "groups", "syncs"] as const;
+export const TOP_LEVEL_KEYS = ["data_dir", "devices", "groups", "syncs", "server"] as const;
 export const SYNC_KEYS = [
   "source",
   "targets",
@@ -165,6 +166,8 @@ export function knownKeys(
 ): string[] {
   if (path.length === 0) return [...TOP_LEVEL_KEYS];
   if (path.length === 2 && path[0] === "syncs") return [...SYNC_KEYS];
+  if (path.length === 1 && path[0] === "server") return [...SERVER_KEYS];
+  if (path.length === 2 && path[0] === "server" && path[1] === "tls") return ["cert_file", "key_file"];
   if (path.length === 2 && path[0] === "devices") {
     const schema = kinds.find((k) => k.kind === type)?.optionsSchema;
     if (schema instanceof z.ZodObject) return ["type", ...Object.keys(schema.shape)];
@@ -193,6 +196,7 @@ export function buildSchema(kinds: readonly DeviceKind[]) {
         )
         .nullish(),
       syncs: z.record(z.string(), syncSchema).nullish(),
+      server: serverSchema.optional(),
     }),
   );
 }

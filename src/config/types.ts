@@ -1,5 +1,6 @@
 /** The typed shape of a loaded ferry.yaml. Everything here has been validated once, at load time. */
 import type { z } from "zod";
+import type { ServerConfig } from "./server.ts";
 
 /** A kind of device a ferry.yaml may declare; storage adapters' and printer drivers' definitions satisfy it. */
 export interface DeviceKind {
@@ -101,4 +102,6 @@ export interface FerryConfig {
   /** Group name → device names. */
   groups: Map<string, string[]>;
   syncs: Map<string, SyncConfig>;
+  /** `server:`: the HTTP API `ferry serve` starts; absent: no server (unless `--listen`). */
+  server?: ServerConfig;
 }

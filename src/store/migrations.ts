@@ -110,6 +110,48 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  "0003_users": {
+    async up(db: Kysely<unknown>) {
+      // Who may use the server (src/auth/): users with a role, browser sessions, API tokens.
+      // Sessions and tokens are kept as SHA-256 digests of their secrets, never the secrets.
+      await db.schema
+        .createTable("users")
+        .addColumn("id", "text", (c) => c.primaryKey())
+        .addColumn("name", "text", (c) => c.notNull().unique())
+        .addColumn("role", "text", (c) =>
+          c.notNull().check(sql`role in ('admin', 'operator', 'user', 'viewer')`),
+        )
+        // argon2id (PHC string); null: the user signs in with API tokens only.
+        .addColumn("password_hash", "text")
+        .addColumn("disabled", "integer", (c) => c.notNull().defaultTo(0))
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .addColumn("updated_at", "bigint", (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable("sessions")
+        .addColumn("id_hash", "text", (c) => c.primaryKey())
+        .addColumn("user_id", "text", (c) => c.notNull().references("users.id").onDelete("cascade"))
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .addColumn("expires_at", "bigint", (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex("sessions_user").on("sessions").column("user_id").execute();
+      await db.schema
+        .createTable("api_tokens")
+        .addColumn("id", "text", (c) => c.primaryKey())
+        .addColumn("user_id", "text", (c) => c.notNull().references("users.id").onDelete("cascade"))
+        .addColumn("name", "text", (c) => c.notNull())
+        .addColumn("role", "text", (c) =>
+          c.notNull().check(sql`role in ('admin', 'operator', 'user', 'viewer')`),
+        )
+        .addColumn("secret_hash", "text", (c) => c.notNull())
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        // null: the token never expires.
+        .addColumn("expires_at", "bigint")
+        .addColumn("last_used_at", "bigint")
+        .addUniqueConstraint("api_tokens_user_name", ["user_id", "name"])
+        .execute();
+    },
+  },
   "0004_events": {
     async up(db: Kysely<unknown>) {
       // The event history behind the server's event stream (event-history.ts). `id` is the stream's

@@ -101,10 +101,49 @@ export interface EventsPrunedTable {
   through: number;
 }
 
+/** auth/roles.ts Role (the store does not import auth/). */
+export type RoleName = "admin" | "operator" | "user" | "viewer";
+
+/** A person or a script that may use the server (src/auth/accounts.ts). */
+export interface UsersTable {
+  id: string;
+  name: string;
+  role: RoleName;
+  /** argon2id PHC string; null: API tokens only. */
+  password_hash: string | null;
+  /** 0 or 1 (SQLite has no boolean). */
+  disabled: number;
+  created_at: number;
+  updated_at: number;
+}
+
+/** A browser session: the SHA-256 of the cookie's random id. */
+export interface SessionsTable {
+  id_hash: string;
+  user_id: string;
+  created_at: number;
+  expires_at: number;
+}
+
+/** An API token: the SHA-256 of its secret part; the id is the public part. */
+export interface ApiTokensTable {
+  id: string;
+  user_id: string;
+  name: string;
+  role: RoleName;
+  secret_hash: string;
+  created_at: number;
+  expires_at: number | null;
+  last_used_at: number | null;
+}
+
 export interface Schema {
   devices: DevicesTable;
   events: EventsTable;
   events_pruned: EventsPrunedTable;
+  users: UsersTable;
+  sessions: SessionsTable;
+  api_tokens: ApiTokensTable;
   tasks: TasksTable;
   task_queues: TaskQueuesTable;
   device_states: DeviceStatesTable;

@@ -1,0 +1,285 @@
+/**
+ * Ferry's HTTP server (ADR 0017): Fastify with zod schemas, an OpenAPI 3.1 document made from
+ * them (/api/openapi.json, browsable at /api/docs), one auth hook and one error handler. It is
+ * given the App and registers every feature's routes over it (routes/all.ts); it builds nothing
+ * of its own beyond what HTTP needs.
+ */
+import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
+import fastifyCookie from "@fastify/cookie";
+import fastifySwagger from "@fastify/swagger";
+import fastifySwaggerUi from "@fastify/swagger-ui";
+import Fastify, { type FastifyInstance, type RouteOptions } from "fastify";
+import {
+  jsonSchemaTransform,
+  jsonSchemaTransformObject,
+  serializerCompiler,
+  type ZodTypeProvider,
+} from "fastify-type-provider-zod";
+import { z } from "zod";
+import type { App } from "../app.ts";
+import type { ServerConfig } from "../config/index.ts";
+import { FerryError } from "../core/errors.ts";
+import { authenticate, CSRF_HEADER, sessionCookie } from "./auth.ts";
+import { errorHandler, notFoundHandler, problemSchema, validatorCompiler } from "./problems.ts";
+import type { RouteRole } from "./route.ts";
+import { ROUTES } from "./routes/all.ts";
+import { SetupGate } from "./setup-gate.ts";
+
+/** Largest request body (JSON): plenty for the API; uploads will set their own per route. */
+export const BODY_LIMIT = 1024 * 1024;
+/** On stop, requests in flight get this long before their connections are cut. */
+export const CLOSE_GRACE_MS = 3_000;
+export const DOCS_PREFIX = "/api/docs";
+export const OPENAPI_PATH = "/api/openapi.json";
+const VERSION = "0.1.0";
+
+export interface ServerOptions {
+  /** Where FERRY_ADMIN_PASSWORD is read (default process.env). */
+  env?: NodeJS.ProcessEnv;
+  /** Shows where it listens and the one-time setup link (default: lines on stderr; never through the logger). */
+  announce?: (line: string) => void;
+}
+
+export class FerryServer {
+  readonly fastify: FastifyInstance;
+  readonly #app: App;
+  readonly #config: ServerConfig;
+  readonly #options: ServerOptions;
+  readonly #setup = new SetupGate();
+  readonly #closing = { now: false };
+  #closed: Promise<void> | undefined;
+  #url: string | undefined;
+
+  private constructor(app: App, config: ServerConfig, options: ServerOptions) {
+    this.#app = app;
+    this.#config = config;
+    this.#options = options;
+    this.fastify = build(app, config, this.#setup, this.#closing);
+  }
+
+  /** Builds the server and its routes (throws naming a route that declares no role). */
+  static async create(app: App, config: ServerConfig, options: ServerOptions = {}): Promise<FerryServer> {
+    const server = new FerryServer(app, config, options);
+    await server.fastify.ready();
+    return server;
+  }
+
+  /** The address clients use: public_url, else the one it listens on. */
+  get url(): string {
+    if (this.#url === undefined) throw new Error("the server is not listening yet");
+    return this.#url;
+  }
+
+  /** First-start setup (an admin from FERRY_ADMIN_PASSWORD, or a setup link), then listens. */
+  async start(): Promise<string> {
+    const { host, port } = this.#config.listen;
+    try {
+      await this.fastify.listen({ host, port });
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      throw new FerryError(
+        "UNAVAILABLE",
+        `cannot listen on ${host}:${port}${code === "EADDRINUSE" ? ": the port is in use" : code === "EACCES" ? ": not allowed (ports below 1024 need privileges)" : `: ${String(error)}`} (server.listen or --listen)`,
+        { cause: error, subject: "server.listen", retryable: false },
+      );
+    }
+    const address = this.fastify.server.address();
+    const bound = typeof address === "object" && address !== null ? address.port : port;
+    this.#url = this.#config.publicUrl ?? defaultUrl(host, bound, this.#config.tls !== undefined);
+    const env = this.#options.env ?? process.env;
+    const announce = this.#options.announce ?? ((line: string) => process.stderr.write(line + "\n"));
+    announce(`ferry: server listening on ${this.#url} (API documents: ${this.#url}${DOCS_PREFIX})`);
+    const token = await this.#setup.open(this.#app.stored.accounts, env.FERRY_ADMIN_PASSWORD);
+    if (token !== undefined) {
+      announce(
+        `ferry: no admin yet: open ${this.#url}/setup?token=${token} to create one (this link works once), ` +
+          "or restart with FERRY_ADMIN_PASSWORD set",
+      );
+    } else if (env.FERRY_ADMIN_PASSWORD) {
+      this.#app.logger.info(
+        { user: "admin" },
+        "server: an admin exists (FERRY_ADMIN_PASSWORD is used only at the first start)",
+      );
+    }
+    return this.#url;
+  }
+
+  /** Stops taking requests, lets those in flight finish (at most CLOSE_GRACE_MS), closes. Once. */
+  close(): Promise<void> {
+    this.#closed ??= this.#close();
+    return this.#closed;
+  }
+
+  async #close(): Promise<void> {
+    this.#closing.now = true;
+    const cut = setTimeout(() => this.fastify.server.closeAllConnections(), CLOSE_GRACE_MS);
+    cut.unref();
+    try {
+      await this.fastify.close();
+    } finally {
+      clearTimeout(cut);
+    }
+  }
+}
+
+function defaultUrl(host: string, port: number, tls: boolean): string {
+  const shown = host === "0.0.0.0" || host === "::" ? hostname() : host.includes(":") ? `[${host}]` : host;
+  return `${tls ? "https" : "http"}://${shown}:${port}`;
+}
+
+function build(app: App, config: ServerConfig, setup: SetupGate, closing: { now: boolean }): FastifyInstance {
+  const logger = app.logger.child({ component: "server" });
+  const secure = config.tls !== undefined || config.publicUrl?.startsWith("https:") === true;
+  const cookie = sessionCookie(secure);
+  const https = config.tls && readTls(config.tls);
+  // An https server is typed apart from an http one; the routes need neither's specifics.
+  const fastify = Fastify({
+    logger: false,
+    bodyLimit: BODY_LIMIT,
+    trustProxy: trustProxy(config.trustProxy),
+    // Request ids are the server's own, never taken from a client's header.
+    requestIdHeader: false,
+    // Slow clients cannot hold a connection with a request that never ends.
+    requestTimeout: 60_000,
+    ...(https ? { https } : {}),
+  }) as unknown as FastifyInstance;
+  const server = fastify.withTypeProvider<ZodTypeProvider>();
+  server.setValidatorCompiler(validatorCompiler);
+  server.setSerializerCompiler(serializerCompiler);
+  server.setErrorHandler(errorHandler(logger));
+  server.setNotFoundHandler(notFoundHandler);
+  server.decorateRequest("identity", null);
+
+  // Every route must say who may call it: checked once all are registered.
+  const routes: RouteOptions[] = [];
+  server.addHook("onRoute", (route) => {
+    routes.push(route);
+  });
+  server.addHook("onReady", (done) => {
+    const missing = routes.filter((route) => route.config?.role === undefined);
+    if (missing.length === 0) done();
+    else
+      done(
+        new Error(
+          `routes without config.role (src/server/route.ts): ${missing.map((r) => `${String(r.method)} ${r.url}`).join(", ")}`,
+        ),
+      );
+  });
+
+  void server.register(fastifyCookie);
+  server.addHook("onRequest", authenticate(app.stored.accounts, cookie));
+  // Answers sent while closing end their keep-alive connection, so the close need not wait for it.
+  server.addHook("onSend", (_request, reply, payload, done) => {
+    if (closing.now) reply.header("connection", "close");
+    done(null, payload);
+  });
+  server.addHook("onResponse", async (request, reply) => {
+    logger.debug(
+      {
+        request: request.id,
+        method: request.method,
+        // The path only: a query may carry a secret (the setup link's token).
+        path: request.url.split("?")[0],
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime),
+        ...(request.identity ? { user: request.identity.user.name } : {}),
+      },
+      "request",
+    );
+  });
+
+  void server.register(fastifySwagger, {
+    openapi: {
+      openapi: "3.1.0",
+      info: {
+        title: "Ferry API",
+        version: VERSION,
+        description:
+          "Every route but /health, sign-in and setup needs a caller: an API token (`Authorization: Bearer ferry_…`) " +
+          `or a session cookie from POST /api/v1/session, with \`X-CSRF-Token\` on changes. \`x-ferry-role\` names the least role a route needs ` +
+          "(viewer < user < operator < admin). Errors are RFC 9457 problems (application/problem+json).",
+      },
+      components: {
+        securitySchemes: {
+          token: { type: "http", scheme: "bearer", description: "an API token, ferry_…" },
+          session: {
+            type: "apiKey",
+            in: "cookie",
+            name: cookie.name,
+            description: `with ${CSRF_HEADER} on changes`,
+          },
+        },
+      },
+    },
+    transform: (input) => {
+      const { schema, url } = jsonSchemaTransform(input);
+      const role: RouteRole | undefined = input.route.config?.role;
+      if (schema.hide === true || role === undefined) return { schema, url };
+      const response = (schema.response ?? {}) as Record<string, unknown>;
+      return {
+        url,
+        schema: {
+          ...schema,
+          "x-ferry-role": role,
+          security: role === "public" ? [] : [{ token: [] }, { session: [] }],
+          response: {
+            ...response,
+            "4XX": {
+              description: "a problem (RFC 9457)",
+              content: { "application/problem+json": { schema: PROBLEM_JSON } },
+            },
+          },
+        },
+      };
+    },
+    transformObject: jsonSchemaTransformObject,
+  });
+
+  // The API's own pages and documents are public and not in the document themselves.
+  void server.register(async (docs) => {
+    docs.addHook("onRoute", (route) => {
+      route.config = { ...route.config, role: "public" };
+    });
+    await docs.register(fastifySwaggerUi, {
+      routePrefix: DOCS_PREFIX,
+      // Served from this server (swagger-ui-dist), nothing from elsewhere.
+      staticCSP:
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; object-src 'none'; frame-ancestors 'none'",
+      uiConfig: { deepLinking: true },
+    });
+    docs.get(OPENAPI_PATH, { schema: { hide: true } }, () => docs.swagger());
+  });
+
+  for (const routes of ROUTES)
+    void server.register((scope, _options, done) => {
+      routes(scope.withTypeProvider<ZodTypeProvider>(), { app, session: cookie, setup });
+      done();
+    });
+  return fastify;
+}
+
+/** A hop count: trust that many proxies in front (Fastify takes it as a function). */
+function trustProxy(setting: ServerConfig["trustProxy"]) {
+  return typeof setting === "number" ? (_address: string, hop: number) => hop < setting : setting;
+}
+
+const PROBLEM_JSON = z.toJSONSchema(problemSchema, { target: "draft-2020-12" });
+
+function readTls(tls: NonNullable<ServerConfig["tls"]>): { cert: Buffer; key: Buffer } {
+  const read = (file: string, field: string) => {
+    try {
+      return readFileSync(file);
+    } catch (error) {
+      throw new FerryError(
+        "UNAVAILABLE",
+        `server.tls.${field}: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? String(error)})`,
+        {
+          subject: `server.tls.${field}`,
+          retryable: false,
+        },
+      );
+    }
+  };
+  return { cert: read(tls.certFile, "cert_file"), key: read(tls.keyFile, "key_file") };
+}
