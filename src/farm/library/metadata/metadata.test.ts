@@ -15,6 +15,7 @@ import {
   thumbnailBlock,
   withThumbnails,
 } from "../../../../test/fixtures/gcode/writers.ts";
+import { readGcodeWindows, WindowCollector } from "./gcode.ts";
 import { kindOfName, readMetadata } from "./read.ts";
 import { bufferSource, type MetadataResult, type PrintMetadata, type Thumbnail } from "./types.ts";
 
@@ -193,6 +194,25 @@ describe("metadata of the slicer's real files", () => {
     const result = await read("big.gcode", big);
     assert.deepEqual(facts(result), expected);
     assert.equal(result.thumbnails.length, 2);
+  });
+
+  test("a streamed G-code (inside a 3MF) keeps the same windows as one read from a file", async () => {
+    for (const size of [
+      10,
+      SCAN_BYTES - 1,
+      SCAN_BYTES + 1,
+      2 * SCAN_BYTES,
+      2 * SCAN_BYTES + 1,
+      5 * SCAN_BYTES + 7,
+    ]) {
+      const bytes = Buffer.alloc(size);
+      for (let i = 0; i < size; i++) bytes[i] = (i * 31 + (i >> 12)) % 251;
+      const collector = new WindowCollector();
+      for (let at = 0, piece = 1; at < size; at += piece, piece = 1 + ((piece * 7 + 13) % 70_001)) {
+        collector.push(bytes.subarray(at, at + piece));
+      }
+      assert.deepEqual(collector.windows(), await readGcodeWindows(bufferSource(bytes)), `${size} bytes`);
+    }
   });
 
   test("a thumbnail that runs past the head window is noted, the facts still read", async () => {
