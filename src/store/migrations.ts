@@ -201,6 +201,30 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  "0006_library": {
+    async up(db: Kysely<unknown>) {
+      // The farm's file library (src/farm/library): one row per content, its bytes under
+      // <data_dir>/library/<sha256[0..2]>/<sha256>.
+      await db.schema
+        .createTable("library_files")
+        .addColumn("id", "text", (c) => c.primaryKey())
+        .addColumn("sha256", "text", (c) => c.notNull().unique())
+        .addColumn("name", "text", (c) => c.notNull())
+        .addColumn("size", "bigint", (c) => c.notNull())
+        .addColumn("kind", "text", (c) => c.notNull().check(sql`kind in ('gcode', 'bgcode', '3mf')`))
+        .addColumn("metadata", "text")
+        .addColumn("metadata_problem", "text")
+        .addColumn("thumbnails", "text", (c) => c.notNull())
+        .addColumn("uploaded_by", "text")
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex("library_files_created")
+        .on("library_files")
+        .columns(["created_at", "id"])
+        .execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

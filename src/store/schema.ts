@@ -137,6 +137,24 @@ export interface ApiTokensTable {
   last_used_at: number | null;
 }
 
+/** A file of the farm's library (src/farm/library): one row per content (sha256). */
+export interface LibraryFilesTable {
+  id: string;
+  sha256: string;
+  /** The name it was first uploaded under. */
+  name: string;
+  size: number;
+  kind: "gcode" | "bgcode" | "3mf";
+  /** JSON of the print metadata read from the file, or null when it has none. */
+  metadata: string | null;
+  /** Why there is no metadata (metadata is null). */
+  metadata_problem: string | null;
+  /** JSON list of the embedded thumbnails: format, width, height, bytes. */
+  thumbnails: string;
+  uploaded_by: string | null;
+  created_at: number;
+}
+
 export interface Schema {
   devices: DevicesTable;
   events: EventsTable;
@@ -149,4 +167,5 @@ export interface Schema {
   device_states: DeviceStatesTable;
   deliveries: DeliveriesTable;
   paused_syncs: PausedSyncsTable;
+  library_files: LibraryFilesTable;
 }

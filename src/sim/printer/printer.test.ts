@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { SimStorage, VirtualPrinter, type SimFile } from "./index.ts";
-import { parseDuration, readGcode } from "./gcode.ts";
+import { parseDuration, readGcode } from "../../core/gcode.ts";
 
 function rig(speed = 1) {
   const clock = { now: 1_700_000_000_000 };

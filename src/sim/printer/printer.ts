@@ -7,7 +7,7 @@
  */
 import { SimHttpError } from "../http-error.ts";
 import { isInside, type SimFile, type SimNode, type SimStorage } from "./files.ts";
-import { isPrintFile, readGcode } from "./gcode.ts";
+import { isPrintFile, readGcode } from "../../core/gcode.ts";
 
 export const SIM_ACTIVITIES = [
   "idle",

@@ -70,4 +70,4 @@ export function makeShortName(longName: string, taken: ReadonlySet<string>): str
   }
 }
 
-export { isPrintFile } from "../printer/gcode.ts";
+export { isPrintFile } from "../../core/gcode.ts";
