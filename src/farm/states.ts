@@ -44,7 +44,8 @@ export const TRANSITIONS: Readonly<Record<JobState, readonly JobState[]>> = {
   scheduled: ["uploading", "queued", "cancelled", "failed"],
   uploading: ["printing", "queued", "cancelling", "cancelled", "failed"],
   printing: ["paused", "printed", "cancelling", "cancelled", "failed"],
-  paused: ["printing", "cancelling", "cancelled", "failed"],
+  // Resumed and finished at the printer while Ferry was not watching.
+  paused: ["printing", "printed", "cancelling", "cancelled", "failed"],
   printed: ["completed"],
   cancelling: ["cancelled", "failed"],
   completed: [],
