@@ -21,7 +21,7 @@ import type { FarmContext } from "./context.ts";
 import type { FarmEvents } from "./events.ts";
 import { Jobs, type HistoryEntry, type Job, type JobFile, type JobFilter } from "./jobs.ts";
 import { PrinterStates, type PrinterFarmState } from "./printer-states.ts";
-import { notReady, schedule, type SchedulerPrinter } from "./scheduler.ts";
+import { schedule, type SchedulerPrinter } from "./scheduler.ts";
 import type { JobState } from "./states.ts";
 import { noJobFiles, registerUploadHandler, type JobFiles } from "./upload.ts";
 import { isHeating, PrinterWorker } from "./worker.ts";
@@ -529,6 +529,12 @@ export class Farm {
         const settings = this.#settings(name);
         const snapshot = worker?.owned ? worker.snapshot : undefined;
         const state = states.get(name);
+        const holder = state?.leaseHolder ?? null;
+        const elsewhere =
+          worker?.owned !== true &&
+          holder !== null &&
+          holder !== this.#o.node &&
+          (state?.leaseUntil ?? 0) >= this.#clock.now();
         printers.push({
           name,
           model: settings?.model ?? null,
@@ -539,12 +545,10 @@ export class Farm {
           bedClear: state?.bedClear ?? false,
           maintenance: state?.maintenance?.reason ?? null,
           heating: snapshot ? isHeating(snapshot) : false,
+          // Another node schedules onto the printers it drives.
+          ...(elsewhere ? { drivenBy: holder } : {}),
         });
       }
-      // Printers another node drives are not free here (that node schedules them).
-      const mine = printers.map((p) =>
-        this.#workers.get(p.name)?.owned === true || notReady(p) !== undefined ? p : { ...p, online: false },
-      );
       const plan = schedule(
         queued.map((j) => ({
           id: j.id,
@@ -553,7 +557,7 @@ export class Farm {
           model: j.model,
           tags: j.tags,
         })),
-        mine,
+        printers,
         { maxHeating: this.#o.config.farm.maxHeating },
       );
       for (const { job, printer } of plan.assignments) {

@@ -23,6 +23,8 @@ export interface SchedulerPrinter {
   maintenance: string | null;
   /** A heater is still far below its target. */
   heating: boolean;
+  /** Another node drives it (and schedules onto it), if so. */
+  drivenBy?: string;
 }
 
 export interface SchedulerJob {
@@ -50,10 +52,11 @@ const key = (tag: string) => tag.trim().toLowerCase();
 
 /** Why a printer cannot take a job now, or undefined when it can. */
 export function notReady(printer: SchedulerPrinter): string | undefined {
+  if (printer.drivenBy !== undefined) return `driven by ${printer.drivenBy}`;
+  if (printer.activity === null) return "not seen yet";
   if (!printer.online) return "offline";
   if (printer.maintenance !== null) return `in maintenance (${printer.maintenance})`;
   if (printer.job !== null) return `has a job (${printer.job.replace("_", " ")})`;
-  if (printer.activity === null) return "not seen yet";
   if (!READY.includes(printer.activity)) return printer.activity;
   if (!printer.bedClear) return "bed not marked clear";
   return undefined;
