@@ -1,6 +1,6 @@
 /**
  * Builds the application once, for the CLI and the server: config, store, event bus, device
- * registry, task runner and the sync engine (the farm and the bridges join here later). Starting
+ * registry, task runner, the sync engine and the print farm (the bridges join here later). Starting
  * and stopping happen in one place, in order: nothing is left running, every task in flight is
  * given back with its checkpoint.
  */
@@ -11,6 +11,10 @@ import { systemClock, type Clock } from "./core/clock.ts";
 import { EventBus } from "./core/events.ts";
 import type { Logger } from "./core/logger.ts";
 import { Devices } from "./devices/devices.ts";
+import type { FarmEvents } from "./farm/events.ts";
+import { Farm } from "./farm/farm.ts";
+import { openLibrary, type Library } from "./farm/library/index.ts";
+import type { JobFiles } from "./farm/upload.ts";
 import { DeviceConfigs } from "./store/device-configs.ts";
 import { storeDeliveries, type DeliveryRecordsOpener } from "./store/deliveries.ts";
 import { DeviceStates } from "./store/devices.ts";
@@ -24,7 +28,7 @@ import { TaskRunner } from "./tasks/runner.ts";
 import { StoreTaskQueue } from "./tasks/store-queue.ts";
 
 /** Every event of the application (docs/events.md). */
-export type AppEvents = EngineEvents;
+export type AppEvents = EngineEvents & FarmEvents;
 
 export interface OpenedStore {
   store: Store;
@@ -77,6 +81,10 @@ export interface App {
   devices: Devices;
   runner: TaskRunner;
   engine: Engine;
+  /** The print farm: jobs, scheduler, printer workers. */
+  farm: Farm;
+  /** The farm's print files. */
+  library: Library;
   /** This node's running tasks with rate and ETA. */
   inFlight: InFlightTasks;
   /** The recorded events (the server's stream, a task's history). */
@@ -96,6 +104,8 @@ export interface AppOptions {
   leaseMs?: number;
   heartbeatMs?: number;
   probeMs?: number;
+  /** Where the farm reads jobs' files (default: the file library). */
+  jobFiles?: JobFiles;
 }
 
 export async function createApp(config: FerryConfig, options: AppOptions): Promise<App> {
@@ -125,7 +135,7 @@ export async function createApp(config: FerryConfig, options: AppOptions): Promi
       workersFor(
         [...config.syncs.values()].filter((s) => !options.syncs || options.syncs.includes(s.name)),
         devices,
-      ),
+      ) + [...config.devices.values()].filter((d) => d.printer?.farm === true).length,
   });
   engine.current = new Engine({
     config,
@@ -140,6 +150,19 @@ export async function createApp(config: FerryConfig, options: AppOptions): Promi
     ...(options.probeMs === undefined ? {} : { probeMs: options.probeMs }),
     ...(options.syncs === undefined ? {} : { syncs: options.syncs }),
   });
+  const library = await openLibrary({ store: stored.store, dataDir: config.dataDir, clock });
+  const farm = new Farm({
+    config,
+    devices,
+    store: stored.store,
+    queue: stored.queue,
+    runner,
+    bus,
+    logger,
+    node,
+    clock,
+    files: options.jobFiles ?? library.jobFiles(logger),
+  });
   const app: App = {
     config,
     logger,
@@ -149,6 +172,8 @@ export async function createApp(config: FerryConfig, options: AppOptions): Promi
     devices,
     runner,
     engine: engine.current,
+    farm,
+    library,
     inFlight: new InFlightTasks(bus),
     events,
     async start() {
@@ -156,8 +181,10 @@ export async function createApp(config: FerryConfig, options: AppOptions): Promi
       await devices.load(stored.deviceConfigs);
       await runner.start();
       await app.engine.start();
+      await farm.start();
     },
     async stop() {
+      await farm.stop();
       await app.engine.stop();
       await runner.stop();
       bus.emit("engine.stopped", { released: runner.released });

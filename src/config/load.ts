@@ -164,12 +164,18 @@ function parse(
     devices: new Map(
       Object.entries(out.devices ?? {}).map(([name, device]) => [
         name,
-        { name, kind: device.kind, options: device.options },
+        {
+          name,
+          kind: device.kind,
+          options: device.options,
+          ...(device.printer ? { printer: device.printer } : {}),
+        },
       ]),
     ),
     groups: references.groups,
     syncs,
     ...(server ? { server } : {}),
+    farm: out.farm,
   };
 }
 

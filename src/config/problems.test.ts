@@ -40,7 +40,7 @@ describe("problems", () => {
     const error = configError(() => parse(BROKEN, { env: {} }, "ferry.yaml"));
     assert.deepEqual(brief(error.problems), [
       "2:34 devices.mk4-a.url: Invalid URL",
-      '2:60 devices.mk4-a.colour: unknown key "colour"; known keys: type, url, username, password',
+      '2:60 devices.mk4-a.colour: unknown key "colour"; known keys: type, url, username, password, farm, model, tags, auto_clear, camera_url',
       '3:18 devices.mk4-b.type: unknown type "prusa"; known types: prusalink, folder, ftp, form',
       '4:10 devices.mk4-c.type: missing "type"; known types: prusalink, folder, ftp, form',
       "5:30 devices.usb.path: Invalid input: expected string, received number",
@@ -63,7 +63,7 @@ describe("problems", () => {
       "27:33 syncs.none.targets: a sync needs at least one target",
       "28:20 syncs.noisy.source: environment variable UNSET_VAR is not set (nor in .env next to the config)",
       "28:72 syncs.noisy.when: environment variable ALSO_UNSET is not set (nor in .env next to the config)",
-      '29:1 database: unknown key "database"; known keys: data_dir, devices, groups, syncs, server',
+      '29:1 database: unknown key "database"; known keys: data_dir, devices, groups, syncs, server, farm',
     ]);
     assert.ok(error instanceof ConfigError);
     assert.equal(error.name, "ConfigError");
@@ -118,7 +118,7 @@ describe("problems", () => {
   it("says which shape the file should have when it is not a mapping", () => {
     const error = configError(() => parse("- a\n- b\n"));
     assert.deepEqual(brief(error.problems), [
-      "1:1 : expected a mapping with the keys data_dir, devices, groups, syncs, server",
+      "1:1 : expected a mapping with the keys data_dir, devices, groups, syncs, server, farm",
     ]);
   });
 

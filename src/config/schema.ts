@@ -7,12 +7,17 @@ import { Cron } from "croner";
 import picomatch from "picomatch";
 import { z } from "zod";
 import { SERVER_KEYS, serverSchema } from "./server.ts";
-import type { DeviceKind } from "./types.ts";
+import type { DeviceKind, FarmConfig, PrinterSettings } from "./types.ts";
 
 /** Device, group and sync names. No ":" (it separates a device from its path) and no "/". */
 export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 
-export const TOP_LEVEL_KEYS = ["data_dir", "devices", "groups", "syncs", "server"] as const;
+export const TOP_LEVEL_KEYS = ["data_dir", "devices", "groups", "syncs", "server", "farm"] as const;
+/** Keys every printer's entry takes beside its type's options (what the farm knows of it). */
+export const PRINTER_KEYS = ["farm", "model", "tags", "auto_clear", "camera_url"] as const;
+export const FARM_KEYS = ["auto_schedule", "approval", "max_heating", "interval"] as const;
+/** Roles whose jobs never wait for approval. */
+export const TRUSTED_ROLES = ["admin", "operator"] as const;
 export const SYNC_KEYS = [
   "source",
   "targets",
@@ -117,34 +122,139 @@ const syncSchema = z.strictObject({
   settle: duration(),
 });
 
+const printerShape = {
+  farm: z.boolean().default(false),
+  model: z.string().trim().min(1, "must not be empty").optional(),
+  tags: z.preprocess(toList, z.array(z.string().trim().min(1, "a tag must not be empty"))).default([]),
+  auto_clear: z.boolean().default(false),
+  camera_url: z.url({ protocol: /^https?$/, error: "must be an http:// or https:// URL" }).optional(),
+};
+
+type PrinterKeys = z.output<z.ZodObject<typeof printerShape>>;
+
+function printerSettings(keys: PrinterKeys): PrinterSettings {
+  return {
+    farm: keys.farm,
+    ...(keys.model === undefined ? {} : { model: keys.model }),
+    tags: keys.tags,
+    autoClear: keys.auto_clear,
+    ...(keys.camera_url === undefined ? {} : { cameraUrl: keys.camera_url }),
+  };
+}
+
+/** A printer entry's keys: the farm's ones and its type's options. */
+function splitPrinterKeys(
+  entry: Record<string, unknown>,
+): [Record<string, unknown>, Record<string, unknown>] {
+  const farm: Record<string, unknown> = {};
+  const options: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(entry))
+    ((PRINTER_KEYS as readonly string[]).includes(key) ? farm : options)[key] = value;
+  return [farm, options];
+}
+
+/**
+ * A printer added at run time (the API): its options with the farm keys, as ferry.yaml would
+ * have them (less `type`), checked by the type's schema and the farm's. Problems name the field.
+ */
+export function parsePrinterEntry(
+  kind: DeviceKind,
+  entry: Record<string, unknown>,
+): { ok: true; options: unknown; printer: PrinterSettings } | { ok: false; problems: string[] } {
+  const [farmKeys, rest] = splitPrinterKeys(entry);
+  const farm = z.strictObject(printerShape).safeParse(farmKeys);
+  const options = kind.optionsSchema.safeParse(rest);
+  const problems = [farm, options].flatMap((parsed) =>
+    parsed.success ? [] : parsed.error.issues.map((i) => `${i.path.join(".") || "(options)"}: ${i.message}`),
+  );
+  if (!farm.success || !options.success) return { ok: false, problems };
+  return { ok: true, options: options.data, printer: printerSettings(farm.data) };
+}
+
+const role = z
+  .string()
+  .trim()
+  .min(1, "a role must not be empty")
+  .superRefine((name, ctx) => {
+    if ((TRUSTED_ROLES as readonly string[]).includes(name))
+      ctx.addIssue({
+        code: "custom",
+        message: `${name}s' jobs never wait for approval; list the roles whose jobs do (e.g. user)`,
+      });
+  });
+
+const farmSchema = z
+  .strictObject({
+    auto_schedule: z.boolean().default(true),
+    approval: z.preprocess(toList, z.array(role)).default([]),
+    max_heating: z
+      .number()
+      .int("must be a whole number")
+      .min(1, "at least 1 printer must be allowed to heat")
+      .default(4),
+    interval: duration(2).pipe(z.number().min(0.1, "at most ten looks a second")),
+  })
+  .transform((farm): FarmConfig => ({
+    autoSchedule: farm.auto_schedule,
+    approval: farm.approval,
+    maxHeating: farm.max_heating,
+    intervalS: farm.interval,
+  }));
+
+export const DEFAULT_FARM: FarmConfig = Object.freeze({
+  autoSchedule: true,
+  approval: [],
+  maxHeating: 4,
+  intervalS: 2,
+});
+
 export interface ParsedDevice {
   kind: string;
   options: unknown;
+  printer?: PrinterSettings;
 }
 
 /** One kind's entry: its options plus `type`, parsed into `{ kind, options }` (options without `type`). */
 function deviceEntry(definition: DeviceKind) {
   const schema = definition.optionsSchema;
   const type = z.literal(definition.kind);
+  const printer = definition.printer === true;
+  /** The parsed entry less `type`, the farm keys taken out of a printer's. */
+  const parsed = (entry: Record<string, unknown>): ParsedDevice => {
+    if (!printer) return { kind: definition.kind, options: entry };
+    const [farm, options] = splitPrinterKeys(entry);
+    return { kind: definition.kind, options, printer: printerSettings(farm as PrinterKeys) };
+  };
   if (schema instanceof z.ZodObject) {
     try {
       // safeExtend keeps the kind's refinements (plain extend refuses objects that have some).
       return schema
-        .safeExtend({ type })
+        .safeExtend({ type, ...(printer ? printerShape : {}) })
         .strict()
-        .transform(({ type: _type, ...options }): ParsedDevice => ({ kind: definition.kind, options }));
+        .transform(({ type: _type, ...entry }) => parsed(entry));
     } catch {
       // Not extendable after all: fall through to the general form.
     }
   }
-  return (
-    z
-      .looseObject({ type })
-      .transform(({ type: _type, ...options }) => options)
-      // The kind's schema takes any input; zod's typing wants the input to match what the pipe gives.
-      .pipe(schema as z.ZodType<unknown, Record<string, unknown>>)
-      .transform((options): ParsedDevice => ({ kind: definition.kind, options }))
-  );
+  // Loose: the kind's own schema judges the other keys. A printer's farm keys are checked here.
+  const general = <T extends z.ZodObject>(entry: T) =>
+    entry.transform((value, ctx): ParsedDevice => {
+      const { type: _type, ...rest } = value as Record<string, unknown>;
+      const [farm, options] = printer ? splitPrinterKeys(rest) : [{}, rest];
+      const parsed = schema.safeParse(options);
+      if (!parsed.success) {
+        // The kind's problems, at their own fields.
+        for (const issue of parsed.error.issues)
+          ctx.addIssue({ code: "custom", message: issue.message, path: issue.path, input: options });
+        return z.NEVER;
+      }
+      return {
+        kind: definition.kind,
+        options: parsed.data,
+        ...(printer ? { printer: printerSettings(farm as PrinterKeys) } : {}),
+      };
+    });
+  return printer ? general(z.looseObject({ type, ...printerShape })) : general(z.looseObject({ type }));
 }
 
 function deviceSchema(kinds: readonly DeviceKind[]): z.ZodType<ParsedDevice> {
@@ -165,12 +275,15 @@ export function knownKeys(
   type: unknown,
 ): string[] {
   if (path.length === 0) return [...TOP_LEVEL_KEYS];
+  if (path.length === 1 && path[0] === "farm") return [...FARM_KEYS];
   if (path.length === 2 && path[0] === "syncs") return [...SYNC_KEYS];
   if (path.length === 1 && path[0] === "server") return [...SERVER_KEYS];
   if (path.length === 2 && path[0] === "server" && path[1] === "tls") return ["cert_file", "key_file"];
   if (path.length === 2 && path[0] === "devices") {
-    const schema = kinds.find((k) => k.kind === type)?.optionsSchema;
-    if (schema instanceof z.ZodObject) return ["type", ...Object.keys(schema.shape)];
+    const kind = kinds.find((k) => k.kind === type);
+    const schema = kind?.optionsSchema;
+    const farm = kind?.printer === true ? PRINTER_KEYS : [];
+    if (schema instanceof z.ZodObject) return ["type", ...Object.keys(schema.shape), ...farm];
   }
   return [];
 }
@@ -197,6 +310,7 @@ export function buildSchema(kinds: readonly DeviceKind[]) {
         .nullish(),
       syncs: z.record(z.string(), syncSchema).nullish(),
       server: serverSchema.optional(),
+      farm: z.preprocess((value) => value ?? {}, farmSchema),
     }),
   );
 }

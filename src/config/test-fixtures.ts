@@ -14,6 +14,7 @@ export const printerKind: DeviceKind = {
     username: z.string().default("maker"),
     password: secretString(),
   }),
+  printer: true,
 };
 
 /** A kind whose options schema is not a ZodObject (a transform), so it cannot be extended. */

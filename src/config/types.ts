@@ -9,6 +9,34 @@ export interface DeviceKind {
   optionsSchema: z.ZodType;
   /** What its files allow, from its storage capabilities (a write-only form cannot be a source). */
   storage?: { read: boolean; write: boolean; list: "none" | "flat" | "recursive" };
+  /** A printer: its entries also take the farm keys (`farm`, `model`, `tags`, `auto_clear`, `camera_url`). */
+  printer?: boolean;
+}
+
+/** What the farm knows of a printer, from the farm keys of its device entry. */
+export interface PrinterSettings {
+  /** `farm: true`: the farm schedules jobs onto it and watches it (default false). */
+  farm: boolean;
+  /** e.g. "MK4"; jobs may require one. */
+  model?: string;
+  /** Material, nozzle, location... (`[PLA, PETG]`); a job's required tags must all be here (case-insensitive). */
+  tags: string[];
+  /** The printer clears its own bed (a belt printer, an ejector): a printed job completes at once. */
+  autoClear: boolean;
+  /** A camera snapshot URL, for displays. */
+  cameraUrl?: string;
+}
+
+/** The `farm:` section. */
+export interface FarmConfig {
+  /** true: the scheduler assigns queued jobs to printers; false: operators assign them (default true). */
+  autoSchedule: boolean;
+  /** Roles whose jobs wait for approval (admins' and operators' never do); default none. */
+  approval: string[];
+  /** At most this many printers heating at once, so starts are staggered (default 4). */
+  maxHeating: number;
+  /** Seconds between a printer worker's looks at a printer that pushes nothing (default 2). */
+  intervalS: number;
 }
 
 export interface LoadOptions {
@@ -22,8 +50,10 @@ export interface DeviceConfig {
   name: string;
   /** The device's `type:`. */
   kind: string;
-  /** Parsed by that kind's optionsSchema, without `type`; secrets are `Secret`s. */
+  /** Parsed by that kind's optionsSchema, without `type` and the farm keys; secrets are `Secret`s. */
   options: unknown;
+  /** A printer's farm keys (every printer has them, with their defaults). */
+  printer?: PrinterSettings;
 }
 
 export type Endpoint =
@@ -104,4 +134,5 @@ export interface FerryConfig {
   syncs: Map<string, SyncConfig>;
   /** `server:`: the HTTP API `ferry serve` starts; absent: no server (unless `--listen`). */
   server?: ServerConfig;
+  farm: FarmConfig;
 }

@@ -32,6 +32,9 @@ export interface Subscriber<Events extends EventMap> {
   on<K extends keyof Events>(type: K, listener: Listener<Envelope<Events, K>>): () => void;
 }
 
+/** Both sides: what a part that publishes its own events and follows others' needs (any bus of a wider vocabulary fits). */
+export type Bus<Events extends EventMap> = Publisher<Events> & Subscriber<Events>;
+
 export interface EventBusOptions {
   /** This Ferry instance's name (default: "local"). */
   node?: string;

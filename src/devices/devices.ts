@@ -5,7 +5,14 @@
  * transfer slots of each; and the events `device.added`, `device.removed`, `device.state`. The one
  * place that knows which kinds exist.
  */
-import type { DeviceConfig, DeviceKind, Endpoint, FerryConfig, SyncConfig } from "../config/index.ts";
+import {
+  parsePrinterEntry,
+  type DeviceConfig,
+  type DeviceKind,
+  type Endpoint,
+  type FerryConfig,
+  type SyncConfig,
+} from "../config/index.ts";
 import { FerryError } from "../core/errors.ts";
 import type { Publisher } from "../core/events.ts";
 import type { Logger } from "../core/logger.ts";
@@ -27,8 +34,8 @@ export const deviceKinds: readonly DeviceKind[] = [
     optionsSchema,
     storage: capabilities,
   })),
-  // A printer's files can be read, written and listed.
-  ...printerDrivers,
+  // A printer's files can be read, written and listed; its entry also takes the farm keys.
+  ...printerDrivers.map(({ kind, optionsSchema }) => ({ kind, optionsSchema, printer: true })),
 ];
 
 function findKind<T extends { kind: string }>(list: readonly T[], kind: string): T | undefined {
@@ -101,6 +108,11 @@ export class Devices {
     return this.#config.devices.has(name) || this.#added.has(name);
   }
 
+  /** A device's entry (type, options, a printer's farm keys); NOT_FOUND for an unknown name. */
+  get(name: string): DeviceConfig {
+    return this.#device(name);
+  }
+
   /** Loads the devices added at run time from the store. A stored device that no longer validates is skipped with an error. */
   async load(configs: DeviceConfigs): Promise<void> {
     for (const record of await configs.all()) {
@@ -168,7 +180,7 @@ export class Devices {
       this.#bus?.emit("device.added", { device: device.name, kind: device.kind, source: "config" });
   }
 
-  #validate(name: string, kind: string, options: Record<string, unknown>): unknown {
+  #validate(name: string, kind: string, options: Record<string, unknown>): Omit<DeviceConfig, "name"> {
     const definition = deviceKinds.find((k) => k.kind === kind);
     if (!definition) {
       throw new FerryError(
@@ -180,19 +192,25 @@ export class Devices {
         },
       );
     }
-    const parsed = definition.optionsSchema.safeParse(options);
-    if (!parsed.success) {
-      const problems = parsed.error.issues.map((i) => `${i.path.join(".") || "(options)"}: ${i.message}`);
-      throw new FerryError("NAME_INVALID", `device "${name}": ${problems.join("; ")}`, {
+    const invalid = (problems: string[]) =>
+      new FerryError("NAME_INVALID", `device "${name}": ${problems.join("; ")}`, {
         subject: name,
         retryable: false,
       });
+    if (definition.printer === true) {
+      const parsed = parsePrinterEntry(definition, options);
+      if (!parsed.ok) throw invalid(parsed.problems);
+      return { kind, options: parsed.options, printer: parsed.printer };
     }
-    return parsed.data;
+    const parsed = definition.optionsSchema.safeParse(options);
+    if (!parsed.success) {
+      throw invalid(parsed.error.issues.map((i) => `${i.path.join(".") || "(options)"}: ${i.message}`));
+    }
+    return { kind, options: parsed.data };
   }
 
   #put(name: string, kind: string, options: Record<string, unknown>, source: "store"): void {
-    this.#added.set(name, { name, kind, options: this.#validate(name, kind, options) });
+    this.#added.set(name, { name, ...this.#validate(name, kind, options) });
     this.#bus?.emit("device.added", { device: name, kind, source });
   }
 

@@ -225,6 +225,97 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  "0007_farm": {
+    async up(db: Kysely<unknown>) {
+      // Print jobs (src/farm/jobs.ts): one row per copy; copies of one request share an order.
+      await db.schema
+        .createTable("jobs")
+        .addColumn("id", "text", (c) => c.primaryKey())
+        .addColumn("order_id", "text", (c) => c.notNull())
+        // The file library's id (none for a print started at the printer), name and SHA-256.
+        .addColumn("file_id", "text")
+        .addColumn("file_name", "text", (c) => c.notNull())
+        .addColumn("file_sha256", "text")
+        .addColumn("owner", "text")
+        .addColumn("priority", "integer", (c) => c.notNull().defaultTo(0))
+        .addColumn("required_model", "text")
+        // JSON list of tags the printer must all have.
+        .addColumn("required_tags", "text", (c) => c.notNull().defaultTo("[]"))
+        .addColumn("notes", "text")
+        .addColumn("state", "text", (c) =>
+          c
+            .notNull()
+            .check(
+              sql`state in ('pending_approval', 'queued', 'scheduled', 'uploading', 'printing', 'paused', 'printed', 'completed', 'cancelling', 'cancelled', 'failed')`,
+            ),
+        )
+        .addColumn("printer", "text")
+        .addColumn("printer_job_id", "text")
+        .addColumn("printer_path", "text")
+        .addColumn("origin", "text", (c) => c.notNull().check(sql`origin in ('user', 'printer')`))
+        .addColumn("taken_over_by", "text")
+        // 0..1; both dialects know double precision.
+        .addColumn("progress", "double precision")
+        .addColumn("remaining_s", "integer")
+        .addColumn("reason", "text")
+        .addColumn("uploaded_at", "bigint")
+        .addColumn("start_requested_at", "bigint")
+        .addColumn("started_at", "bigint")
+        .addColumn("finished_at", "bigint")
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .addColumn("updated_at", "bigint", (c) => c.notNull())
+        .execute();
+      // One job at a time on a printer, whichever node assigns it.
+      await db.schema
+        .createIndex("jobs_on_printer")
+        .on("jobs")
+        .column("printer")
+        .unique()
+        .where(
+          sql<boolean>`state in ('scheduled', 'uploading', 'printing', 'paused', 'printed', 'cancelling')`,
+        )
+        .execute();
+      await db.schema
+        .createIndex("jobs_state")
+        .on("jobs")
+        .columns(["state", "priority desc", "created_at"])
+        .execute();
+      await db.schema.createIndex("jobs_order").on("jobs").column("order_id").execute();
+      await db.schema
+        .createIndex("jobs_printer_recent")
+        .on("jobs")
+        .columns(["printer", "created_at"])
+        .execute();
+
+      // Every transition of a job; (job_id, seq) also keeps two nodes from both moving one job.
+      await db.schema
+        .createTable("job_history")
+        .addColumn("job_id", "text", (c) => c.notNull())
+        .addColumn("seq", "integer", (c) => c.notNull())
+        .addColumn("from_state", "text")
+        .addColumn("to_state", "text", (c) => c.notNull())
+        .addColumn("actor", "text", (c) => c.notNull())
+        .addColumn("at", "bigint", (c) => c.notNull())
+        .addColumn("reason", "text")
+        .addPrimaryKeyConstraint("job_history_pk", ["job_id", "seq"])
+        .execute();
+
+      // What the farm keeps per printer: the bed, maintenance, and which node drives it.
+      await db.schema
+        .createTable("printer_farm_state")
+        .addColumn("printer", "text", (c) => c.primaryKey())
+        .addColumn("bed_clear", "integer", (c) => c.notNull().defaultTo(0))
+        .addColumn("bed_changed_by", "text")
+        .addColumn("bed_changed_at", "bigint")
+        .addColumn("maintenance", "text")
+        .addColumn("maintenance_by", "text")
+        .addColumn("maintenance_at", "bigint")
+        .addColumn("lease_holder", "text")
+        .addColumn("lease_until", "bigint")
+        .addColumn("updated_at", "bigint", (c) => c.notNull())
+        .execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -155,6 +155,64 @@ export interface LibraryFilesTable {
   created_at: number;
 }
 
+/** A print job (src/farm/jobs.ts has the states and what each column means). */
+export interface JobsTable {
+  id: string;
+  order_id: string;
+  file_id: string | null;
+  file_name: string;
+  file_sha256: string | null;
+  owner: string | null;
+  priority: number;
+  required_model: string | null;
+  /** JSON list. */
+  required_tags: string;
+  notes: string | null;
+  state: string;
+  printer: string | null;
+  printer_job_id: string | null;
+  printer_path: string | null;
+  origin: "user" | "printer";
+  taken_over_by: string | null;
+  progress: number | null;
+  remaining_s: number | null;
+  reason: string | null;
+  uploaded_at: number | null;
+  start_requested_at: number | null;
+  started_at: number | null;
+  finished_at: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface JobHistoryTable {
+  job_id: string;
+  /** 1, 2, ... per job. */
+  seq: number;
+  /** null: the job was created in `to_state`. */
+  from_state: string | null;
+  to_state: string;
+  actor: string;
+  at: number;
+  reason: string | null;
+}
+
+export interface PrinterFarmStateTable {
+  printer: string;
+  /** 1: known to be clear. */
+  bed_clear: number;
+  bed_changed_by: string | null;
+  bed_changed_at: number | null;
+  /** Why the printer is in maintenance; null: it is not. */
+  maintenance: string | null;
+  maintenance_by: string | null;
+  maintenance_at: number | null;
+  /** The node whose worker drives the printer, until `lease_until`. */
+  lease_holder: string | null;
+  lease_until: number | null;
+  updated_at: number;
+}
+
 export interface Schema {
   devices: DevicesTable;
   events: EventsTable;
@@ -168,4 +226,7 @@ export interface Schema {
   deliveries: DeliveriesTable;
   paused_syncs: PausedSyncsTable;
   library_files: LibraryFilesTable;
+  jobs: JobsTable;
+  job_history: JobHistoryTable;
+  printer_farm_state: PrinterFarmStateTable;
 }

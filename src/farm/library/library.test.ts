@@ -9,6 +9,7 @@ import { text } from "node:stream/consumers";
 import { after, describe, test } from "node:test";
 import { FakeClock } from "../../core/clock.ts";
 import { isFerryError } from "../../core/errors.ts";
+import { silentLogger } from "../../core/logger.ts";
 import { dialects, sqliteDialect } from "../../store/test-support.ts";
 import { testPostgres } from "../../../test/servers/postgres.ts";
 import { waitFor } from "../../../test/support/wait.ts";
@@ -118,6 +119,27 @@ for (const dialect of dialects(pg)) {
       assert.equal(await library.count(), 2);
       assert.equal((await filesUnder(dataDir)).length, 2, "no temp left behind");
     });
+
+    test(
+      "the farm reads a job's file through a storage adapter over the library",
+      dialect.testOptions,
+      async () => {
+        const { library } = await fresh();
+        const bytes = fixture("cube-mini.gcode");
+        const { file } = await library.add(upload(bytes), { name: "cube.gcode" });
+        const files = library.jobFiles(silentLogger);
+        const opened = await files.open({ id: file.id, name: "cube.gcode", sha256: file.sha256 });
+        assert.equal(opened.size, bytes.length);
+        const read = await opened.storage.read(opened.path);
+        const chunks: Buffer[] = [];
+        for await (const chunk of read) chunks.push(Buffer.from(chunk as Uint8Array));
+        assert.ok(Buffer.concat(chunks).equals(bytes));
+        await assert.rejects(files.open({ id: "no-such-file", name: "gone.gcode", sha256: null }), {
+          code: "NOT_FOUND",
+          message: /gone\.gcode is not in the file library/,
+        });
+      },
+    );
 
     test("past the size limit: NO_SPACE naming the file, nothing kept", dialect.testOptions, async () => {
       const { library, dataDir } = await fresh({ maxBytes: 50_000 });

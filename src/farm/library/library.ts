@@ -7,11 +7,14 @@
  * be removed: the caller says which are in use (the job store), the library asks before removing.
  */
 import { randomUUID } from "node:crypto";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import type { Readable } from "node:stream";
 import type { Selectable } from "kysely";
 import { systemClock, type Clock } from "../../core/clock.ts";
 import { FerryError } from "../../core/errors.ts";
+import type { Logger } from "../../core/logger.ts";
+import { localAdapter } from "../../storage/local/local.ts";
+import type { JobFiles } from "../upload.ts";
 import type { LibraryFilesTable } from "../../store/schema.ts";
 import type { Store } from "../../store/store.ts";
 import { ContentStore } from "./content.ts";
@@ -181,6 +184,27 @@ export class Library {
       .where("id", "=", id)
       .executeTakeFirst();
     return row && toFile(row);
+  }
+
+  /**
+   * The farm's way to read a job's file (an upload to a printer is an ordinary transfer): the
+   * library's content folder as a local storage adapter, the file at `<sha[0..2]>/<sha>`.
+   */
+  jobFiles(logger: Logger): JobFiles {
+    const root = this.#content.root;
+    const storage = localAdapter.create({ path: root }, { name: "library", logger, baseDir: root });
+    return {
+      open: async (file) => {
+        const entry = file.id === null ? undefined : await this.get(file.id);
+        if (!entry)
+          throw new FerryError("NOT_FOUND", `${file.name} is not in the file library`, {
+            subject: file.name,
+            retryable: false,
+          });
+        const path = relative(root, this.#content.path(entry.sha256));
+        return { storage, path, size: entry.size };
+      },
+    };
   }
 
   /** Newest first. */

@@ -5,7 +5,7 @@
 import { join } from "node:path";
 import type { Endpoint, FerryConfig, SyncConfig } from "../../config/index.ts";
 import { FerryError } from "../../core/errors.ts";
-import type { EventBus } from "../../core/events.ts";
+import type { Bus } from "../../core/events.ts";
 import type { Logger } from "../../core/logger.ts";
 import { pathKey } from "../../core/paths.ts";
 import { deviceOf, type Devices } from "../../devices/devices.ts";
@@ -22,7 +22,7 @@ export interface EngineContext {
   queue: TaskQueue;
   /** What was delivered to one target of one sync (one shared instance per target). */
   records(sync: string, target: string): Promise<DeliveryRecords>;
-  bus: EventBus<EngineEvents>;
+  bus: Bus<EngineEvents>;
   logger: Logger;
   clock: () => number;
   sync(name: string): SyncConfig;
@@ -50,7 +50,7 @@ export interface ContextOptions {
   devices: Devices;
   queue: TaskQueue;
   deliveries: DeliveryRecordsOpener;
-  bus: EventBus<EngineEvents>;
+  bus: Bus<EngineEvents>;
   logger: Logger;
   clock?: () => number;
   maxAttempts?: number;

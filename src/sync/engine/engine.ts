@@ -8,7 +8,7 @@
 import type { FerryConfig, SyncConfig } from "../../config/index.ts";
 import { systemClock, type Clock } from "../../core/clock.ts";
 import { FerryError, toFerryError } from "../../core/errors.ts";
-import type { EventBus } from "../../core/events.ts";
+import type { Bus } from "../../core/events.ts";
 import type { Logger } from "../../core/logger.ts";
 import { deviceOf, type Devices } from "../../devices/devices.ts";
 import type { DeliveryRecordsOpener } from "../../store/deliveries.ts";
@@ -31,7 +31,7 @@ export interface EngineOptions {
   queue: TaskQueue;
   runner: TaskRunner;
   deliveries: DeliveryRecordsOpener;
-  bus: EventBus<EngineEvents>;
+  bus: Bus<EngineEvents>;
   logger: Logger;
   clock?: Clock;
   /** How often every device is probed. */

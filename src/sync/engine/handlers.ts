@@ -16,7 +16,7 @@ import { Park, type Outcome, type RunContext, type TaskRunner } from "../../task
 import { printerGate, protectedWithin } from "../gate.ts";
 import { CopyMissing, finishMove } from "../move.ts";
 import { conflictName } from "../plan.ts";
-import { sendFile } from "../transfer.ts";
+import { sendFile } from "../../storage/transfer.ts";
 import type { EngineContext } from "./context.ts";
 import { enqueueFileTask, enqueueSourceTask } from "./enqueue.ts";
 import { stageFile } from "./staging.ts";

@@ -1,12 +1,13 @@
 /**
  * One file from a source adapter to a target adapter: streamed, counted, written so that no partial
- * file ever shows under the final name, and checked against the expected size.
+ * file ever shows under the final name, and checked against the expected size. The one transfer
+ * path: sync work and the farm's uploads to printers both send through it.
  */
 import { randomBytes } from "node:crypto";
 import { Transform, type Readable } from "node:stream";
 import { FerryError } from "../core/errors.ts";
 import { basename, dirname, joinPath } from "../core/paths.ts";
-import type { Entry, StorageAdapter, UploadToken } from "../storage/adapter.ts";
+import type { Entry, StorageAdapter, UploadToken } from "./adapter.ts";
 
 export interface SendOptions {
   signal?: AbortSignal;

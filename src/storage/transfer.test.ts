@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { Readable } from "node:stream";
 import { test } from "node:test";
 import { silentLogger } from "../core/logger.ts";
-import type { StorageAdapter } from "../storage/adapter.ts";
-import { memoryAdapter } from "../storage/memory/memory.ts";
+import type { StorageAdapter } from "./adapter.ts";
+import { memoryAdapter } from "./memory/memory.ts";
 import { sendFile } from "./transfer.ts";
 
 test("progress counts what the target took: never the whole file before the target confirms it", async () => {

@@ -1,0 +1,189 @@
+/**
+ * A job's file to its printer: an ordinary durable task on the one runner, sent through the one
+ * transfer path (storage/transfer.ts) into the printer's storage adapter, checkpointed and resumed
+ * like any sync upload, and serialized on the printer's transfer queue with sync work. When the
+ * file is in, the job records it and its worker asks the printer to print it.
+ */
+import { FerryError } from "../core/errors.ts";
+import type { Clock } from "../core/clock.ts";
+import type { Devices } from "../devices/devices.ts";
+import { deviceQueues, targetQueue } from "../devices/queues.ts";
+import type { StorageAdapter, UploadToken } from "../storage/adapter.ts";
+import { sendFile } from "../storage/transfer.ts";
+import type { TaskLabel } from "../tasks/events.ts";
+import type { Task, TaskQueue } from "../tasks/queue.ts";
+import type { TaskRunner } from "../tasks/runner.ts";
+import type { Job, JobFile, Jobs } from "./jobs.ts";
+import type { UploadStatus } from "./reconciler.ts";
+
+export const UPLOAD_TASK = "farm.upload";
+/** The scope of the farm's tasks (Task.scope). */
+export const FARM_SCOPE = "farm";
+/** Where jobs' files go on a printer. */
+export const JOBS_FOLDER = "ferry";
+/** A running upload checks this often whether its job was cancelled. */
+const CANCEL_CHECK_MS = 1_000;
+
+export interface UploadPayload {
+  job: string;
+  printer: string;
+  /** The file on the printer (a path of its storage adapter). */
+  path: string;
+  file: JobFile;
+}
+
+interface UploadCheckpoint {
+  bytes: number;
+  upload?: UploadToken;
+}
+
+/** Where the farm reads a job's file from: the file library, by the job's file id. */
+export interface JobFiles {
+  open(file: JobFile, signal?: AbortSignal): Promise<{ storage: StorageAdapter; path: string; size: number }>;
+}
+
+/** A build without a file library: every upload says so. */
+export const noJobFiles: JobFiles = {
+  open: (file) =>
+    Promise.reject(
+      new FerryError("UNSUPPORTED", `there is no file library to read ${file.name} from`, {
+        retryable: false,
+      }),
+    ),
+};
+
+/** The job's file on its printer: the job's folder and the file's own name. */
+export function printerPathOf(job: Job): string {
+  const name =
+    job.file.name
+      .split("/")
+      .filter((part) => part !== "")
+      .at(-1) ?? job.id;
+  return `${JOBS_FOLDER}/${name}`;
+}
+
+export function uploadKey(job: string): string {
+  return `${UPLOAD_TASK}\u0000${job}`;
+}
+
+export interface UploadContext {
+  jobs: Jobs;
+  devices: Devices;
+  queue: TaskQueue;
+  files: JobFiles;
+  clock: Clock;
+  /** The upload is in: wake the printer's worker. */
+  uploaded(printer: string): void;
+}
+
+function queueOf(devices: Devices, printer: string, path: string): string {
+  const slots = devices.slots({ type: "device", device: printer, path: "", label: printer });
+  return targetQueue(printer, slots, path);
+}
+
+/** Queues the job's upload (kept when one is queued already). */
+export async function enqueueUpload(
+  ctx: UploadContext,
+  job: Job,
+  printer: string,
+  path: string,
+): Promise<void> {
+  const payload: UploadPayload = { job: job.id, printer, path, file: job.file };
+  await ctx.queue.enqueue({
+    kind: UPLOAD_TASK,
+    key: uploadKey(job.id),
+    queue: queueOf(ctx.devices, printer, path),
+    payload,
+    scope: FARM_SCOPE,
+  });
+}
+
+/** The job's upload task on its printer's queues, newest first. */
+async function uploadTasks(ctx: UploadContext, job: string, printer: string): Promise<Task[]> {
+  const tasks = await ctx.queue.list({ queues: deviceQueues(printer), scope: FARM_SCOPE, limit: 1000 });
+  return tasks.filter((t) => t.key === uploadKey(job)).sort((a, b) => b.createdAt - a.createdAt);
+}
+
+export async function uploadStatus(
+  ctx: UploadContext,
+  job: Job,
+): Promise<{ status: UploadStatus; error: string | null }> {
+  if (job.printer === null) return { status: "none", error: null };
+  const tasks = await uploadTasks(ctx, job.id, job.printer);
+  const running = tasks.find((t) => t.status === "running");
+  if (running) return { status: "running", error: null };
+  if (tasks.some((t) => t.status === "queued")) return { status: "queued", error: null };
+  const dead = tasks.find((t) => t.status === "dead");
+  if (dead) return { status: "dead", error: dead.lastError };
+  return { status: "none", error: null };
+}
+
+/** Deletes the job's queued upload (a running one stops by itself once it sees the job cancelled). */
+export async function dropUpload(ctx: UploadContext, job: Job): Promise<void> {
+  if (job.printer === null) return;
+  const queued = (await uploadTasks(ctx, job.id, job.printer)).filter((t) => t.status === "queued");
+  if (queued.length > 0) await ctx.queue.cancel(queued.map((t) => t.id));
+}
+
+const describeUpload = (p: UploadPayload): TaskLabel => ({
+  what: `upload ${p.file.name} to ${p.printer} (job ${p.job})`,
+  target: p.printer,
+  path: p.path,
+});
+
+export function registerUploadHandler(runner: TaskRunner, ctx: UploadContext): void {
+  runner.register<UploadPayload, UploadCheckpoint>(UPLOAD_TASK, {
+    describe: describeUpload,
+    run: async (task, run) => {
+      const p = task.payload;
+      const job = await ctx.jobs.get(p.job);
+      if (job?.state !== "uploading" || job.printer !== p.printer)
+        return { bytes: 0, skipped: `the job is ${job?.state ?? "gone"}` };
+      if (job.uploadedAt !== null) return { bytes: 0, skipped: "already uploaded" };
+      const source = await ctx.files.open(job.file, run.signal);
+      const target = ctx.devices.storage(p.printer);
+      // A job cancelled meanwhile stops its upload: nothing waits for a file nobody will print.
+      const cancelled = new AbortController();
+      const signal = AbortSignal.any([run.signal, cancelled.signal]);
+      const stopped = () => signal.aborted;
+      const watching = (async () => {
+        while (!stopped()) {
+          await ctx.clock.sleep(CANCEL_CHECK_MS, signal).catch(() => undefined);
+          if (stopped()) return;
+          const now = await ctx.jobs.get(p.job).catch(() => undefined);
+          if (now !== undefined && now.state !== "uploading")
+            cancelled.abort(new FerryError("ABORTED", `job is ${now.state}`));
+        }
+      })();
+      let resumedAt = 0;
+      try {
+        await sendFile(
+          source.storage,
+          target,
+          { path: source.path, targetPath: p.path, size: source.size },
+          {
+            signal,
+            onProgress: (bytes) => run.progress(bytes),
+            ...(run.checkpoint?.upload ? { resume: run.checkpoint.upload } : {}),
+            keep: (kept, now) => {
+              const checkpoint = { bytes: kept.bytes, upload: kept.token };
+              if (!now) return run.progress(kept.bytes, checkpoint);
+              resumedAt = kept.bytes;
+              return run.save(checkpoint);
+            },
+          },
+        );
+      } catch (error) {
+        if (cancelled.signal.aborted && !run.signal.aborted)
+          return { bytes: 0, skipped: "the job was cancelled during its upload" };
+        throw error;
+      } finally {
+        cancelled.abort();
+        await watching;
+      }
+      await ctx.jobs.update(p.job, "uploading", { uploadedAt: ctx.clock.now() });
+      ctx.uploaded(p.printer);
+      return { bytes: source.size - resumedAt };
+    },
+  });
+}
