@@ -1,9 +1,23 @@
 /** Every feature's routes, one plugin each (see route.ts for how to write one). */
 import type { FerryRoutes } from "../route.ts";
+import devices from "./devices.ts";
+import events from "./events.ts";
 import health from "./health.ts";
 import session from "./session.ts";
 import setup from "./setup.ts";
+import syncs from "./syncs.ts";
+import tasks from "./tasks.ts";
 import tokens from "./tokens.ts";
 import users from "./users.ts";
 
-export const ROUTES: readonly FerryRoutes[] = [health, session, setup, users, tokens];
+export const ROUTES: readonly FerryRoutes[] = [
+  health,
+  session,
+  setup,
+  users,
+  tokens,
+  devices,
+  syncs,
+  tasks,
+  events,
+];

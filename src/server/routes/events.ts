@@ -1,0 +1,49 @@
+/**
+ * GET /api/v1/events: the engine's events as Server-Sent Events (docs/events.md): filtered by type
+ * and device, resumable with Last-Event-ID from the history in the store, with heartbeats. The hub
+ * writes to the socket itself; the reply is handed over to it.
+ */
+import { z } from "zod";
+import { EventHub, eventStreamRequest } from "../events/hub.ts";
+import { HttpProblem } from "../problems.ts";
+import type { FerryRoutes } from "../route.ts";
+
+const list = z.union([z.string(), z.array(z.string())]).optional();
+
+const events: FerryRoutes = (server, { app }) => {
+  const hub = new EventHub(app.events, { logger: app.logger, clock: app.clock });
+  // Before the server waits for connections to end: open streams would hold it for its grace time.
+  server.addHook("preClose", (done) => {
+    hub.close();
+    done();
+  });
+
+  server.get(
+    "/api/v1/events",
+    {
+      config: { role: "viewer" },
+      schema: {
+        summary: "The event stream (text/event-stream), resumable with Last-Event-ID",
+        description:
+          "Each event: `id:` (its place in the history; none for live-only progress), `event:` (its type) and `data:` (the envelope JSON). A client that resumes from an id older than the history keeps first gets a `ferry.history.gap` event.",
+        tags: ["events"],
+        querystring: z.strictObject({
+          type: list.describe("event types, repeated or comma-separated; task.* takes every task event"),
+          device: list.describe("device names, repeated or comma-separated"),
+          last_event_id: z
+            .string()
+            .optional()
+            .describe("resume after this id (the Last-Event-ID header wins)"),
+        }),
+      },
+    },
+    async (request, reply) => {
+      const parsed = eventStreamRequest(request.raw);
+      if (!parsed.ok) throw new HttpProblem(400, "bad-request", "Bad request", parsed.message);
+      reply.hijack();
+      await hub.serve(request.raw, reply.raw, parsed.filter);
+    },
+  );
+};
+
+export default events;
