@@ -21,7 +21,8 @@ import {
   type WriteOptions,
 } from "../../storage/adapter.ts";
 import { fileInfoSchema, storageListSchema, type WireFileEntry, type WireStorage } from "./api-types.ts";
-import { PrusaLinkClient, type CallOptions, type PrusaLinkClientOptions } from "./client.ts";
+import type { RequestOptions } from "../http.ts";
+import { PrusaLinkClient, type PrusaLinkClientOptions } from "./client.ts";
 import { errorDetail, statusError } from "./errors.ts";
 
 export const KIND = "prusalink";
@@ -112,7 +113,7 @@ export function createClient(
   });
 }
 
-const callOptions = (options: OpOptions | undefined, subject: string, operation: string): CallOptions => ({
+const callOptions = (options: OpOptions | undefined, subject: string, operation: string): RequestOptions => ({
   signal: options?.signal,
   subject: subject === "" ? undefined : subject,
   operation,
