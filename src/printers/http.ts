@@ -106,7 +106,7 @@ export interface HttpVendor {
   resend?: { vendor: string; logger: Logger };
 }
 
-export interface RequestOptions {
+export interface CallOptions {
   signal?: AbortSignal | undefined;
   /** Ferry path the call is about (for messages). */
   subject?: string | undefined;
@@ -156,7 +156,7 @@ export class HttpClient {
     });
   }
 
-  context(method: string, path: string, options: RequestOptions): ErrorContext {
+  context(method: string, path: string, options: CallOptions): ErrorContext {
     return {
       printer: this.printer,
       operation: options.operation ?? `${method} ${path}`,
@@ -168,7 +168,7 @@ export class HttpClient {
   async request(
     method: string,
     path: string,
-    options: RequestOptions = {},
+    options: CallOptions = {},
     body?: RequestBody,
   ): Promise<HttpResponse> {
     if (this.#closed) throw new FerryError("UNAVAILABLE", `${this.printer}: client closed`);
@@ -203,7 +203,7 @@ export class HttpClient {
   async send(
     method: string,
     path: string,
-    options: RequestOptions = {},
+    options: CallOptions = {},
     body?: RequestBody,
   ): Promise<HttpResponse> {
     try {
@@ -246,7 +246,7 @@ export class HttpClient {
     method: string,
     path: string,
     ok: readonly number[],
-    options: RequestOptions = {},
+    options: CallOptions = {},
   ): Promise<HttpResponse> {
     const res = await this.send(method, path, options);
     await this.check(res, ok, this.context(method, path, options));

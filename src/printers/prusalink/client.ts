@@ -1,6 +1,6 @@
 /**
- * HTTP client for one PrusaLink printer: keep-alive connections (one undici Agent per printer),
- * authentication by Digest or X-Api-Key (never both), status checks and response parsing.
+ * HTTP client for one PrusaLink printer, on the printers' shared one (../http.ts): authentication
+ * by Digest or X-Api-Key (never both), PrusaLink's error words, parsed answers and exact uploads.
  *
  * PrusaLink's Digest has no `qop` and nonces that live about five seconds. The client keeps the
  * last nonce and sends Authorization preemptively; a 401 with `stale=true` is retried once with
@@ -18,10 +18,10 @@ import {
   HttpClient,
   subjectOf,
   where,
+  type CallOptions,
   type ErrorContext,
   type HttpResponse,
   type HttpTarget,
-  type RequestOptions,
 } from "../http.ts";
 import { parseWire } from "./api-types.ts";
 import { NETWORK_TERMS, refusal, statusError } from "./errors.ts";
@@ -184,7 +184,7 @@ export class PrusaLinkClient {
    * Sends a bodiless request and returns the response, whatever its status (after the Digest
    * handshake). `path` is the API path, e.g. "/api/v1/status".
    */
-  async send(method: string, path: string, options: RequestOptions = {}): Promise<HttpResponse> {
+  async send(method: string, path: string, options: CallOptions = {}): Promise<HttpResponse> {
     for (let attempt = 0; ; attempt++) {
       const res = await this.#http.send(method, path, options);
       if (res.status !== 401 || this.#apiKey) return res;
@@ -205,7 +205,7 @@ export class PrusaLinkClient {
     method: string,
     path: string,
     ok: readonly number[],
-    options: RequestOptions = {},
+    options: CallOptions = {},
   ): Promise<HttpResponse> {
     const res = await this.send(method, path, options);
     await this.check(res, ok, this.#http.context(method, path, options));
@@ -218,7 +218,7 @@ export class PrusaLinkClient {
   }
 
   /** GET of a JSON resource, parsed with `schema`; undefined for 204 No Content. */
-  async getJson<T>(path: string, schema: z.ZodType<T>, options: RequestOptions = {}): Promise<T | undefined> {
+  async getJson<T>(path: string, schema: z.ZodType<T>, options: CallOptions = {}): Promise<T | undefined> {
     const context = this.#http.context("GET", path, options);
     const res = await this.call("GET", path, [200, 204], options);
     if (res.status === 204) {
@@ -230,7 +230,7 @@ export class PrusaLinkClient {
   }
 
   /** Makes sure the nonce is young enough to carry a request whose body cannot be replayed. */
-  async #freshNonce(options: RequestOptions): Promise<void> {
+  async #freshNonce(options: CallOptions): Promise<void> {
     if (this.#apiKey || !this.#password) return;
     const nonce = this.#nonce;
     if (nonce && this.#clock() - nonce.receivedAt < this.#refreshAfterMs) return;
@@ -253,7 +253,7 @@ export class PrusaLinkClient {
     body: Readable | AsyncIterable<Uint8Array>,
     size: number,
     ok: readonly number[],
-    options: RequestOptions = {},
+    options: CallOptions = {},
   ): Promise<HttpResponse> {
     await this.#freshNonce(options);
     const context = this.#http.context("PUT", path, options);

@@ -20,8 +20,8 @@ import {
   type Usage,
   type WriteOptions,
 } from "../../storage/adapter.ts";
+import type { CallOptions } from "../http.ts";
 import { fileInfoSchema, storageListSchema, type WireFileEntry, type WireStorage } from "./api-types.ts";
-import type { RequestOptions } from "../http.ts";
 import { PrusaLinkClient, type PrusaLinkClientOptions } from "./client.ts";
 import { errorDetail, statusError } from "./errors.ts";
 
@@ -113,7 +113,7 @@ export function createClient(
   });
 }
 
-const callOptions = (options: OpOptions | undefined, subject: string, operation: string): RequestOptions => ({
+const callOptions = (options: OpOptions | undefined, subject: string, operation: string): CallOptions => ({
   signal: options?.signal,
   subject: subject === "" ? undefined : subject,
   operation,
