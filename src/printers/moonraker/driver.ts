@@ -33,7 +33,8 @@ import {
   stringField,
   type WireStatus,
 } from "./api-types.ts";
-import { MoonrakerCallError, type MoonrakerClient } from "./client.ts";
+import type { MoonrakerClient } from "./client.ts";
+import { MoonrakerCallError } from "./errors.ts";
 import { StatusFeed } from "./feed.ts";
 import {
   createClient,

@@ -19,13 +19,10 @@ import {
   type Usage,
   type WriteOptions,
 } from "../../storage/adapter.ts";
+import type { CallOptions } from "../http.ts";
 import { directorySchema, fileActionSchema, parseWire, type WireDirectory } from "./api-types.ts";
-import {
-  MoonrakerCallError,
-  MoonrakerClient,
-  type CallOptions,
-  type MoonrakerClientOptions,
-} from "./client.ts";
+import { MoonrakerClient, type MoonrakerClientOptions } from "./client.ts";
+import { MoonrakerCallError } from "./errors.ts";
 
 export const KIND = "moonraker";
 const ROOT = "gcodes";
