@@ -1,9 +1,9 @@
 /**
- * What the printer vendors' HTTP clients share: one undici Agent per printer (keep-alive, connect
- * and response timeouts), the base URL (which may carry a path, for a device behind a reverse
- * proxy), the credentials' headers on every request, the caller's AbortSignal, JSON answers read
- * within a size bound, and one mapping of network failures to FerryErrors. What a vendor's answers
- * mean (its statuses, its error bodies, its authentication handshake) stays in its own folder.
+ * The HTTP client each printer vendor's client extends: one undici Agent per printer (keep-alive,
+ * connect and response timeouts), the base URL (which may carry a path, for a device behind a
+ * reverse proxy), the credentials' headers on every request, the caller's AbortSignal, JSON bodies
+ * and answers (read within a size bound), and one mapping of network failures to FerryErrors. What
+ * a vendor's answers mean (its statuses, error bodies, authentication handshake) stays in its folder.
  */
 import { Agent, type Dispatcher } from "undici";
 import { FerryError, isFerryError, throwIfAborted, type ErrorCode } from "../core/errors.ts";
@@ -91,7 +91,7 @@ export interface HttpTarget {
   timeoutMs?: number;
 }
 
-/** What a vendor's client tells the shared one. */
+/** What a vendor's client tells the HttpClient it extends. */
 export interface HttpVendor {
   /** Connections kept to the printer. */
   connections: number;
@@ -254,7 +254,7 @@ export class HttpClient {
   }
 
   /** Reads a JSON answer (PROTOCOL when it is too large or not JSON). */
-  async json(res: HttpResponse, context: ErrorContext, signal?: AbortSignal): Promise<unknown> {
+  async readJson(res: HttpResponse, context: ErrorContext, signal?: AbortSignal): Promise<unknown> {
     let text: string;
     try {
       if (Number(res.headers["content-length"] ?? "0") > this.#vendor.maxJsonBytes)

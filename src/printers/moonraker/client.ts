@@ -1,12 +1,12 @@
 /**
- * HTTP client for one Moonraker server, on the printers' shared one (../http.ts): the optional
+ * HTTP client for one Moonraker server, the printers' HttpClient (../http.ts) with: the optional
  * X-Api-Key, `{result}` unwrapping, Moonraker's error bodies, the multipart upload with a
  * SHA-256 checksum worked out while the file streams, and ranged downloads.
  */
 import { createHash, randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import type { z } from "zod";
-import { FerryError, type ErrorCode } from "../../core/errors.ts";
+import { FerryError } from "../../core/errors.ts";
 import type { Secret } from "../../core/secret.ts";
 import {
   HttpClient,
@@ -14,7 +14,6 @@ import {
   type ErrorContext,
   type HttpResponse,
   type HttpTarget,
-  type RequestBody,
 } from "../http.ts";
 import { parseWire } from "./api-types.ts";
 import { NETWORK_TERMS, refusal } from "./errors.ts";
@@ -36,68 +35,42 @@ function fieldPart(boundary: string, name: string, value: string): string {
   return `--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`;
 }
 
-export class MoonrakerClient {
-  readonly printer: string;
-  readonly #http: HttpClient;
-  readonly #apiKey: Secret | undefined;
+export class MoonrakerClient extends HttpClient {
+  /** The API key, for the websocket's `server.connection.identify`. */
+  readonly apiKey: Secret | undefined;
 
   constructor(options: MoonrakerClientOptions) {
     const key = options.apiKey;
-    this.#http = new HttpClient(options, {
+    super(options, {
       connections: 8,
       terms: NETWORK_TERMS,
       refusal,
       auth: () => (key === undefined ? {} : { "X-Api-Key": key.reveal() }),
       maxJsonBytes: 64 * 1024 * 1024,
     });
-    this.printer = options.printer;
-    this.#apiKey = key;
+    this.apiKey = key;
   }
 
   /** ws:// (or wss://) URL of Moonraker's JSON-RPC websocket. */
   get websocketUrl(): string {
-    return `${this.#http.origin.replace(/^http/, "ws")}${this.#http.base}/websocket`;
+    return `${this.origin.replace(/^http/, "ws")}${this.base}/websocket`;
   }
 
-  /** The API key, for the websocket's `server.connection.identify`. */
-  get apiKey(): Secret | undefined {
-    return this.#apiKey;
-  }
-
-  context(operation: string, subject?: string): ErrorContext {
+  /** The context of messages about `operation` (on `subject`). */
+  about(operation: string, subject?: string): ErrorContext {
     return { printer: this.printer, operation, ...(subject === undefined ? {} : { subject }) };
-  }
-
-  /** Sends a request and returns the response, whatever its status. */
-  send(method: string, path: string, options: CallOptions = {}, body?: RequestBody): Promise<HttpResponse> {
-    return this.#http.send(method, path, options, body);
-  }
-
-  /** Throws the FerryError of a status not in `ok` (a MoonrakerCallError), with Moonraker's text. */
-  check(res: HttpResponse, ok: readonly number[], context: ErrorContext, code?: ErrorCode): Promise<void> {
-    return this.#http.check(res, ok, context, code);
-  }
-
-  /** Like `send`, then checks the status. */
-  call(
-    method: string,
-    path: string,
-    ok: readonly number[],
-    options: CallOptions = {},
-  ): Promise<HttpResponse> {
-    return this.#http.call(method, path, ok, options);
   }
 
   /** Reads a JSON answer: the `result` of a wrapped one, or the whole (uploads answer unwrapped). */
   async json(res: HttpResponse, context: ErrorContext, signal?: AbortSignal): Promise<unknown> {
-    const json = await this.#http.json(res, context, signal);
+    const json = await this.readJson(res, context, signal);
     if (json !== null && typeof json === "object" && "result" in json) return json.result;
     return json;
   }
 
   /** A request whose answer is JSON, parsed with `schema`. */
   async result<T>(method: string, path: string, schema: z.ZodType<T>, options: CallOptions = {}): Promise<T> {
-    const context = this.#http.context(method, path, options);
+    const context = this.context(method, path, options);
     const res = await this.call(method, path, [200, 201], options);
     const json = await this.json(res, context, options.signal);
     return parseWire(schema, json, `${context.printer}: ${context.operation}`, options.subject);
@@ -114,7 +87,7 @@ export class MoonrakerClient {
     source: Readable | AsyncIterable<Uint8Array>,
     options: CallOptions = {},
   ): Promise<HttpResponse> {
-    const context = this.#http.context("POST", "/server/files/upload", options);
+    const context = this.context("POST", "/server/files/upload", options);
     const boundary = `----FerryMoonraker${randomBytes(12).toString("hex")}`;
     const head =
       fieldPart(boundary, "root", "gcodes") +
@@ -176,9 +149,5 @@ export class MoonrakerClient {
       return Readable.from([]);
     }
     return res.body;
-  }
-
-  close(): Promise<void> {
-    return this.#http.close();
   }
 }

@@ -217,7 +217,7 @@ export class MoonrakerStorage implements StorageAdapter {
       source,
       call,
     );
-    const json = await this.#client.json(res, this.#client.context("upload", target), options.signal);
+    const json = await this.#client.json(res, this.#client.about("upload", target), options.signal);
     const { item } = parseWire(fileActionSchema, json, `${this.name}: upload`, target);
     if (item.size !== options.size) {
       throw new FerryError(
@@ -248,7 +248,7 @@ export class MoonrakerStorage implements StorageAdapter {
       return;
     }
     // 400 "Invalid file path": no file of that name. A folder, or nothing (already removed)?
-    if (res.status !== 400) return this.#client.check(res, [200], this.#client.context("remove", target));
+    if (res.status !== 400) return this.#client.check(res, [200], this.#client.about("remove", target));
     await res.body.dump();
     let entry: Entry;
     try {
@@ -295,7 +295,7 @@ export class MoonrakerStorage implements StorageAdapter {
         await res.body.dump();
         continue;
       }
-      if (res.status !== 400) await this.#client.check(res, [200], this.#client.context("mkdir", folder));
+      if (res.status !== 400) await this.#client.check(res, [200], this.#client.about("mkdir", folder));
       await res.body.dump();
       // 400 "File exists" (or another refusal): fine when a folder is there.
       const entry = await this.stat(folder, options).catch((error: unknown) => {

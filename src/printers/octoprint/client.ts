@@ -1,11 +1,11 @@
 /**
- * HTTP client for one OctoPrint server, on the printers' shared one (../http.ts): room for several
+ * HTTP client for one OctoPrint server, the printers' HttpClient (../http.ts) with: room for several
  * uploads at once, the API key in `X-Api-Key` on every request, OctoPrint's error words, parsed
  * answers and multipart uploads. The base URL may carry a path (behind a reverse proxy at /octoprint/).
  */
 import { Readable } from "node:stream";
 import type { z } from "zod";
-import { FerryError, type ErrorCode } from "../../core/errors.ts";
+import { FerryError } from "../../core/errors.ts";
 import { silentLogger, type Logger } from "../../core/logger.ts";
 import type { MultipartBody } from "../../core/multipart.ts";
 import type { Secret } from "../../core/secret.ts";
@@ -16,7 +16,6 @@ import {
   type ErrorContext,
   type HttpResponse,
   type HttpTarget,
-  type RequestBody,
 } from "../http.ts";
 import { parseWire } from "./api-types.ts";
 import { NETWORK_TERMS, refusal } from "./errors.ts";
@@ -28,12 +27,9 @@ export interface OctoPrintClientOptions extends HttpTarget {
   connections?: number;
 }
 
-export class OctoPrintClient {
-  readonly printer: string;
-  readonly #http: HttpClient;
-
+export class OctoPrintClient extends HttpClient {
   constructor(options: OctoPrintClientOptions) {
-    this.#http = new HttpClient(options, {
+    super(options, {
       connections: options.connections ?? 6,
       terms: NETWORK_TERMS,
       refusal,
@@ -41,36 +37,11 @@ export class OctoPrintClient {
       maxJsonBytes: 64 * 1024 * 1024,
       resend: { vendor: "OctoPrint", logger: options.logger ?? silentLogger },
     });
-    this.printer = options.printer;
-  }
-
-  context(method: string, path: string, options: CallOptions): ErrorContext {
-    return this.#http.context(method, path, options);
-  }
-
-  /** Sends a request whose body can be sent again (a lost GET or HEAD goes once more). */
-  send(method: string, path: string, options: CallOptions = {}, body?: RequestBody): Promise<HttpResponse> {
-    return this.#http.send(method, path, options, body);
-  }
-
-  /** Throws the FerryError for a status not in `ok` (reading OctoPrint's error text). */
-  check(res: HttpResponse, ok: readonly number[], context: ErrorContext, code?: ErrorCode): Promise<void> {
-    return this.#http.check(res, ok, context, code);
-  }
-
-  /** A request (its JSON body in `options.json`) whose status is checked against `ok`. */
-  call(
-    method: string,
-    path: string,
-    ok: readonly number[],
-    options: CallOptions = {},
-  ): Promise<HttpResponse> {
-    return this.#http.call(method, path, ok, options);
   }
 
   /** Reads a JSON answer and parses it with `schema`. */
   async json<T>(res: HttpResponse, schema: z.ZodType<T>, context: ErrorContext): Promise<T> {
-    const value = await this.#http.json(res, context);
+    const value = await this.readJson(res, context);
     return parseWire(schema, value, `${context.printer}: ${context.operation}`, context.subject);
   }
 
@@ -109,7 +80,7 @@ export class OctoPrintClient {
     };
     let res: HttpResponse;
     try {
-      res = await this.#http.request(
+      res = await this.request(
         "POST",
         path,
         { ...options, headers },
@@ -123,9 +94,5 @@ export class OctoPrintClient {
       throw state.mismatch;
     }
     return res;
-  }
-
-  close(): Promise<void> {
-    return this.#http.close();
   }
 }

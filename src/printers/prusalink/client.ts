@@ -1,5 +1,5 @@
 /**
- * HTTP client for one PrusaLink printer, on the printers' shared one (../http.ts): authentication
+ * HTTP client for one PrusaLink printer, the printers' HttpClient (../http.ts) with: authentication
  * by Digest or X-Api-Key (never both), PrusaLink's error words, parsed answers and exact uploads.
  *
  * PrusaLink's Digest has no `qop` and nonces that live about five seconds. The client keeps the
@@ -11,7 +11,7 @@
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
 import type { z } from "zod";
-import { FerryError, type ErrorCode } from "../../core/errors.ts";
+import { FerryError } from "../../core/errors.ts";
 import { silentLogger, type Logger } from "../../core/logger.ts";
 import type { Secret } from "../../core/secret.ts";
 import {
@@ -110,9 +110,7 @@ function exactly(source: Readable | AsyncIterable<Uint8Array>, size: number, con
   return { state, chunks: chunks() };
 }
 
-export class PrusaLinkClient {
-  readonly printer: string;
-  readonly #http: HttpClient;
+export class PrusaLinkClient extends HttpClient {
   readonly #username: string | undefined;
   readonly #password: Secret | undefined;
   readonly #apiKey: Secret | undefined;
@@ -122,19 +120,19 @@ export class PrusaLinkClient {
   #nonce: Nonce | undefined;
 
   constructor(options: PrusaLinkClientOptions) {
-    this.#logger = options.logger ?? silentLogger;
-    this.#http = new HttpClient(options, {
+    const logger = options.logger ?? silentLogger;
+    super(options, {
       connections: 4,
       terms: NETWORK_TERMS,
       refusal,
       auth: (method, target) => this.#authorization(method, target),
       maxJsonBytes: 32 * 1024 * 1024,
-      resend: { vendor: "PrusaLink", logger: this.#logger },
+      resend: { vendor: "PrusaLink", logger },
     });
     if (options.apiKey && options.password) {
       throw new FerryError("PROTOCOL", `${options.printer}: give either a password or an API key, not both`);
     }
-    this.printer = options.printer;
+    this.#logger = logger;
     this.#username = options.username;
     this.#password = options.password;
     this.#apiKey = options.apiKey;
@@ -184,9 +182,9 @@ export class PrusaLinkClient {
    * Sends a bodiless request and returns the response, whatever its status (after the Digest
    * handshake). `path` is the API path, e.g. "/api/v1/status".
    */
-  async send(method: string, path: string, options: CallOptions = {}): Promise<HttpResponse> {
+  override async send(method: string, path: string, options: CallOptions = {}): Promise<HttpResponse> {
     for (let attempt = 0; ; attempt++) {
-      const res = await this.#http.send(method, path, options);
+      const res = await super.send(method, path, options);
       if (res.status !== 401 || this.#apiKey) return res;
       const challenge = parseChallenge(res.headers["www-authenticate"]);
       await res.body.dump();
@@ -200,32 +198,15 @@ export class PrusaLinkClient {
     }
   }
 
-  /** Like `send`, then checks the status (anything not in `ok` throws the mapped FerryError). */
-  async call(
-    method: string,
-    path: string,
-    ok: readonly number[],
-    options: CallOptions = {},
-  ): Promise<HttpResponse> {
-    const res = await this.send(method, path, options);
-    await this.check(res, ok, this.#http.context(method, path, options));
-    return res;
-  }
-
-  /** Throws the FerryError for a status not in `ok` (reading the device's error text). */
-  check(res: HttpResponse, ok: readonly number[], context: ErrorContext, code?: ErrorCode): Promise<void> {
-    return this.#http.check(res, ok, context, code);
-  }
-
   /** GET of a JSON resource, parsed with `schema`; undefined for 204 No Content. */
   async getJson<T>(path: string, schema: z.ZodType<T>, options: CallOptions = {}): Promise<T | undefined> {
-    const context = this.#http.context("GET", path, options);
+    const context = this.context("GET", path, options);
     const res = await this.call("GET", path, [200, 204], options);
     if (res.status === 204) {
       await res.body.dump();
       return undefined;
     }
-    const json = await this.#http.json(res, context, options.signal);
+    const json = await this.readJson(res, context, options.signal);
     return parseWire(schema, json, `${context.printer}: ${context.operation}`, options.subject);
   }
 
@@ -237,7 +218,7 @@ export class PrusaLinkClient {
     // A request without credentials is the one way to be handed a new nonce.
     const saved = this.#nonce;
     this.#nonce = undefined;
-    const res = await this.#http.request("GET", "/api/version", { ...options, operation: "nonce refresh" });
+    const res = await this.request("GET", "/api/version", { ...options, operation: "nonce refresh" });
     await res.body.dump();
     const challenge = res.status === 401 ? parseChallenge(res.headers["www-authenticate"]) : undefined;
     if (challenge) this.#takeChallenge(challenge);
@@ -256,7 +237,7 @@ export class PrusaLinkClient {
     options: CallOptions = {},
   ): Promise<HttpResponse> {
     await this.#freshNonce(options);
-    const context = this.#http.context("PUT", path, options);
+    const context = this.context("PUT", path, options);
     const headers = {
       ...options.headers,
       "Content-Length": String(size),
@@ -265,7 +246,7 @@ export class PrusaLinkClient {
     const counted = exactly(body, size, context);
     let res: HttpResponse;
     try {
-      res = await this.#http.request(
+      res = await this.request(
         "PUT",
         path,
         { ...options, headers },
@@ -288,9 +269,5 @@ export class PrusaLinkClient {
     }
     await this.check(res, ok, context);
     return res;
-  }
-
-  close(): Promise<void> {
-    return this.#http.close();
   }
 }
