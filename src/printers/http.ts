@@ -28,6 +28,48 @@ export function subjectOf(context: ErrorContext): { subject?: string } {
   return context.subject === undefined ? {} : { subject: context.subject };
 }
 
+/**
+ * What an HTTP status means to Ferry where a device uses it as HTTP does; a vendor adds what its
+ * device means otherwise. A status not listed is TRANSIENT when 5xx, else PROTOCOL.
+ */
+export const HTTP_STATUS_CODES: Readonly<Record<number, ErrorCode>> = {
+  400: "PROTOCOL",
+  401: "AUTH",
+  403: "AUTH",
+  404: "NOT_FOUND",
+  405: "UNSUPPORTED",
+  408: "TRANSIENT",
+  409: "BUSY",
+  411: "PROTOCOL",
+  413: "NO_SPACE",
+  // A file the device does not take: retrying will not change its mind.
+  415: "UNSUPPORTED",
+  429: "BUSY",
+  500: "TRANSIENT",
+  501: "UNSUPPORTED",
+  503: "UNAVAILABLE",
+  504: "TRANSIENT",
+  507: "NO_SPACE",
+};
+
+export function codeForStatus(status: number, table = HTTP_STATUS_CODES): ErrorCode {
+  return table[status] ?? (status >= 500 ? "TRANSIENT" : "PROTOCOL");
+}
+
+/** An unexpected HTTP status as a FerryError: "printer: operation subject: HTTP 409: the device's words". */
+export function httpError(
+  status: number,
+  context: ErrorContext,
+  detail: string,
+  code: ErrorCode,
+): FerryError {
+  return new FerryError(
+    code,
+    `${where(context)}: HTTP ${status}${detail === "" ? "" : `: ${detail}`}`,
+    subjectOf(context),
+  );
+}
+
 /** How a vendor words what `networkError` cannot decide for it. */
 export interface NetworkTerms {
   /** What is away when nobody answers, in "<host> unreachable": "printer", "OctoPrint". */

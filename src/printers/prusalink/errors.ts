@@ -3,52 +3,32 @@
  * get (../http.ts maps those). Messages name the printer, the operation and the path, and carry the
  * device's own words when it sent any.
  */
-import { FerryError, type ErrorCode } from "../../core/errors.ts";
-import { subjectOf, where, type ErrorContext, type NetworkTerms } from "../http.ts";
+import type { ErrorCode, FerryError } from "../../core/errors.ts";
+import {
+  codeForStatus,
+  httpError,
+  HTTP_STATUS_CODES,
+  type ErrorContext,
+  type NetworkTerms,
+} from "../http.ts";
 
 /** A printer that does not answer is "unreachable"; an untrusted certificate fails like any connection. */
 export const NETWORK_TERMS: NetworkTerms = { host: "printer" };
 
 const STATUS_CODES: Readonly<Record<number, ErrorCode>> = {
-  400: "PROTOCOL",
-  401: "AUTH",
-  403: "AUTH",
-  404: "NOT_FOUND",
-  405: "UNSUPPORTED",
-  408: "TRANSIENT",
-  409: "BUSY",
-  411: "PROTOCOL",
-  413: "NO_SPACE",
-  // "Not a GCODE": the printer takes no other file, however often it is sent.
-  415: "UNSUPPORTED",
+  ...HTTP_STATUS_CODES,
   // "Filename contains invalid characters": the upload's temp file would not rename into place.
   422: "NAME_INVALID",
-  429: "BUSY",
-  500: "TRANSIENT",
-  501: "UNSUPPORTED",
-  502: "TRANSIENT",
-  503: "UNAVAILABLE",
-  504: "TRANSIENT",
-  507: "NO_SPACE",
 };
-
-export function codeForStatus(status: number): ErrorCode {
-  return STATUS_CODES[status] ?? (status >= 500 ? "TRANSIENT" : "PROTOCOL");
-}
 
 /** An unexpected HTTP status. `code` overrides the default mapping (e.g. 409 → NOT_EMPTY). */
 export function statusError(
   status: number,
   context: ErrorContext,
-  detail?: string,
+  detail = "",
   code?: ErrorCode,
 ): FerryError {
-  const text = detail === undefined || detail === "" ? "" : `: ${detail}`;
-  return new FerryError(
-    code ?? codeForStatus(status),
-    `${where(context)}: HTTP ${status}${text}`,
-    subjectOf(context),
-  );
+  return httpError(status, context, detail, code ?? codeForStatus(status, STATUS_CODES));
 }
 
 /** The device's error text from a JSON Error object ({title, text}) or a plain-text body. */
