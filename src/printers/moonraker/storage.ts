@@ -19,7 +19,7 @@ import {
   type Usage,
   type WriteOptions,
 } from "../../storage/adapter.ts";
-import type { CallOptions } from "../http.ts";
+import { apiKeyInClear, type CallOptions } from "../http.ts";
 import { directorySchema, fileActionSchema, parseWire, type WireDirectory } from "./api-types.ts";
 import { MoonrakerClient, type MoonrakerClientOptions } from "./client.ts";
 import { MoonrakerCallError } from "./errors.ts";
@@ -338,8 +338,5 @@ export const moonrakerStorage = defineStorageAdapter<MoonrakerOptions>({
   optionsSchema: moonrakerOptionsSchema,
   capabilities: moonrakerCapabilities,
   create: (options, context) => openMoonrakerStorage(options, context),
-  cleartext: (options) =>
-    options.api_key !== undefined && options.url.startsWith("http:")
-      ? "the API key goes over http:// in clear"
-      : undefined,
+  cleartext: apiKeyInClear,
 });

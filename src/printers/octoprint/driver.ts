@@ -20,6 +20,7 @@ import {
   type PrinterSnapshot,
   type Temperature,
 } from "../driver.ts";
+import { apiKeyInClear } from "../http.ts";
 import {
   jobSchema,
   printerSchema,
@@ -309,6 +310,5 @@ export const octoprintDriver = definePrinterDriver<OctoPrintOptions>({
   optionsSchema: octoprintOptionsSchema,
   capabilities: octoprintPrinterCapabilities,
   create: (options, context) => openOctoPrintDriver(options, context),
-  cleartext: (options) =>
-    options.url.startsWith("http:") ? "the API key goes over http:// in clear" : undefined,
+  cleartext: apiKeyInClear,
 });

@@ -25,7 +25,7 @@ import {
   type Usage,
   type WriteOptions,
 } from "../../storage/adapter.ts";
-import type { CallOptions } from "../http.ts";
+import { apiKeyInClear, type CallOptions } from "../http.ts";
 import { entrySchema, folderSchema, listingSchema, uploadSchema, type WireEntry } from "./api-types.ts";
 import { OctoPrintClient, type OctoPrintClientOptions } from "./client.ts";
 
@@ -506,6 +506,5 @@ export const octoprintStorage = defineStorageAdapter<OctoPrintOptions>({
   optionsSchema: octoprintOptionsSchema,
   capabilities: octoprintCapabilities,
   create: (options, context) => openOctoPrintStorage(options, context),
-  cleartext: (options) =>
-    options.url.startsWith("http:") ? "the API key goes over http:// in clear" : undefined,
+  cleartext: apiKeyInClear,
 });
