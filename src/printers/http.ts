@@ -28,11 +28,8 @@ export function subjectOf(context: ErrorContext): { subject?: string } {
   return context.subject === undefined ? {} : { subject: context.subject };
 }
 
-/**
- * What an HTTP status means to Ferry where a device uses it as HTTP does; a vendor adds what its
- * device means otherwise. A status not listed is TRANSIENT when 5xx, else PROTOCOL.
- */
-export const HTTP_STATUS_CODES: Readonly<Record<number, ErrorCode>> = {
+/** What an HTTP status means to Ferry where a device uses it as HTTP does. */
+const HTTP_STATUS_CODES: Readonly<Record<number, ErrorCode>> = {
   400: "PROTOCOL",
   401: "AUTH",
   403: "AUTH",
@@ -52,8 +49,13 @@ export const HTTP_STATUS_CODES: Readonly<Record<number, ErrorCode>> = {
   507: "NO_SPACE",
 };
 
-export function codeForStatus(status: number, table = HTTP_STATUS_CODES): ErrorCode {
-  return table[status] ?? (status >= 500 ? "TRANSIENT" : "PROTOCOL");
+/**
+ * A vendor's reading of HTTP statuses: its own entries, else HTTP_STATUS_CODES, else TRANSIENT for
+ * a 5xx and PROTOCOL for the rest.
+ */
+export function statusCodes(own: Readonly<Record<number, ErrorCode>>): (status: number) => ErrorCode {
+  const table = { ...HTTP_STATUS_CODES, ...own };
+  return (status) => table[status] ?? (status >= 500 ? "TRANSIENT" : "PROTOCOL");
 }
 
 /** An unexpected HTTP status as a FerryError: "printer: operation subject: HTTP 409: the device's words". */

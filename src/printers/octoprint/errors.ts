@@ -4,13 +4,7 @@
  * the path, and carry OctoPrint's own words when it sent any.
  */
 import type { ErrorCode, FerryError } from "../../core/errors.ts";
-import {
-  codeForStatus,
-  httpError,
-  HTTP_STATUS_CODES,
-  type ErrorContext,
-  type NetworkTerms,
-} from "../http.ts";
+import { httpError, statusCodes, type ErrorContext, type NetworkTerms } from "../http.ts";
 
 /** The server in front of the printer is what is away; a certificate it presents must be trusted. */
 export const NETWORK_TERMS: NetworkTerms = {
@@ -18,7 +12,7 @@ export const NETWORK_TERMS: NetworkTerms = {
   untrusted: { code: "PROTOCOL", text: "its TLS certificate is not trusted" },
 };
 
-const STATUS_CODES: Readonly<Record<number, ErrorCode>> = { ...HTTP_STATUS_CODES, 502: "UNAVAILABLE" };
+const codeForStatus = statusCodes({ 502: "UNAVAILABLE" });
 
 /** OctoPrint's words from an error body: `{"error": "..."}`, else the text (HTML tags dropped). */
 export function errorDetail(body: string): string {
@@ -49,5 +43,5 @@ export function refusal(status: number, body: string, context: ErrorContext, cod
   const full = status === 500 && /\[Errno 28\]|No space left/i.test(detail);
   const refused = `the API key is refused${detail === "" ? "" : ` (${detail})`}`;
   const words = status === 403 || status === 401 ? refused : detail;
-  return httpError(status, context, words, code ?? (full ? "NO_SPACE" : codeForStatus(status, STATUS_CODES)));
+  return httpError(status, context, words, code ?? (full ? "NO_SPACE" : codeForStatus(status)));
 }

@@ -4,22 +4,15 @@
  * device's own words when it sent any.
  */
 import type { ErrorCode, FerryError } from "../../core/errors.ts";
-import {
-  codeForStatus,
-  httpError,
-  HTTP_STATUS_CODES,
-  type ErrorContext,
-  type NetworkTerms,
-} from "../http.ts";
+import { httpError, statusCodes, type ErrorContext, type NetworkTerms } from "../http.ts";
 
 /** A printer that does not answer is "unreachable"; an untrusted certificate fails like any connection. */
 export const NETWORK_TERMS: NetworkTerms = { host: "printer" };
 
-const STATUS_CODES: Readonly<Record<number, ErrorCode>> = {
-  ...HTTP_STATUS_CODES,
+const codeForStatus = statusCodes({
   // "Filename contains invalid characters": the upload's temp file would not rename into place.
   422: "NAME_INVALID",
-};
+});
 
 /** An unexpected HTTP status. `code` overrides the default mapping (e.g. 409 → NOT_EMPTY). */
 export function statusError(
@@ -28,7 +21,7 @@ export function statusError(
   detail = "",
   code?: ErrorCode,
 ): FerryError {
-  return httpError(status, context, detail, code ?? codeForStatus(status, STATUS_CODES));
+  return httpError(status, context, detail, code ?? codeForStatus(status));
 }
 
 /** The device's error text from a JSON Error object ({title, text}) or a plain-text body. */
