@@ -22,6 +22,7 @@ import {
   type PrinterSnapshot,
   type Temperature,
 } from "../driver.ts";
+import { apiKeyInClear } from "../http.ts";
 import {
   booleanField,
   metadataSchema,
@@ -33,7 +34,8 @@ import {
   stringField,
   type WireStatus,
 } from "./api-types.ts";
-import { MoonrakerCallError, type MoonrakerClient } from "./client.ts";
+import type { MoonrakerClient } from "./client.ts";
+import { MoonrakerCallError } from "./errors.ts";
 import { StatusFeed } from "./feed.ts";
 import {
   createClient,
@@ -500,8 +502,5 @@ export const moonrakerDriver = definePrinterDriver<MoonrakerOptions>({
   optionsSchema: moonrakerOptionsSchema,
   capabilities: moonrakerPrinterCapabilities,
   create: (options, context) => openMoonrakerDriver(options, context),
-  cleartext: (options) =>
-    options.api_key !== undefined && options.url.startsWith("http:")
-      ? "the API key goes over http:// in clear"
-      : undefined,
+  cleartext: apiKeyInClear,
 });

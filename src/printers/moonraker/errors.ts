@@ -1,6 +1,7 @@
 /**
- * Moonraker answers and network failures as FerryErrors. Messages name the printer, the operation
- * and the path, and carry Moonraker's own words.
+ * Moonraker's answers as FerryErrors: its codes, its error bodies, and the words network failures
+ * get (../http.ts maps those). Messages name the printer, the operation and the path, and carry
+ * Moonraker's own words.
  *
  * Moonraker answers an error with `{"error": {"code", "message", "traceback"?}}`. Its API endpoints
  * put their text in `message`; its file handlers (upload, download, DELETE of a file) leave the bare
@@ -9,29 +10,19 @@
  */
 import { STATUS_CODES } from "node:http";
 import { FerryError, type ErrorCode } from "../../core/errors.ts";
-import { errorCodes, networkFailure } from "../../core/net-errors.ts";
+import { subjectOf, where, type ErrorContext, type NetworkTerms } from "../http.ts";
 
-export interface ErrorContext {
-  /** Device name from ferry.yaml. */
-  printer: string;
-  /** What was attempted, e.g. "upload" or "GET /server/info". */
-  operation: string;
-  /** Ferry path the request was about, when there is one. */
-  subject?: string;
-}
+/** A printer that does not answer is "unreachable"; a certificate that does not check out wants a human. */
+export const NETWORK_TERMS: NetworkTerms = {
+  host: "printer",
+  untrusted: { code: "AUTH", text: "the printer's certificate is not trusted" },
+};
 
 /** What Moonraker said: its HTTP (or JSON-RPC) code and text. */
 export interface MoonrakerFault {
   code: number;
   message: string;
 }
-
-function where(context: ErrorContext): string {
-  return `${context.printer}: ${context.operation}${context.subject === undefined ? "" : ` ${context.subject}`}`;
-}
-
-const subjectOf = (context: ErrorContext) =>
-  context.subject === undefined ? {} : { subject: context.subject };
 
 /** Moonraker's 403 for the file Klipper has loaded (printing or paused), at upload, delete or move. */
 export function isFileInUse(fault: MoonrakerFault): boolean {
@@ -91,35 +82,20 @@ export function faultError(fault: MoonrakerFault, context: ErrorContext, code?: 
   );
 }
 
-/** A failure below HTTP: refused or unreachable → UNAVAILABLE; reset or timed out mid-way → TRANSIENT. */
-export function networkError(error: unknown, context: ErrorContext, signal?: AbortSignal): FerryError {
-  if (error instanceof FerryError) return error;
-  const message = error instanceof Error ? error.message : String(error);
-  const options = { cause: error, ...subjectOf(context) };
-  if (signal?.aborted || (error instanceof Error && error.name === "AbortError")) {
-    return new FerryError("ABORTED", `${where(context)}: aborted`, options);
+/** Thrown for an answer that is not a success: Moonraker's own code and words. */
+export class MoonrakerCallError extends FerryError {
+  readonly fault: MoonrakerFault;
+  constructor(error: FerryError, fault: MoonrakerFault) {
+    super(error.code, error.message, {
+      retryable: error.retryable,
+      ...(error.subject === undefined ? {} : { subject: error.subject }),
+    });
+    this.fault = fault;
   }
-  const failure = networkFailure(error)?.kind;
-  // A host that falls silent has almost always been switched off: wait for it, spend no attempts.
-  if (failure === "unreachable" || failure === "timed-out") {
-    return new FerryError(
-      "UNAVAILABLE",
-      `${where(context)}: printer unreachable (${errorCodes(error).join(", ")})`,
-      options,
-    );
-  }
-  if (failure === "interrupted") {
-    return new FerryError("TRANSIENT", `${where(context)}: connection lost (${message})`, options);
-  }
-  if (failure === "untrusted") {
-    return new FerryError(
-      "AUTH",
-      `${where(context)}: the printer's certificate is not trusted (${message})`,
-      {
-        ...options,
-        retryable: false,
-      },
-    );
-  }
-  return new FerryError("TRANSIENT", `${where(context)}: ${message}`, options);
+}
+
+/** A status the caller did not expect, as Moonraker's fault. */
+export function refusal(status: number, body: string, context: ErrorContext, code?: ErrorCode): FerryError {
+  const fault = faultOf(status, body);
+  return new MoonrakerCallError(faultError(fault, context, code), fault);
 }

@@ -8,7 +8,8 @@
 import WebSocket from "ws";
 import { FerryError } from "../../core/errors.ts";
 import type { Secret } from "../../core/secret.ts";
-import { faultError, type ErrorContext, type MoonrakerFault } from "./errors.ts";
+import type { ErrorContext } from "../http.ts";
+import { faultError, type MoonrakerFault } from "./errors.ts";
 
 export type NotificationListener = (method: string, params: unknown[]) => void;
 

@@ -19,13 +19,10 @@ import {
   type Usage,
   type WriteOptions,
 } from "../../storage/adapter.ts";
+import { apiKeyInClear, type CallOptions } from "../http.ts";
 import { directorySchema, fileActionSchema, parseWire, type WireDirectory } from "./api-types.ts";
-import {
-  MoonrakerCallError,
-  MoonrakerClient,
-  type CallOptions,
-  type MoonrakerClientOptions,
-} from "./client.ts";
+import { MoonrakerClient, type MoonrakerClientOptions } from "./client.ts";
+import { MoonrakerCallError } from "./errors.ts";
 
 export const KIND = "moonraker";
 const ROOT = "gcodes";
@@ -220,7 +217,7 @@ export class MoonrakerStorage implements StorageAdapter {
       source,
       call,
     );
-    const json = await this.#client.json(res, this.#client.context("upload", target), options.signal);
+    const json = await this.#client.json(res, this.#client.about("upload", target), options.signal);
     const { item } = parseWire(fileActionSchema, json, `${this.name}: upload`, target);
     if (item.size !== options.size) {
       throw new FerryError(
@@ -251,7 +248,7 @@ export class MoonrakerStorage implements StorageAdapter {
       return;
     }
     // 400 "Invalid file path": no file of that name. A folder, or nothing (already removed)?
-    if (res.status !== 400) return this.#client.check(res, [200], this.#client.context("remove", target));
+    if (res.status !== 400) return this.#client.check(res, [200], this.#client.about("remove", target));
     await res.body.dump();
     let entry: Entry;
     try {
@@ -298,7 +295,7 @@ export class MoonrakerStorage implements StorageAdapter {
         await res.body.dump();
         continue;
       }
-      if (res.status !== 400) await this.#client.check(res, [200], this.#client.context("mkdir", folder));
+      if (res.status !== 400) await this.#client.check(res, [200], this.#client.about("mkdir", folder));
       await res.body.dump();
       // 400 "File exists" (or another refusal): fine when a folder is there.
       const entry = await this.stat(folder, options).catch((error: unknown) => {
@@ -341,8 +338,5 @@ export const moonrakerStorage = defineStorageAdapter<MoonrakerOptions>({
   optionsSchema: moonrakerOptionsSchema,
   capabilities: moonrakerCapabilities,
   create: (options, context) => openMoonrakerStorage(options, context),
-  cleartext: (options) =>
-    options.api_key !== undefined && options.url.startsWith("http:")
-      ? "the API key goes over http:// in clear"
-      : undefined,
+  cleartext: apiKeyInClear,
 });

@@ -20,6 +20,7 @@ import {
   type PrinterSnapshot,
   type Temperature,
 } from "../driver.ts";
+import { apiKeyInClear } from "../http.ts";
 import {
   jobSchema,
   printerSchema,
@@ -242,8 +243,12 @@ export class OctoPrintDriver implements PrinterDriver {
       "POST",
       `/api/files/local/${server.split("/").map(encodeURIComponent).join("/")}`,
       [204],
-      { signal: options.signal, subject: at, operation: "start print" },
-      { command: "select", print: true },
+      {
+        signal: options.signal,
+        subject: at,
+        operation: "start print",
+        json: { command: "select", print: true },
+      },
     );
     await res.body.dump();
   }
@@ -251,12 +256,7 @@ export class OctoPrintDriver implements PrinterDriver {
   /** A job command; OctoPrint's 409 (no job, not operational) is CONFLICT. */
   async #command(body: Record<string, string>, operation: string, options: Signal): Promise<void> {
     const call = { signal: options.signal, operation };
-    const res = await this.#client.send(
-      "POST",
-      "/api/job",
-      { ...call, headers: { "Content-Type": "application/json" } },
-      JSON.stringify(body),
-    );
+    const res = await this.#client.send("POST", "/api/job", { ...call, json: body });
     await this.#client.check(
       res,
       [204],
@@ -310,6 +310,5 @@ export const octoprintDriver = definePrinterDriver<OctoPrintOptions>({
   optionsSchema: octoprintOptionsSchema,
   capabilities: octoprintPrinterCapabilities,
   create: (options, context) => openOctoPrintDriver(options, context),
-  cleartext: (options) =>
-    options.url.startsWith("http:") ? "the API key goes over http:// in clear" : undefined,
+  cleartext: apiKeyInClear,
 });

@@ -25,9 +25,9 @@ import {
   type Usage,
   type WriteOptions,
 } from "../../storage/adapter.ts";
+import { apiKeyInClear, type CallOptions } from "../http.ts";
 import { entrySchema, folderSchema, listingSchema, uploadSchema, type WireEntry } from "./api-types.ts";
-import { OctoPrintClient, type CallOptions, type OctoPrintClientOptions } from "./client.ts";
-import { errorDetail, statusError } from "./errors.ts";
+import { OctoPrintClient, type OctoPrintClientOptions } from "./client.ts";
 
 export const KIND = "octoprint";
 
@@ -404,11 +404,8 @@ export class OctoPrintStorage implements StorageAdapter {
       { ...call, headers: { "Content-Type": form.contentType } },
       form.body,
     );
-    if (res.status === 409) {
-      // "Can't create folder, please try another name": OctoPrint takes it for a print file's name.
-      throw statusError(409, context, errorDetail(await res.body.text().catch(() => "")), "NAME_INVALID");
-    }
-    await this.#client.check(res, [200, 201], context);
+    // 409 "Can't create folder, please try another name": OctoPrint takes it for a print file's name.
+    await this.#client.check(res, [200, 201], context, res.status === 409 ? "NAME_INVALID" : undefined);
     return (await this.#client.json(res, folderSchema, context)).folder.path;
   }
 
@@ -509,6 +506,5 @@ export const octoprintStorage = defineStorageAdapter<OctoPrintOptions>({
   optionsSchema: octoprintOptionsSchema,
   capabilities: octoprintCapabilities,
   create: (options, context) => openOctoPrintStorage(options, context),
-  cleartext: (options) =>
-    options.url.startsWith("http:") ? "the API key goes over http:// in clear" : undefined,
+  cleartext: apiKeyInClear,
 });

@@ -21,7 +21,6 @@ import {
 } from "../driver.ts";
 import { jobSchema, statusSchema, type WireStatus } from "./api-types.ts";
 import type { PrusaLinkClient } from "./client.ts";
-import { errorDetail, statusError } from "./errors.ts";
 import {
   createClient,
   KIND,
@@ -208,12 +207,9 @@ export class PrusaLinkDriver implements PrinterDriver {
       signal: options.signal,
       operation,
     });
-    if (res.status === 409) {
-      // The job is not in a state for it (pausing a paused job): the caller's mistake, not a busy printer.
-      const detail = errorDetail(await res.body.text().catch(() => ""));
-      throw statusError(409, { printer: this.name, operation }, detail, "CONFLICT");
-    }
-    await this.#client.check(res, [200, 204], { printer: this.name, operation });
+    // 409: the job is not in a state for it (pausing a paused job): the caller's mistake, not a busy printer.
+    const conflict = res.status === 409 ? "CONFLICT" : undefined;
+    await this.#client.check(res, [200, 204], { printer: this.name, operation }, conflict);
     await res.body.dump();
   }
 

@@ -20,8 +20,9 @@ import {
   type Usage,
   type WriteOptions,
 } from "../../storage/adapter.ts";
+import type { CallOptions } from "../http.ts";
 import { fileInfoSchema, storageListSchema, type WireFileEntry, type WireStorage } from "./api-types.ts";
-import { PrusaLinkClient, type CallOptions, type PrusaLinkClientOptions } from "./client.ts";
+import { PrusaLinkClient, type PrusaLinkClientOptions } from "./client.ts";
 import { errorDetail, statusError } from "./errors.ts";
 
 export const KIND = "prusalink";
