@@ -6,6 +6,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { mkdir, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { MoonrakerSim } from "../sim/moonraker/index.ts";
 import { STOCK_EXTENSIONS } from "../sim/octoprint/names.ts";
@@ -82,6 +83,11 @@ export async function prepareDemoFolder(root: string): Promise<void> {
   }
   await writeFile(join(master, "README.txt"), MASTER_README);
 }
+
+/** Where the demo's server listens when that port is free (else any free port). */
+const DEMO_PORT = 8080;
+/** The demo's admin, created on the server's first start (a fresh data folder every run). */
+const DEMO_ADMIN_PASSWORD = "ferry-demo-admin";
 
 export async function demoCommand(options: { dir: string; seconds?: number }): Promise<number> {
   const root = resolve(options.dir);
@@ -163,12 +169,18 @@ export async function demoCommand(options: { dir: string; seconds?: number }): P
     );
     const stop = new AbortController();
     if (options.seconds !== undefined) setTimeout(() => stop.abort(), options.seconds * 1000).unref();
+    const port = (await portIsFree(DEMO_PORT)) ? DEMO_PORT : 0;
+    process.env.FERRY_ADMIN_PASSWORD ??= DEMO_ADMIN_PASSWORD;
     worst = Math.max(
       worst,
       await serveCommand({
         config,
+        listen: `127.0.0.1:${port}`,
         signal: stop.signal,
         onStarted: () => {
+          say(
+            `The API answers at the address above: sign in as admin with the password ${process.env.FERRY_ADMIN_PASSWORD ?? ""}, or make a token for scripts (see README, "The HTTP API").`,
+          );
           setTimeout(() => {
             void writeFile(join(master, "new-design.gcode"), gcode(600_000));
             void writeFile(join(flights, "flight-0001.log"), randomBytes(50_000));
@@ -192,6 +204,14 @@ export async function demoCommand(options: { dir: string; seconds?: number }): P
     await Promise.all(printers.map((sim) => sim.close()));
   }
   return worst;
+}
+
+function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolvePort) => {
+    const probe = createServer();
+    probe.once("error", () => resolvePort(false));
+    probe.listen(port, "127.0.0.1", () => probe.close(() => resolvePort(true)));
+  });
 }
 
 function farmConfig(urls: readonly string[], octoUrl: string, klipUrl: string): string {
