@@ -47,7 +47,7 @@ describe("server: in ferry.yaml", () => {
     assert.match(problemAt(error.problems, "server.tls.key_file").message, /required/);
     assert.match(
       problemAt(error.problems, "server.port").message,
-      /unknown key "port"; known keys: listen, public_url, tls, trust_proxy/,
+      /unknown key "port"; known keys: listen, public_url, tls, trust_proxy, auth/,
     );
     assert.equal(error.problems.length, 5, brief(error.problems).join("\n"));
   });
