@@ -21,6 +21,7 @@ import type { App } from "../app.ts";
 import type { ServerConfig } from "../config/index.ts";
 import { FerryError } from "../core/errors.ts";
 import { authenticate, CSRF_HEADER, sessionCookie } from "./auth.ts";
+import { OIDC_CALLBACK_PATH, OidcLogin } from "./oidc.ts";
 import { errorHandler, notFoundHandler, problemSchema, validatorCompiler } from "./problems.ts";
 import type { RouteRole } from "./route.ts";
 import { ROUTES } from "./routes/all.ts";
@@ -55,7 +56,7 @@ export class FerryServer {
     this.#app = app;
     this.#config = config;
     this.#options = options;
-    this.fastify = build(app, config, this.#setup, this.#closing);
+    this.fastify = build(app, config, this.#setup, this.#closing, () => this.url);
   }
 
   /** Builds the server and its routes (throws naming a route that declares no role). */
@@ -128,10 +129,23 @@ function defaultUrl(host: string, port: number, tls: boolean): string {
   return `${tls ? "https" : "http"}://${shown}:${port}`;
 }
 
-function build(app: App, config: ServerConfig, setup: SetupGate, closing: { now: boolean }): FastifyInstance {
+function build(
+  app: App,
+  config: ServerConfig,
+  setup: SetupGate,
+  closing: { now: boolean },
+  publicUrl: () => string,
+): FastifyInstance {
   const logger = app.logger.child({ component: "server" });
   const secure = config.tls !== undefined || config.publicUrl?.startsWith("https:") === true;
   const cookie = sessionCookie(secure);
+  const oidc =
+    config.oidc &&
+    new OidcLogin(config.oidc, {
+      clock: app.clock,
+      redirectUri: () => publicUrl() + OIDC_CALLBACK_PATH,
+      secure,
+    });
   const https = config.tls && readTls(config.tls);
   // An https server is typed apart from an http one; the routes need neither's specifics.
   const fastify = Fastify({
@@ -253,7 +267,7 @@ function build(app: App, config: ServerConfig, setup: SetupGate, closing: { now:
 
   for (const routes of ROUTES)
     void server.register((scope, _options, done) => {
-      routes(scope.withTypeProvider<ZodTypeProvider>(), { app, session: cookie, setup });
+      routes(scope.withTypeProvider<ZodTypeProvider>(), { app, session: cookie, setup, oidc });
       done();
     });
   return fastify;

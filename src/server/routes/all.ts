@@ -1,9 +1,10 @@
 /** Every feature's routes, one plugin each (see route.ts for how to write one). */
 import type { FerryRoutes } from "../route.ts";
 import health from "./health.ts";
+import oidc from "./oidc.ts";
 import session from "./session.ts";
 import setup from "./setup.ts";
 import tokens from "./tokens.ts";
 import users from "./users.ts";
 
-export const ROUTES: readonly FerryRoutes[] = [health, session, setup, users, tokens];
+export const ROUTES: readonly FerryRoutes[] = [health, session, oidc, setup, users, tokens];
