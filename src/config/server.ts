@@ -126,7 +126,9 @@ const oidcSchema = z.strictObject({
   scopes: z
     .preprocess(
       (value) => (typeof value === "string" ? value.split(/[\s,]+/).filter((s) => s !== "") : value),
-      z.array(z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, "a scope is one word")).min(1),
+      z
+        .array(z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, "a scope is one word"))
+        .min(1, "list at least one scope, or leave scopes out"),
     )
     .optional(),
 });
