@@ -210,7 +210,7 @@ function build(
         title: "Ferry API",
         version: VERSION,
         description:
-          "Every route but /health, sign-in and setup needs a caller: an API token (`Authorization: Bearer ferry_…`) " +
+          "Every route but /health, sign-in (password, identity provider) and setup needs a caller: an API token (`Authorization: Bearer ferry_…`) " +
           `or a session cookie from POST /api/v1/session, with \`X-CSRF-Token\` on changes. \`x-ferry-role\` names the least role a route needs ` +
           "(viewer < user < operator < admin). Errors are RFC 9457 problems (application/problem+json).",
       },
