@@ -90,8 +90,9 @@ export class FerryServer {
     this.#url = this.#config.publicUrl ?? defaultUrl(host, bound, this.#config.tls !== undefined);
     const env = this.#options.env ?? process.env;
     const announce = this.#options.announce ?? ((line: string) => process.stderr.write(line + "\n"));
-    announce(`ferry: server listening on ${this.#url} (API documents: ${this.#url}${DOCS_PREFIX})`);
+    // The first admin exists before "listening" is said, so a client told so can sign in at once.
     const token = await this.#setup.open(this.#app.stored.accounts, env.FERRY_ADMIN_PASSWORD);
+    announce(`ferry: server listening on ${this.#url} (API documents: ${this.#url}${DOCS_PREFIX})`);
     if (token !== undefined) {
       announce(
         `ferry: no admin yet: open ${this.#url}/setup?token=${token} to create one (this link works once), ` +
