@@ -178,5 +178,75 @@ for (const dialect of dialects(pg)) {
         assert.ok(await accounts.signIn("eve", "another good password"));
       },
     );
+
+    test(
+      "an identity provider's user is added once, keyed by issuer and subject, and takes the claim's role",
+      dialect.testOptions,
+      async () => {
+        const { accounts } = await fresh();
+        const idp = { issuer: "https://login.example.com", subject: "0a1b" };
+        const first = await accounts.signInExternal({ ...idp, name: "ida", role: "user" });
+        assert.deepEqual(
+          [first.user.name, first.user.role, first.user.external, first.user.hasPassword],
+          ["ida", "user", true, false],
+        );
+        assert.equal((await accounts.sessionIdentity(first.secret))?.user.name, "ida");
+        // A new name at the provider does not rename the user; the role follows the claim.
+        const second = await accounts.signInExternal({ ...idp, name: "ida.new", role: "operator" });
+        assert.equal(second.user.name, "ida");
+        assert.equal((await accounts.sessionIdentity(first.secret))?.role, "operator");
+        assert.deepEqual(
+          (await accounts.listUsers()).map((u) => u.name),
+          ["ida"],
+        );
+        // The same subject at another provider is someone else, and a name is not taken over.
+        await assert.rejects(
+          accounts.signInExternal({
+            issuer: "https://other.example.com",
+            subject: "0a1b",
+            name: "ida",
+            role: "admin",
+          }),
+          rejectsWith("EXISTS"),
+        );
+        await accounts.addUser({ name: "local", role: "admin", password: PASSWORD });
+        await assert.rejects(
+          accounts.signInExternal({ issuer: idp.issuer, subject: "ffff", name: "local", role: "admin" }),
+          rejectsWith("EXISTS"),
+        );
+        // Its role and password are the provider's business; disabling is Ferry's.
+        await assert.rejects(accounts.updateUser("ida", { role: "admin" }), rejectsWith("CONFLICT"));
+        await assert.rejects(
+          accounts.updateUser("ida", { password: "a password here" }),
+          rejectsWith("CONFLICT"),
+        );
+        await accounts.updateUser("ida", { disabled: true });
+        await assert.rejects(
+          accounts.signInExternal({ ...idp, name: "ida", role: "operator" }),
+          rejectsWith("PERMISSION"),
+        );
+        assert.equal(await accounts.signIn("ida", ""), undefined);
+      },
+    );
+
+    test(
+      "a claim that maps to no role refuses the sign-in and ends the user's sessions; the last admin stays",
+      dialect.testOptions,
+      async () => {
+        const { accounts } = await fresh();
+        const idp = { issuer: "https://login.example.com", subject: "boss", name: "boss" };
+        const admin = await accounts.signInExternal({ ...idp, role: "admin" });
+        await assert.rejects(accounts.signInExternal({ ...idp, role: "viewer" }), rejectsWith("CONFLICT"));
+        assert.equal((await accounts.getUser("boss"))?.role, "admin");
+        assert.ok(await accounts.sessionIdentity(admin.secret), "a refused demotion ends nothing");
+        await assert.rejects(accounts.signInExternal({ ...idp, role: undefined }), rejectsWith("PERMISSION"));
+        assert.equal(await accounts.sessionIdentity(admin.secret), undefined);
+        await assert.rejects(
+          accounts.signInExternal({ ...idp, subject: "new", name: "newcomer", role: undefined }),
+          rejectsWith("PERMISSION"),
+        );
+        assert.equal(await accounts.getUser("newcomer"), undefined);
+      },
+    );
   });
 }

@@ -10,7 +10,7 @@
  * sessions and tokens stop working at once.
  */
 import { randomUUID } from "node:crypto";
-import { sql, type Transaction } from "kysely";
+import { sql, type Kysely, type Transaction } from "kysely";
 import type { Clock } from "../core/clock.ts";
 import { systemClock } from "../core/clock.ts";
 import { FerryError } from "../core/errors.ts";
@@ -34,8 +34,10 @@ export interface User {
   name: string;
   role: Role;
   disabled: boolean;
-  /** False: the user signs in with API tokens only. */
+  /** False: the user signs in with API tokens only, or through the identity provider. */
   hasPassword: boolean;
+  /** Signs in through the identity provider (OIDC), whose claim sets the role at each sign-in. */
+  external: boolean;
   createdAt: number;
 }
 
@@ -74,6 +76,23 @@ export interface UserChanges {
   disabled?: boolean;
 }
 
+/** Who the identity provider says signs in, and the role its claim maps to (undefined: none). */
+export interface ExternalSignIn {
+  /** The provider's issuer URL and the user's `sub` there: the identity, whatever the name. */
+  issuer: string;
+  subject: string;
+  /** The Ferry name for a first sign-in (later ones keep the name the user has). */
+  name: string;
+  role: Role | undefined;
+}
+
+/** A new browser session: its secret is the cookie's value, never stored. */
+export interface SignedIn {
+  user: User;
+  secret: string;
+  expiresAt: number;
+}
+
 export interface NewToken {
   /** The owner's name. */
   user: string;
@@ -83,9 +102,20 @@ export interface NewToken {
   expiresAt: number | null;
 }
 
-type UserRow = Pick<Schema["users"], "id" | "name" | "role" | "disabled" | "password_hash" | "created_at">;
+type UserRow = Pick<
+  Schema["users"],
+  "id" | "name" | "role" | "disabled" | "password_hash" | "external_subject" | "created_at"
+>;
 
-const USER_COLUMNS = ["id", "name", "role", "disabled", "password_hash", "created_at"] as const;
+const USER_COLUMNS = [
+  "id",
+  "name",
+  "role",
+  "disabled",
+  "password_hash",
+  "external_subject",
+  "created_at",
+] as const;
 
 export class Accounts {
   readonly #store: Store;
@@ -143,6 +173,12 @@ export class Accounts {
     return this.#transaction(async (trx) => {
       const row = await userRowIn(trx, name);
       if (!row) throw notFound(name);
+      if (row.external_subject !== null && (changes.role !== undefined || hash !== undefined))
+        throw new FerryError(
+          "CONFLICT",
+          `"${name}" signs in through the identity provider: its role follows the provider's claim at each sign-in, and it has no password here`,
+          { subject: changes.role === undefined ? "password" : "role" },
+        );
       const losesAdmin =
         row.role === "admin" &&
         row.disabled === 0 &&
@@ -192,23 +228,72 @@ export class Accounts {
    * undefined for an unknown user, a wrong password, a disabled user or one without a password,
    * all alike and in about the same time.
    */
-  async signIn(
-    name: string,
-    password: string,
-  ): Promise<{ user: User; secret: string; expiresAt: number } | undefined> {
+  async signIn(name: string, password: string): Promise<SignedIn | undefined> {
     const row = ACCOUNT_NAME_PATTERN.test(name) ? await this.#userRow(name) : undefined;
     const stored = row?.password_hash ?? (await decoyHash());
     const matches = await verifyPassword(stored, password);
     if (!row || row.password_hash === null || !matches || row.disabled !== 0) return undefined;
+    return this.#openSession(this.#store.db, toUser(row));
+  }
+
+  /**
+   * Signs in a user the identity provider vouched for: the first time, adds them (no password;
+   * EXISTS when a user of that name is not them); later, sets their role to what the claim says
+   * now. Refused (PERMISSION) when the claim maps to no role, which also ends their sessions, or
+   * when they are disabled; CONFLICT when the claim would demote the last admin.
+   */
+  async signInExternal(who: ExternalSignIn): Promise<SignedIn> {
+    // A refusal is returned, not thrown, so that the sessions it ends stay ended.
+    const result = await this.#transaction(async (trx): Promise<SignedIn | FerryError> => {
+      const row = await trx
+        .selectFrom("users")
+        .select(USER_COLUMNS)
+        .where("external_issuer", "=", who.issuer)
+        .where("external_subject", "=", who.subject)
+        .executeTakeFirst();
+      if (who.role === undefined) {
+        if (row) await trx.deleteFrom("sessions").where("user_id", "=", row.id).execute();
+        return new FerryError("PERMISSION", "the identity provider's claim gives no Ferry role", {
+          subject: row?.name ?? who.name,
+        });
+      }
+      if (!row) {
+        checkName(who.name, "name");
+        const user = await this.#insertUser(trx, { name: who.name, role: who.role }, null, who);
+        return this.#openSession(trx, user);
+      }
+      if (row.disabled !== 0)
+        throw new FerryError("PERMISSION", `"${row.name}" is disabled in Ferry`, { subject: row.name });
+      if (row.role !== who.role) {
+        if (row.role === "admin" && (await adminCount(trx)) <= 1)
+          throw new FerryError(
+            "CONFLICT",
+            `"${row.name}" is the last admin and the identity provider now gives ${who.role}: make another admin first`,
+            { subject: row.name },
+          );
+        await trx
+          .updateTable("users")
+          .set({ role: who.role, updated_at: this.#clock.now() })
+          .where("id", "=", row.id)
+          .execute();
+      }
+      return this.#openSession(trx, toUser({ ...row, role: who.role }));
+    });
+    if (result instanceof FerryError) throw result;
+    return result;
+  }
+
+  /** The one way a session starts, whichever way the user proved who they are. */
+  async #openSession(db: Kysely<Schema>, user: User): Promise<SignedIn> {
     const now = this.#clock.now();
     const secret = randomSecret();
     const expiresAt = now + SESSION_TTL_MS;
-    await this.#store.db.deleteFrom("sessions").where("expires_at", "<=", now).execute();
-    await this.#store.db
+    await db.deleteFrom("sessions").where("expires_at", "<=", now).execute();
+    await db
       .insertInto("sessions")
-      .values({ id_hash: digest(secret), user_id: row.id, created_at: now, expires_at: expiresAt })
+      .values({ id_hash: digest(secret), user_id: user.id, created_at: now, expires_at: expiresAt })
       .execute();
-    return { user: toUser(row), secret, expiresAt };
+    return { user, secret, expiresAt };
   }
 
   /** The identity of a session cookie's value; undefined when unknown, expired or its user disabled. */
@@ -357,21 +442,33 @@ export class Accounts {
       .executeTakeFirst();
   }
 
-  async #insertUser(trx: Transaction<Schema>, user: NewUser, hash: string | null): Promise<User> {
+  async #insertUser(
+    trx: Transaction<Schema>,
+    user: NewUser,
+    hash: string | null,
+    external?: { issuer: string; subject: string },
+  ): Promise<User> {
     if (await userRowIn(trx, user.name))
-      throw new FerryError("EXISTS", `a user named "${user.name}" exists already`, { subject: "name" });
+      throw new FerryError(
+        "EXISTS",
+        external
+          ? `a user named "${user.name}" exists already in Ferry and is not this identity provider's user: it signs in once an admin removes that one`
+          : `a user named "${user.name}" exists already`,
+        { subject: "name" },
+      );
     const now = this.#clock.now();
     const row: UserRow = {
       id: randomUUID(),
       name: user.name,
       role: user.role,
       password_hash: hash,
+      external_subject: external?.subject ?? null,
       disabled: 0,
       created_at: now,
     };
     await trx
       .insertInto("users")
-      .values({ ...row, updated_at: now })
+      .values({ ...row, external_issuer: external?.issuer ?? null, updated_at: now })
       .execute();
     return toUser(row);
   }
@@ -429,6 +526,7 @@ function toUser(row: UserRow): User {
     role: row.role,
     disabled: row.disabled !== 0,
     hasPassword: row.password_hash !== null,
+    external: row.external_subject !== null,
     createdAt: row.created_at,
   };
 }

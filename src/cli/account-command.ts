@@ -51,6 +51,7 @@ function userJson(user: User) {
     role: user.role,
     disabled: user.disabled,
     hasPassword: user.hasPassword,
+    external: user.external,
     createdAt: iso(user.createdAt),
   };
 }
@@ -105,7 +106,7 @@ export function userListCommand(options: AccountOptions): Promise<number> {
     if (users.length === 0) out("no users yet (ferry user add NAME --role admin --password-stdin)");
     for (const user of users)
       out(
-        `${user.name.padEnd(20)} ${user.role.padEnd(9)} ${user.disabled ? "disabled" : "enabled "} ${user.hasPassword ? "password" : "tokens only"}`,
+        `${user.name.padEnd(20)} ${user.role.padEnd(9)} ${user.disabled ? "disabled" : "enabled "} ${user.external ? "identity provider" : user.hasPassword ? "password" : "tokens only"}`,
       );
     return EXIT.ok;
   });

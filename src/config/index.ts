@@ -7,4 +7,11 @@ export { CONFIG_FILE_NAMES, findConfigFile, loadConfig, parseConfig } from "./lo
 export { describeConfig, type ConfigSummary } from "./redact.ts";
 export { parseDuration, parsePrinterEntry } from "./schema.ts";
 export { namesOrNone, nothingToDo } from "./nothing-to-do.ts";
-export { DEFAULT_LISTEN, parseListen, type ListenAddress, type ServerConfig } from "./server.ts";
+export {
+  DEFAULT_LISTEN,
+  isLoopbackHttp,
+  parseListen,
+  type ListenAddress,
+  type OidcConfig,
+  type ServerConfig,
+} from "./server.ts";

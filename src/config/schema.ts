@@ -6,7 +6,7 @@
 import { Cron } from "croner";
 import picomatch from "picomatch";
 import { z } from "zod";
-import { SERVER_KEYS, serverSchema } from "./server.ts";
+import { AUTH_KEYS, OIDC_KEYS, SERVER_KEYS, serverSchema } from "./server.ts";
 import type { DeviceKind, FarmConfig, PrinterSettings } from "./types.ts";
 
 /** Device, group and sync names. No ":" (it separates a device from its path) and no "/". */
@@ -279,6 +279,9 @@ export function knownKeys(
   if (path.length === 2 && path[0] === "syncs") return [...SYNC_KEYS];
   if (path.length === 1 && path[0] === "server") return [...SERVER_KEYS];
   if (path.length === 2 && path[0] === "server" && path[1] === "tls") return ["cert_file", "key_file"];
+  if (path.length === 2 && path[0] === "server" && path[1] === "auth") return [...AUTH_KEYS];
+  if (path.length === 3 && path[0] === "server" && path[1] === "auth" && path[2] === "oidc")
+    return [...OIDC_KEYS];
   if (path.length === 2 && path[0] === "devices") {
     const kind = kinds.find((k) => k.kind === type);
     const schema = kind?.optionsSchema;

@@ -6,14 +6,39 @@
  *       public_url: https://ferry.example.com   # what links and cookies use (default: from listen)
  *       tls: { cert_file: ./cert.pem, key_file: ./key.pem }
  *       trust_proxy: false              # true, a hop count, or addresses/CIDRs of the proxies
+ *       auth:
+ *         oidc:                         # sign-in through an identity provider (OpenID Connect)
+ *           issuer: https://login.example.com/realms/lab
+ *           client_id: ferry
+ *           client_secret: ${OIDC_CLIENT_SECRET}
+ *           role_claim: ferry_role      # the claim whose value gives the Ferry role
+ *           roles: { lab-admins: admin, technicians: operator }   # claim value → role
+ *           default_role: viewer        # for a claim that maps to no role (absent: refused)
+ *           scopes: [openid, profile, ferry]
  */
 import { statSync } from "node:fs";
 import { z } from "zod";
+import { Secret, secretString } from "../core/secret.ts";
 import type { ConfigProblem } from "./errors.ts";
 import type { ConfigSource } from "./source.ts";
 
-export const SERVER_KEYS = ["listen", "public_url", "tls", "trust_proxy"] as const;
+export const SERVER_KEYS = ["listen", "public_url", "tls", "trust_proxy", "auth"] as const;
+export const AUTH_KEYS = ["oidc"] as const;
+export const OIDC_KEYS = [
+  "issuer",
+  "client_id",
+  "client_secret",
+  "role_claim",
+  "roles",
+  "default_role",
+  "scopes",
+] as const;
 export const DEFAULT_LISTEN = "127.0.0.1:8080";
+export const DEFAULT_ROLE_CLAIM = "ferry_role";
+export const DEFAULT_OIDC_SCOPES = ["openid", "profile"] as const;
+/** src/auth/roles.ts ROLES (config does not import auth/; a test keeps the two equal). */
+export const SERVER_ROLES = ["viewer", "user", "operator", "admin"] as const;
+export type ServerRole = (typeof SERVER_ROLES)[number];
 
 export interface ListenAddress {
   host: string;
@@ -28,6 +53,28 @@ export interface ServerConfig {
   tls?: { certFile: string; keyFile: string };
   /** Fastify's trustProxy: whom to believe about the client's address (X-Forwarded-For). */
   trustProxy: boolean | number | string[];
+  /** Sign-in through an OpenID Connect provider (`auth.oidc`), beside passwords and tokens. */
+  oidc?: OidcConfig;
+}
+
+export interface OidcConfig {
+  /** The provider's issuer URL, as its discovery document states it. */
+  issuer: string;
+  clientId: string;
+  clientSecret: Secret;
+  /** The ID token or userinfo claim whose value (a text or a list of texts) gives the role. */
+  roleClaim: string;
+  /** Claim value → role; absent: the claim's values are role names themselves. */
+  roles?: Record<string, ServerRole>;
+  /** The role of a user whose claim maps to none; absent: such a user is refused. */
+  defaultRole?: ServerRole;
+  /** Always with "openid". */
+  scopes: string[];
+}
+
+/** http is for a provider on this machine only (tests, a local one); anywhere else, https. */
+export function isLoopbackHttp(url: URL): boolean {
+  return url.protocol === "http:" && ["127.0.0.1", "[::1]", "localhost"].includes(url.hostname.toLowerCase());
 }
 
 /** "127.0.0.1:8080", "[::1]:8080", "0.0.0.0:80" → host and port; a message saying what is wrong otherwise. */
@@ -58,6 +105,34 @@ const publicUrl = z
   .refine((url) => !/[?#]/.test(url), "a public URL has no query or fragment")
   .transform((url) => url.replace(/\/+$/, ""));
 
+const role = z.enum(SERVER_ROLES, { error: `expected one of ${SERVER_ROLES.join(", ")}` });
+
+const oidcSchema = z.strictObject({
+  issuer: z
+    .url({ protocol: /^https?$/, error: "expected the provider's https:// issuer URL" })
+    .refine(
+      (text) => text.startsWith("https:") || isLoopbackHttp(new URL(text)),
+      "an issuer must be https:// (http:// only on this machine: 127.0.0.1, [::1], localhost)",
+    )
+    .refine((text) => !/[?#]/.test(text), "an issuer URL has no query or fragment"),
+  client_id: z.string().min(1, "must not be empty"),
+  client_secret: secretString(),
+  role_claim: z.string().min(1, "must not be empty").default(DEFAULT_ROLE_CLAIM),
+  roles: z
+    .record(z.string().min(1, "a claim value must not be empty"), role)
+    .refine((map) => Object.keys(map).length > 0, "list at least one claim value, or leave roles out")
+    .optional(),
+  default_role: role.optional(),
+  scopes: z
+    .preprocess(
+      (value) => (typeof value === "string" ? value.split(/[\s,]+/).filter((s) => s !== "") : value),
+      z
+        .array(z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, "a scope is one word"))
+        .min(1, "list at least one scope, or leave scopes out"),
+    )
+    .optional(),
+});
+
 export const serverSchema = z.preprocess(
   // `server:` alone turns the server on with its defaults.
   (value) => value ?? {},
@@ -84,6 +159,7 @@ export const serverSchema = z.preprocess(
         { error: "expected true, false, a hop count, or the proxies' addresses (a list or comma-separated)" },
       )
       .default(false),
+    auth: z.strictObject({ oidc: oidcSchema.optional() }).optional(),
   }),
 );
 
@@ -107,11 +183,26 @@ export function serverConfig(
       if (problem) problems.push(source.problem(["server", "tls", key], problem));
     }
   }
+  const oidc = parsed.auth?.oidc;
   return {
     listen: parsed.listen,
     ...(parsed.public_url === undefined ? {} : { publicUrl: parsed.public_url }),
     ...(tls ? { tls } : {}),
     trustProxy: parsed.trust_proxy,
+    ...(oidc ? { oidc: oidcConfig(oidc) } : {}),
+  };
+}
+
+function oidcConfig(parsed: NonNullable<NonNullable<ParsedServer["auth"]>["oidc"]>): OidcConfig {
+  const scopes = parsed.scopes ?? [...DEFAULT_OIDC_SCOPES];
+  return {
+    issuer: parsed.issuer,
+    clientId: parsed.client_id,
+    clientSecret: parsed.client_secret,
+    roleClaim: parsed.role_claim,
+    ...(parsed.roles === undefined ? {} : { roles: parsed.roles }),
+    ...(parsed.default_role === undefined ? {} : { defaultRole: parsed.default_role }),
+    scopes: scopes.includes("openid") ? scopes : ["openid", ...scopes],
   };
 }
 

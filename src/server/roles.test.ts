@@ -15,8 +15,14 @@ import {
   type TestServer,
 } from "./test-support.ts";
 
-/** The only routes anyone may call: health, sign-in and first-start setup. */
-const PUBLIC = ["GET /health", "POST /api/v1/session", "POST /api/v1/setup"];
+/** The only routes anyone may call: health, sign-in (password, identity provider) and first-start setup. */
+const PUBLIC = [
+  "GET /health",
+  "POST /api/v1/session",
+  "GET /api/v1/session/oidc",
+  "GET /api/v1/session/oidc/callback",
+  "POST /api/v1/setup",
+];
 const METHODS = ["get", "post", "put", "patch", "delete"];
 const UNSAFE = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 

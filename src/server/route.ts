@@ -35,6 +35,7 @@ import type { App } from "../app.ts";
 import { ACCOUNT_NAME_PATTERN, type Identity } from "../auth/accounts.ts";
 import { ROLES, type Role } from "../auth/roles.ts";
 import type { SessionCookie } from "./auth.ts";
+import type { OidcLogin } from "./oidc.ts";
 import { HttpProblem } from "./problems.ts";
 import type { SetupGate } from "./setup-gate.ts";
 
@@ -59,6 +60,8 @@ export interface RouteContext {
   session: SessionCookie;
   /** The first-start setup (routes/setup.ts). */
   setup: SetupGate;
+  /** Sign-in through the identity provider (routes/oidc.ts); undefined without server.auth.oidc. */
+  oidc: OidcLogin | undefined;
 }
 
 /** The Fastify instance a routes plugin registers on: request types come from the zod schemas. */

@@ -21,6 +21,7 @@ import type { App } from "../app.ts";
 import type { ServerConfig } from "../config/index.ts";
 import { FerryError } from "../core/errors.ts";
 import { authenticate, CSRF_HEADER, sessionCookie } from "./auth.ts";
+import { OIDC_CALLBACK_PATH, OidcLogin } from "./oidc.ts";
 import { errorHandler, notFoundHandler, problemSchema, validatorCompiler } from "./problems.ts";
 import type { RouteRole } from "./route.ts";
 import { ROUTES } from "./routes/all.ts";
@@ -55,7 +56,7 @@ export class FerryServer {
     this.#app = app;
     this.#config = config;
     this.#options = options;
-    this.fastify = build(app, config, this.#setup, this.#closing);
+    this.fastify = build(app, config, this.#setup, this.#closing, () => this.url);
   }
 
   /** Builds the server and its routes (throws naming a route that declares no role). */
@@ -89,8 +90,9 @@ export class FerryServer {
     this.#url = this.#config.publicUrl ?? defaultUrl(host, bound, this.#config.tls !== undefined);
     const env = this.#options.env ?? process.env;
     const announce = this.#options.announce ?? ((line: string) => process.stderr.write(line + "\n"));
-    announce(`ferry: server listening on ${this.#url} (API documents: ${this.#url}${DOCS_PREFIX})`);
+    // The first admin exists before "listening" is said, so a client told so can sign in at once.
     const token = await this.#setup.open(this.#app.stored.accounts, env.FERRY_ADMIN_PASSWORD);
+    announce(`ferry: server listening on ${this.#url} (API documents: ${this.#url}${DOCS_PREFIX})`);
     if (token !== undefined) {
       announce(
         `ferry: no admin yet: open ${this.#url}/setup?token=${token} to create one (this link works once), ` +
@@ -128,10 +130,23 @@ function defaultUrl(host: string, port: number, tls: boolean): string {
   return `${tls ? "https" : "http"}://${shown}:${port}`;
 }
 
-function build(app: App, config: ServerConfig, setup: SetupGate, closing: { now: boolean }): FastifyInstance {
+function build(
+  app: App,
+  config: ServerConfig,
+  setup: SetupGate,
+  closing: { now: boolean },
+  publicUrl: () => string,
+): FastifyInstance {
   const logger = app.logger.child({ component: "server" });
   const secure = config.tls !== undefined || config.publicUrl?.startsWith("https:") === true;
   const cookie = sessionCookie(secure);
+  const oidc =
+    config.oidc &&
+    new OidcLogin(config.oidc, {
+      clock: app.clock,
+      redirectUri: () => publicUrl() + OIDC_CALLBACK_PATH,
+      secure,
+    });
   const https = config.tls && readTls(config.tls);
   // An https server is typed apart from an http one; the routes need neither's specifics.
   const fastify = Fastify({
@@ -196,7 +211,7 @@ function build(app: App, config: ServerConfig, setup: SetupGate, closing: { now:
         title: "Ferry API",
         version: VERSION,
         description:
-          "Every route but /health, sign-in and setup needs a caller: an API token (`Authorization: Bearer ferry_…`) " +
+          "Every route but /health, sign-in (password, identity provider) and setup needs a caller: an API token (`Authorization: Bearer ferry_…`) " +
           `or a session cookie from POST /api/v1/session, with \`X-CSRF-Token\` on changes. \`x-ferry-role\` names the least role a route needs ` +
           "(viewer < user < operator < admin). Errors are RFC 9457 problems (application/problem+json).",
       },
@@ -253,7 +268,7 @@ function build(app: App, config: ServerConfig, setup: SetupGate, closing: { now:
 
   for (const routes of ROUTES)
     void server.register((scope, _options, done) => {
-      routes(scope.withTypeProvider<ZodTypeProvider>(), { app, session: cookie, setup });
+      routes(scope.withTypeProvider<ZodTypeProvider>(), { app, session: cookie, setup, oidc });
       done();
     });
   return fastify;

@@ -59,6 +59,7 @@ export interface UserBody {
   role: string;
   disabled: boolean;
   hasPassword: boolean;
+  external: boolean;
 }
 
 /** The parts of the OpenAPI document the tests read. */
@@ -90,7 +91,8 @@ export async function startServer(options: ServerOptions & { yaml?: string } = {
   const config = parseConfig(
     `data_dir: ./data\nserver:\n  listen: 127.0.0.1:0\n${options.yaml ?? ""}`,
     join(dir, "ferry.yaml"),
-    { deviceKinds, env: {} },
+    // The same environment as the server's: ${VAR} in the yaml reads it.
+    { deviceKinds, env: options.env ?? {} },
   );
   const logs: string[] = [];
   const clock = new FakeClock(Date.now());

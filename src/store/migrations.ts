@@ -316,6 +316,21 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  "0008_external_users": {
+    async up(db: Kysely<unknown>) {
+      // Users who sign in through an identity provider (OpenID Connect): who they are there, its
+      // issuer and their `sub`, which never changes (a name or an e-mail address may).
+      await db.schema.alterTable("users").addColumn("external_issuer", "text").execute();
+      await db.schema.alterTable("users").addColumn("external_subject", "text").execute();
+      await db.schema
+        .createIndex("users_external")
+        .on("users")
+        .columns(["external_issuer", "external_subject"])
+        .unique()
+        .where(sql.ref("external_subject"), "is not", null)
+        .execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -113,6 +113,10 @@ export interface UsersTable {
   password_hash: string | null;
   /** 0 or 1 (SQLite has no boolean). */
   disabled: number;
+  /** The identity provider (OIDC issuer) of a user who signs in there; null: a local user. */
+  external_issuer: string | null;
+  /** Their `sub` at that provider. */
+  external_subject: string | null;
   created_at: number;
   updated_at: number;
 }

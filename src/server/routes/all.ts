@@ -3,6 +3,7 @@ import type { FerryRoutes } from "../route.ts";
 import devices from "./devices.ts";
 import events from "./events.ts";
 import health from "./health.ts";
+import oidc from "./oidc.ts";
 import session from "./session.ts";
 import setup from "./setup.ts";
 import syncs from "./syncs.ts";
@@ -13,6 +14,7 @@ import users from "./users.ts";
 export const ROUTES: readonly FerryRoutes[] = [
   health,
   session,
+  oidc,
   setup,
   users,
   tokens,

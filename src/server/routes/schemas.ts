@@ -8,7 +8,12 @@ export const userSchema = z
     name: z.string(),
     role: roleSchema,
     disabled: z.boolean(),
-    hasPassword: z.boolean().describe("false: signs in with API tokens only"),
+    hasPassword: z
+      .boolean()
+      .describe("false: signs in with API tokens only, or through the identity provider"),
+    external: z
+      .boolean()
+      .describe("signs in through the identity provider (OpenID Connect), whose claim sets the role"),
     createdAt: z.string(),
   })
   .meta({ id: "User" });
@@ -31,6 +36,7 @@ export function userView(user: User): z.output<typeof userSchema> {
     role: user.role,
     disabled: user.disabled,
     hasPassword: user.hasPassword,
+    external: user.external,
     createdAt: isoTime(user.createdAt),
   };
 }
