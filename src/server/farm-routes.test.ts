@@ -365,6 +365,77 @@ farm:
     });
   });
 
+  describe("the OctoPrint face", () => {
+    const octoUpload = async (as: string, parts: [string, string | [Buffer, string]][]) => {
+      const form = new FormData();
+      for (const [name, value] of parts)
+        if (typeof value === "string") form.append(name, value);
+        else form.append(name, new Blob([value[0]]), value[1]);
+      const response = await fetch(`${t.url}/api/files/local`, {
+        method: "POST",
+        headers: { "x-api-key": tokens[as] ?? "" },
+        body: form,
+      });
+      return {
+        status: response.status,
+        body: (await response.json()) as Record<string, unknown> & ProblemBody,
+      };
+    };
+
+    test("version and server answer as OctoPrint does, to an API token in X-Api-Key", async () => {
+      const version = await t.json("/api/version", { headers: { "x-api-key": tokens.wall ?? "" } });
+      assert.equal(version.status, 200);
+      assert.deepEqual(version.body, {
+        api: "0.1",
+        server: "1.10.0",
+        text: "OctoPrint 1.10.0 (Ferry print farm)",
+      });
+      const server = await t.json("/api/server", { headers: { "x-api-key": tokens.wall ?? "" } });
+      assert.deepEqual(server.body, { version: "1.10.0", safemode: false });
+      assert.equal((await t.json("/api/version")).status, 401);
+    });
+
+    test("without print the file is only stored; fields after the file count; an operator's job is queued at once", async () => {
+      const stored = await octoUpload("alice", [
+        ["file", [cube, "hook.gcode"]],
+        ["select", "true"],
+      ]);
+      assert.equal(stored.status, 201, JSON.stringify(stored));
+      assert.equal(stored.body.effectivePrint, false);
+      assert.equal(stored.body.effectiveSelect, false);
+      assert.deepEqual((stored.body.ferry as { jobs: unknown[] }).jobs, []);
+
+      // OctoPrint's own page sends print after the file.
+      const printed = await octoUpload("olga", [
+        ["file", [cube, "hook.gcode"]],
+        ["print", "true"],
+      ]);
+      assert.equal(printed.status, 201);
+      const ferry = printed.body.ferry as { duplicate: boolean; jobs: { id: string; state: string }[] };
+      assert.equal(ferry.duplicate, true);
+      assert.deepEqual(
+        ferry.jobs.map((j) => j.state),
+        ["queued"],
+      );
+      const job = await call<JobBody>("olga", `/api/v1/jobs/${ferry.jobs[0]?.id ?? ""}`);
+      assert.equal(job.body.owner, "olga");
+      await call("olga", `/api/v1/jobs/${job.body.id}/cancel`, { method: "POST" });
+    });
+
+    test("an STL is 415, a folder 400, a viewer 403", async () => {
+      const stl = await octoUpload("alice", [["file", [Buffer.from("solid x\n"), "cube10.stl"]]]);
+      assert.equal(stl.status, 415);
+      assert.match(stl.body.detail, /cube10\.stl: not a print file/);
+      const folder = await octoUpload("alice", [
+        ["foldername", "parts"],
+        ["path", ""],
+      ]);
+      assert.equal(folder.status, 400);
+      assert.match(folder.body.detail, /no folders/);
+      assert.equal((await octoUpload("wall", [["file", [cube, "x.gcode"]]])).status, 403);
+    });
+  });
+
   describe("printers", () => {
     test("an admin adds, edits and retires a printer without a restart; it is kept in the store", async () => {
       const added = await call<PrinterBody>("admin", "/api/v1/printers", {
