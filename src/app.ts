@@ -106,6 +106,8 @@ export interface AppOptions {
   probeMs?: number;
   /** Where the farm reads jobs' files (default: the file library). */
   jobFiles?: JobFiles;
+  /** The library's largest file, in bytes (default 1 GiB). */
+  libraryMaxBytes?: number;
 }
 
 export async function createApp(config: FerryConfig, options: AppOptions): Promise<App> {
@@ -150,7 +152,12 @@ export async function createApp(config: FerryConfig, options: AppOptions): Promi
     ...(options.probeMs === undefined ? {} : { probeMs: options.probeMs }),
     ...(options.syncs === undefined ? {} : { syncs: options.syncs }),
   });
-  const library = await openLibrary({ store: stored.store, dataDir: config.dataDir, clock });
+  const library = await openLibrary({
+    store: stored.store,
+    dataDir: config.dataDir,
+    clock,
+    ...(options.libraryMaxBytes === undefined ? {} : { maxBytes: options.libraryMaxBytes }),
+  });
   const farm = new Farm({
     config,
     devices,

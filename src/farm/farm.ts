@@ -151,8 +151,11 @@ export class Farm {
     for (const name of this.printerNames()) this.#startWorker(name);
     const { bus } = this.#o;
     this.#off.push(
+      // A printer changed through the API is added again: its worker starts over with the new entry.
       bus.on("device.added", ({ payload }) => {
-        if (this.#settings(payload.device)?.farm === true) this.#startWorker(payload.device);
+        void this.#stopWorker(payload.device).then(() => {
+          if (this.#settings(payload.device)?.farm === true) this.#startWorker(payload.device);
+        });
       }),
       bus.on("device.removed", ({ payload }) => void this.#stopWorker(payload.device)),
     );

@@ -40,6 +40,8 @@ export interface JobFilter {
   owner?: string;
   orderId?: string;
   origin?: "user" | "printer";
+  /** Jobs of this library file. */
+  fileId?: string;
   /** Newest first; default 500. */
   limit?: number;
 }
@@ -149,6 +151,7 @@ export class Jobs {
     if (filter.owner !== undefined) query = query.where("owner", "=", filter.owner);
     if (filter.orderId !== undefined) query = query.where("order_id", "=", filter.orderId);
     if (filter.origin !== undefined) query = query.where("origin", "=", filter.origin);
+    if (filter.fileId !== undefined) query = query.where("file_id", "=", filter.fileId);
     const rows = await query
       .orderBy("created_at", "desc")
       .orderBy("id", "desc")

@@ -2,7 +2,9 @@
  * Who calls, checked before anything else of a request (onRequest: before the body is read).
  *
  * - `Authorization: Bearer ferry_…`: an API token (scripts, the CLI of another machine). It wins
- *   over a cookie, and needs no CSRF token: a browser never sends it by itself.
+ *   over a cookie, and needs no CSRF token: a browser never sends it by itself. `X-Api-Key:
+ *   ferry_…` carries the same token, for clients that speak OctoPrint's API (slicers send their
+ *   "API key" there); when both are sent, Authorization wins.
  * - The session cookie (browsers): httpOnly, SameSite=Lax, Secure (and `__Host-`) when the server
  *   is reached over https. A request that changes something (not GET/HEAD/OPTIONS) must echo the
  *   session's CSRF token in `X-CSRF-Token`, which another site cannot read.
@@ -17,6 +19,8 @@ import { csrfTokenFor, sameSecret } from "../auth/secrets.ts";
 import { HttpProblem } from "./problems.ts";
 
 export const CSRF_HEADER = "x-csrf-token";
+/** OctoPrint's header for an API key: here another carrier of an API token. */
+export const API_KEY_HEADER = "x-api-key";
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 
 export interface SessionCookie {
@@ -59,12 +63,18 @@ async function identify(
   cookie: SessionCookie,
 ): Promise<Identity | undefined> {
   const authorization = request.headers.authorization;
-  if (authorization !== undefined) {
-    const match = /^Bearer +(\S+)\s*$/i.exec(authorization);
-    const identity = match?.[1] === undefined ? undefined : await accounts.tokenIdentity(match[1]);
+  const apiKey = request.headers[API_KEY_HEADER];
+  if (authorization !== undefined || apiKey !== undefined) {
+    const token =
+      authorization !== undefined
+        ? /^Bearer +(\S+)\s*$/i.exec(authorization)?.[1]
+        : typeof apiKey === "string"
+          ? apiKey.trim()
+          : undefined;
+    const identity = token === undefined || token === "" ? undefined : await accounts.tokenIdentity(token);
     if (!identity)
       throw unauthenticated(
-        "the API token is unknown, revoked or expired, or its user is disabled (Authorization: Bearer ferry_…)",
+        `the API token is unknown, revoked or expired, or its user is disabled (${authorization !== undefined ? "Authorization: Bearer ferry_…" : "X-Api-Key: ferry_…"})`,
         true,
       );
     return identity;

@@ -65,7 +65,10 @@ describe("who may call what", () => {
   after(() => t.close());
 
   /** One call; a stream (SSE) that is let through is closed at once rather than read for ever. */
-  const call = async (op: Operation, init: { token?: string; cookie?: string } = {}) => {
+  const call = async (
+    op: Operation,
+    init: { token?: string; cookie?: string; headers?: Record<string, string> } = {},
+  ) => {
     const response = await t.fetch(op.path, { method: op.method, ...init });
     if (response.headers.get("content-type")?.startsWith("text/event-stream")) {
       await response.body?.cancel();
@@ -114,10 +117,15 @@ describe("who may call what", () => {
     }
   });
 
-  test("a bad token is refused with 401, as no token is", async () => {
+  test("a bad token is refused with 401, as no token is, in either header", async () => {
     for (const op of operations.filter((o) => o.role !== "public")) {
       const bad = `${tokens.get("admin") ?? ""}x`;
       assert.equal((await call(op, { token: bad })).status, 401, op.label);
+      assert.equal(
+        (await call(op, { headers: { "x-api-key": bad } })).status,
+        401,
+        `${op.label} (X-Api-Key)`,
+      );
     }
   });
 

@@ -211,13 +211,19 @@ function build(
         title: "Ferry API",
         version: VERSION,
         description:
-          "Every route but /health, sign-in (password, identity provider) and setup needs a caller: an API token (`Authorization: Bearer ferry_…`) " +
+          "Every route but /health, sign-in (password, identity provider) and setup needs a caller: an API token (`Authorization: Bearer ferry_…`, or `X-Api-Key: ferry_…`) " +
           `or a session cookie from POST /api/v1/session, with \`X-CSRF-Token\` on changes. \`x-ferry-role\` names the least role a route needs ` +
           "(viewer < user < operator < admin). Errors are RFC 9457 problems (application/problem+json).",
       },
       components: {
         securitySchemes: {
           token: { type: "http", scheme: "bearer", description: "an API token, ferry_…" },
+          apiKey: {
+            type: "apiKey",
+            in: "header",
+            name: "X-Api-Key",
+            description: "the same API token, where OctoPrint clients (slicers) send their key",
+          },
           session: {
             type: "apiKey",
             in: "cookie",
@@ -237,7 +243,7 @@ function build(
         schema: {
           ...schema,
           "x-ferry-role": role,
-          security: role === "public" ? [] : [{ token: [] }, { session: [] }],
+          security: role === "public" ? [] : [{ token: [] }, { apiKey: [] }, { session: [] }],
           response: {
             ...response,
             "4XX": {

@@ -10,7 +10,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fetch, type RequestInit, type Response } from "undici";
-import { createApp, type App } from "../app.ts";
+import { createApp, type App, type AppOptions } from "../app.ts";
 import type { Role } from "../auth/roles.ts";
 import { parseConfig } from "../config/index.ts";
 import { FakeClock } from "../core/clock.ts";
@@ -86,7 +86,9 @@ export interface TestRequest extends Omit<RequestInit, "body" | "headers"> {
   body?: unknown;
 }
 
-export async function startServer(options: ServerOptions & { yaml?: string } = {}): Promise<TestServer> {
+export async function startServer(
+  options: ServerOptions & { yaml?: string; app?: Omit<AppOptions, "logger" | "clock"> } = {},
+): Promise<TestServer> {
   const dir = await mkdtemp(join(tmpdir(), "ferry-server-"));
   const config = parseConfig(
     `data_dir: ./data\nserver:\n  listen: 127.0.0.1:0\n${options.yaml ?? ""}`,
@@ -96,7 +98,7 @@ export async function startServer(options: ServerOptions & { yaml?: string } = {
   );
   const logs: string[] = [];
   const clock = new FakeClock(Date.now());
-  const app = await createApp(config, { logger: recordingLogger(logs), clock });
+  const app = await createApp(config, { ...options.app, logger: recordingLogger(logs), clock });
   await app.start();
   const announced: string[] = [];
   const server = await FerryServer.create(

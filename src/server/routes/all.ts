@@ -2,8 +2,12 @@
 import type { FerryRoutes } from "../route.ts";
 import devices from "./devices.ts";
 import events from "./events.ts";
+import files from "./files.ts";
 import health from "./health.ts";
+import jobs from "./jobs.ts";
+import octoprint from "./octoprint-compat.ts";
 import oidc from "./oidc.ts";
+import printers from "./printers.ts";
 import session from "./session.ts";
 import setup from "./setup.ts";
 import syncs from "./syncs.ts";
@@ -22,4 +26,8 @@ export const ROUTES: readonly FerryRoutes[] = [
   syncs,
   tasks,
   events,
+  printers,
+  files,
+  jobs,
+  octoprint,
 ];
