@@ -246,4 +246,61 @@ describe("the engine's routes, as a script uses them", () => {
       return body.length === 0;
     });
   });
+
+  test("a user's stream holds their own jobs only; an operator's holds everyone's", async () => {
+    const ada = await t.tokenFor("user", "ada");
+    const job = (id: string, owner: string) => ({
+      id,
+      orderId: `order-${id}`,
+      file: `${id}.gcode`,
+      owner,
+      origin: "user" as const,
+      printer: null,
+      from: null,
+      to: "queued" as const,
+      actor: owner,
+      reason: null,
+    });
+    t.app.bus.emit("job.state", job("job-ada-1", "ada"));
+    t.app.bus.emit("job.state", job("job-bob-1", "bob"));
+    await t.app.events.flush();
+    const first = (await t.app.events.since(0, { types: ["job.state"] }, 10))[0]?.id ?? 1;
+    const types = "job.*,printer.waiting_bed_clear";
+    const adaStream = openStream(`${t.url}/api/v1/events?type=${types}`, ada, first - 1);
+    const operatorStream = openStream(`${t.url}/api/v1/events?type=${types}`, operator, first - 1);
+    const jobOf = (e: StreamEvent) => (e.data.payload.id ?? e.data.payload.job) as string;
+    await waitFor("both replays", () => adaStream.events.length >= 1 && operatorStream.events.length >= 2);
+    // Live: ada's new job is hers from its creation on; bob's progress stays his.
+    t.app.bus.emit("job.state", job("job-ada-2", "ada"));
+    t.app.bus.emit("job.progress", { id: "job-bob-1", printer: "mk4-a", progress: 0.5, remainingS: 60 });
+    t.app.bus.emit("job.progress", { id: "job-ada-2", printer: "mk4-b", progress: 0.25, remainingS: 90 });
+    t.app.bus.emit("printer.waiting_bed_clear", {
+      printer: "mk4-a",
+      job: "job-bob-1",
+      file: "job-bob-1.gcode",
+    });
+    t.app.bus.emit("printer.waiting_bed_clear", {
+      printer: "mk4-b",
+      job: "job-ada-1",
+      file: "job-ada-1.gcode",
+    });
+    await waitFor("the operator's stream has all", () => operatorStream.events.length >= 7);
+    await waitFor("ada's last event", () =>
+      adaStream.events.some((e) => e.type === "printer.waiting_bed_clear" && jobOf(e) === "job-ada-1"),
+    );
+    await Promise.all([adaStream.close(), operatorStream.close()]);
+    assert.deepEqual(
+      adaStream.events.map((e) => `${e.type} ${jobOf(e)}`),
+      [
+        "job.state job-ada-1",
+        "job.state job-ada-2",
+        "job.progress job-ada-2",
+        "printer.waiting_bed_clear job-ada-1",
+      ],
+    );
+    assert.deepEqual(
+      operatorStream.events.map((e) => jobOf(e)),
+      ["job-ada-1", "job-bob-1", "job-ada-2", "job-bob-1", "job-ada-2", "job-bob-1", "job-ada-1"],
+    );
+  });
 });

@@ -28,6 +28,8 @@ export interface EventStreamFilter {
   devices?: readonly string[];
   /** Resume after this id (the Last-Event-ID); none: live events only. */
   lastEventId?: number;
+  /** What this caller may see of what matches (e.g. a user: their own jobs only); none: all. */
+  allow?: (event: RecordedEvent) => boolean;
 }
 
 export interface EventHubOptions {
@@ -112,7 +114,8 @@ export class EventHub {
       res,
       matches: (event) =>
         (types === undefined || types(event.type)) &&
-        (devices === undefined || (event.device !== null && devices.has(event.device))),
+        (devices === undefined || (event.device !== null && devices.has(event.device))) &&
+        (filter.allow === undefined || filter.allow(event)),
       held: filter.lastEventId === undefined ? undefined : [],
       heldBytes: 0,
       gone: false,
@@ -178,7 +181,7 @@ export class EventHub {
     for (;;) {
       const page = await this.#history.since(cursor, query, this.#replayPage);
       if (client.gone) return;
-      for (const event of page) client.res.write(frame(event));
+      for (const event of page) if (!filter.allow || filter.allow(event)) client.res.write(frame(event));
       cursor = page.at(-1)?.id ?? cursor;
       if (page.length < this.#replayPage) break;
       if (client.res.writableLength > this.#maxBufferBytes) await drained(client.res);

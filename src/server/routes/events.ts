@@ -6,7 +6,28 @@
 import { z } from "zod";
 import { EventHub, eventStreamRequest } from "../events/hub.ts";
 import { HttpProblem } from "../problems.ts";
-import type { FerryRoutes } from "../route.ts";
+import type { App } from "../../app.ts";
+import type { RecordedEvent } from "../../store/event-history.ts";
+import { identityOf, type FerryRoutes } from "../route.ts";
+import { seesAllJobs } from "./farm-schemas.ts";
+
+/**
+ * What a user (who sees only their own jobs) may see of the stream: every event but other
+ * people's jobs. Jobs are theirs when the store says so at connection, or when an event creates
+ * one of theirs later.
+ */
+async function ownJobsOnly(app: App, user: string): Promise<(event: RecordedEvent) => boolean> {
+  const own = new Set((await app.farm.list({ owner: user, limit: 10_000 })).map((job) => job.id));
+  return (event) => {
+    if (!event.type.startsWith("job.") && event.type !== "printer.waiting_bed_clear") return true;
+    const { payload } = JSON.parse(event.data) as {
+      payload: { id?: string; job?: string; owner?: string | null };
+    };
+    if (event.type === "job.state" && payload.owner === user && payload.id !== undefined) own.add(payload.id);
+    const job = event.type === "printer.waiting_bed_clear" ? payload.job : payload.id;
+    return job !== undefined && own.has(job);
+  };
+}
 
 const list = z.union([z.string(), z.array(z.string())]).optional();
 
@@ -40,8 +61,10 @@ const events: FerryRoutes = (server, { app }) => {
     async (request, reply) => {
       const parsed = eventStreamRequest(request.raw);
       if (!parsed.ok) throw new HttpProblem(400, "bad-request", "Bad request", parsed.message);
+      const caller = identityOf(request);
+      const allow = seesAllJobs(caller) ? undefined : await ownJobsOnly(app, caller.user.name);
       reply.hijack();
-      await hub.serve(request.raw, reply.raw, parsed.filter);
+      await hub.serve(request.raw, reply.raw, { ...parsed.filter, ...(allow ? { allow } : {}) });
     },
   );
 };
