@@ -61,19 +61,24 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** Whether something accepts a connection on 127.0.0.1:port now. */
+function accepts(port: number): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const socket = connect(port, "127.0.0.1");
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}
+
 /** Resolves once something accepts connections on 127.0.0.1:port, rejects after `ms`. */
 export async function waitForPort(port: number, ms = 30_000, exited?: () => boolean): Promise<void> {
   await waitFor(
     `something to listen on 127.0.0.1:${port}`,
     async () => {
-      const open = await new Promise<boolean>((resolve) => {
-        const socket = connect(port, "127.0.0.1");
-        socket.once("connect", () => {
-          socket.destroy();
-          resolve(true);
-        });
-        socket.once("error", () => resolve(false));
-      });
+      const open = await accepts(port);
       if (!open && exited?.()) throw new Error(`the server exited before it listened on port ${port}`);
       return open;
     },
@@ -175,11 +180,13 @@ export async function tlsCertificate(dir: string): Promise<Tls> {
 export class Daemon {
   readonly #child: ChildProcess;
   readonly #exited: Promise<void>;
+  readonly #port: number;
   #stderr = "";
   #gone = false;
 
-  private constructor(child: ChildProcess) {
+  private constructor(child: ChildProcess, port: number) {
     this.#child = child;
+    this.#port = port;
     child.stderr?.on(
       "data",
       (chunk: Buffer) => (this.#stderr = (this.#stderr + chunk.toString()).slice(-4000)),
@@ -207,7 +214,7 @@ export class Daemon {
       stdio: ["pipe", "ignore", "pipe"],
       env: options.env ?? process.env,
     });
-    const daemon = new Daemon(child);
+    const daemon = new Daemon(child, options.port);
     try {
       await waitForPort(options.port, options.readyMs ?? 30_000, () => daemon.#gone);
     } catch (error) {
@@ -221,11 +228,19 @@ export class Daemon {
     return this.#stderr;
   }
 
-  /** Stops the server (TERM, then KILL after 5 s) and waits for it to exit. */
+  /**
+   * Stops the server (TERM, then KILL after 5 s) and waits for it to exit and for its port to stop
+   * answering: a server started again on that port right away must not meet the old one's
+   * lingering workers (they answered the new one's readiness check, then went away).
+   */
   async stop(): Promise<void> {
     if (this.#gone) return;
     this.#child.stdin?.end();
     if (!(await within(this.#exited, 10_000))) this.#child.kill("SIGKILL");
+    await waitFor(`127.0.0.1:${this.#port} to stop answering`, async () => !(await accepts(this.#port)), {
+      timeoutMs: 15_000,
+      intervalMs: 50,
+    });
   }
 }
 
