@@ -5,6 +5,7 @@
  * file is in, the job records it and its worker asks the printer to print it.
  */
 import { FerryError } from "../core/errors.ts";
+import { FARM_FOLDER } from "../printers/driver.ts";
 import type { Clock } from "../core/clock.ts";
 import type { Devices } from "../devices/devices.ts";
 import { deviceQueues, targetQueue } from "../devices/queues.ts";
@@ -20,7 +21,6 @@ export const UPLOAD_TASK = "farm.upload";
 /** The scope of the farm's tasks (Task.scope). */
 export const FARM_SCOPE = "farm";
 /** Where jobs' files go on a printer. */
-export const JOBS_FOLDER = "ferry";
 /** A running upload checks this often whether its job was cancelled. */
 const CANCEL_CHECK_MS = 1_000;
 
@@ -59,7 +59,7 @@ export function printerPathOf(job: Job): string {
       .split("/")
       .filter((part) => part !== "")
       .at(-1) ?? job.id;
-  return `${JOBS_FOLDER}/${name}`;
+  return `${FARM_FOLDER}/${name}`;
 }
 
 export function uploadKey(job: string): string {

@@ -9,6 +9,12 @@ import type { z } from "zod";
 import { FerryError, toFerryError } from "../core/errors.ts";
 import type { AdapterContext, StorageAdapter } from "../storage/adapter.ts";
 
+/**
+ * The folder of a farm printer's storage where the print farm puts its jobs' files. It is the
+ * farm's: a sync to that printer neither deletes nor writes anything in it.
+ */
+export const FARM_FOLDER = "ferry";
+
 export const ACTIVITIES = [
   "idle",
   "busy",

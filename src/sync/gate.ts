@@ -1,7 +1,7 @@
 /** The printer gate of a sync: may this printer be touched now, and which file must be left alone? */
 import type { Endpoint } from "../config/index.ts";
 import { pathKey } from "../core/paths.ts";
-import type { Activity, PrinterDriver } from "../printers/driver.ts";
+import { FARM_FOLDER, type Activity, type PrinterDriver } from "../printers/driver.ts";
 
 /** Activities in which nothing runs on the printer, so its files may be changed (`when: idle`). */
 export const QUIET_ACTIVITIES: ReadonlySet<Activity> = new Set(["idle", "finished", "stopped"]);
@@ -40,4 +40,14 @@ export function protectedWithin(printed: string | undefined, endpoint: Endpoint)
   if (endpoint.path === "") return printed;
   const prefix = endpoint.path + "/";
   return pathKey(printed, true).startsWith(pathKey(prefix, true)) ? printed.slice(prefix.length) : undefined;
+}
+
+/**
+ * The farm's folder on a farm printer, as a path of a sync's target on it (undefined: the target
+ * does not reach it). The sync leaves it alone: the farm's job files are not excess.
+ */
+export function farmFolderWithin(endpoint: Endpoint): string | undefined {
+  if (endpoint.type !== "device") return undefined;
+  if (endpoint.path === "") return FARM_FOLDER;
+  return undefined;
 }

@@ -67,3 +67,46 @@ test("a delivery recorded while the target is listed is not forgotten by that ol
     for (const name of names) dropMemoryVolume(name);
   }
 });
+
+test("a farm printer's job folder is not the sync's: nothing in it is deleted, nothing is sent into it", async () => {
+  const [source, target] = [randomUUID(), randomUUID()].map(memory) as [StorageAdapter, StorageAdapter];
+  const put = (adapter: StorageAdapter, path: string, text: string) =>
+    adapter.write(path, Readable.from([Buffer.from(text)]), { size: text.length });
+  await put(source, "benchy.gcode", "benchy");
+  await put(source, "ferry/stray.gcode", "a source file in the farm's folder");
+  await put(target, "ferry/job-1.gcode", "a job's file, uploaded by the farm");
+  await put(target, "old.gcode", "excess");
+  const config = parseConfig(
+    "syncs:\n  gcode: { source: /src, targets: [/dst], mode: mirror }\n",
+    "/ferry.yaml",
+    {
+      deviceKinds,
+      env: {},
+    },
+  );
+  const sync = config.syncs.get("gcode");
+  assert.ok(sync);
+  const filter = fileFilter(sync.include, sync.exclude);
+  const scanned = {
+    adapter: source,
+    scan: await scanSource(source, filter),
+    filter,
+    hash: sourceHasher(source),
+  };
+  const actions = async (reservedFolder?: string) =>
+    (await planTarget(sync, scanned, target, { reservedFolder })).actions
+      .filter((a) => a.type !== "skip")
+      .map((a) => `${a.type} ${a.path}`)
+      .sort();
+
+  assert.deepEqual(await actions("ferry"), ["delete old.gcode", "upload benchy.gcode"]);
+  const plain = await actions();
+  assert.ok(
+    plain.includes("delete ferry/job-1.gcode"),
+    `without the rule the job's file is excess: ${plain.join(", ")}`,
+  );
+  const { notes } = await planTarget(sync, scanned, target, { reservedFolder: "ferry" });
+  assert.deepEqual(notes, [
+    "ferry/ on this printer is the print farm's: the source's files in it are not sent",
+  ]);
+});

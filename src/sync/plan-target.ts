@@ -4,6 +4,7 @@
  * durable engine both plan this way.
  */
 import type { SyncConfig } from "../config/index.ts";
+import { pathKey } from "../core/paths.ts";
 import type { StorageAdapter } from "../storage/adapter.ts";
 import type { DeliveryRecords } from "../store/deliveries.ts";
 import type { FileFilter } from "./filters.ts";
@@ -38,19 +39,29 @@ export async function planTarget(
   options: {
     records?: DeliveryRecords | undefined;
     protectedPath?: string | undefined;
+    /** A folder that is not the sync's (a farm printer's job folder): never listed, sent to or cleaned. */
+    reservedFolder?: string | undefined;
     signal?: AbortSignal | undefined;
   },
 ): Promise<TargetPlan> {
   const caps = target.capabilities;
   const notes: string[] = [];
   const listedFrom = options.records?.mark() ?? 0;
-  const entries =
-    caps.list === "none" ? [] : await scanTarget(target, source.filter, source.scan, options.signal);
+  const reserved = options.reservedFolder;
+  const outside = (path: string) =>
+    reserved === undefined || !pathKey(path + "/", true).startsWith(pathKey(reserved + "/", true));
+  const entries = (
+    caps.list === "none" ? [] : await scanTarget(target, source.filter, source.scan, options.signal)
+  ).filter((entry) => outside(entry.path));
   if (options.records) {
     if (caps.list === "none") entries.push(...fromRecords(options.records, source.filter));
     else applyDeliveries(entries, options.records, caps.caseInsensitive, listedFrom);
   }
-  let files = source.scan.files;
+  let files = source.scan.files.filter((file) => outside(file.path));
+  if (files.length < source.scan.files.length)
+    notes.push(
+      `${reserved ?? ""}/ on this printer is the print farm's: the source's files in it are not sent`,
+    );
   const hash = sync.compare === "checksum" ? commonHash(source.adapter, target) : undefined;
   if (hash) {
     files = await addHashes(files, entries, target, hash, source.hash, options.signal);
@@ -59,7 +70,7 @@ export async function planTarget(
   }
   const actions = plan({
     source: files,
-    sourceDirs: source.scan.dirs,
+    sourceDirs: source.scan.dirs.filter(outside),
     target: entries,
     rules: {
       ...(hash ? { hash } : {}),

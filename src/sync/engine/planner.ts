@@ -9,7 +9,7 @@ import { formatBytes } from "../../core/units.ts";
 import { deviceOf } from "../../devices/devices.ts";
 import type { StorageAdapter } from "../../storage/adapter.ts";
 import type { TargetOutcome } from "../events.ts";
-import { printerGate, protectedWithin } from "../gate.ts";
+import { farmFolderWithin, printerGate, protectedWithin } from "../gate.ts";
 import { emptySourceRefusal, roomNeeded, type Action, type TargetEntry } from "../plan.ts";
 import { planTarget, type ScannedSource } from "../plan-target.ts";
 import { scanSource, sourceHasher } from "../scan.ts";
@@ -147,9 +147,12 @@ async function planOne(
     }
     const target = ctx.adapter(endpoint);
     const records = await ctx.records(sync.name, endpoint.label);
+    const farmPrinter = endpoint.type === "device" && ctx.devices.get(endpoint.device).printer?.farm === true;
+    const reservedFolder = farmPrinter ? farmFolderWithin(endpoint) : undefined;
     const { actions, entries, notes } = await planTarget(sync, source, target, {
       records,
       protectedPath,
+      reservedFolder,
       signal,
     });
     planned.actions = actions;
