@@ -331,6 +331,24 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  "0009_task_lists": {
+    async up(db: Kysely<unknown>) {
+      // The API's task list (best first, every state) reads its first page in order instead of
+      // sorting the whole table: with 20,000 tasks that sort cost 5-15 ms of CPU per request.
+      await db.schema
+        .createIndex("tasks_list")
+        .on("tasks")
+        .columns(["priority desc", "run_at", "id"])
+        .execute();
+      // The same for one state (the dead ones, the running ones), which would otherwise walk the
+      // index above past every task of the other states.
+      await db.schema
+        .createIndex("tasks_state_list")
+        .on("tasks")
+        .columns(["status", "priority desc", "run_at", "id"])
+        .execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {
