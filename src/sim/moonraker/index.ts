@@ -4,6 +4,7 @@
  * rate-limited ingest, and a control API under /_sim/. Binds 127.0.0.1 only.
  */
 import type { AddressInfo } from "node:net";
+import { startOnConsecutivePorts } from "../ports.ts";
 import type { SimFault, SimTemperature, VirtualPrinter } from "../printer/index.ts";
 import {
   handleControl,
@@ -226,25 +227,8 @@ export async function startMoonrakerSims(
   options: MoonrakerSimOptions & { count: number },
 ): Promise<MoonrakerSim[]> {
   const { count, ...rest } = options;
-  const base = rest.port ?? 0;
-  const sims: MoonrakerSim[] = [];
-  let port = 0;
-  try {
-    for (let i = 0; i < count; i++) {
-      port = base === 0 ? 0 : base + i;
-      const name = rest.name === undefined ? undefined : count > 1 ? `${rest.name}-${i + 1}` : rest.name;
-      sims.push(await MoonrakerSim.start({ ...rest, port, ...(name === undefined ? {} : { name }) }));
-    }
-  } catch (error) {
-    await Promise.all(sims.map((sim) => sim.close()));
-    if ((error as NodeJS.ErrnoException).code === "EADDRINUSE" && port !== 0) {
-      const range = count > 1 ? ` (${count} simulators need ports ${base}-${base + count - 1})` : "";
-      throw Object.assign(new Error(`port ${port} of 127.0.0.1 is in use${range}`), {
-        code: "EADDRINUSE",
-        cause: error,
-      });
-    }
-    throw error;
-  }
-  return sims;
+  return startOnConsecutivePorts(count, rest.port ?? 0, (port, i) => {
+    const name = rest.name === undefined ? undefined : count > 1 ? `${rest.name}-${i + 1}` : rest.name;
+    return MoonrakerSim.start({ ...rest, port, ...(name === undefined ? {} : { name }) });
+  });
 }

@@ -5,6 +5,7 @@
  */
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { startOnConsecutivePorts } from "../ports.ts";
 import { simFiles, simStartPrint, simState, type SimFileInfo } from "./control.ts";
 import { DigestGuard } from "./digest.ts";
 import { createSimServer } from "./server.ts";
@@ -238,25 +239,8 @@ export async function startPrusaLinkSims(
   options: PrusaLinkSimOptions & { count: number },
 ): Promise<PrusaLinkSim[]> {
   const { count, ...rest } = options;
-  const base = rest.port ?? 0;
-  const sims: PrusaLinkSim[] = [];
-  let port = 0;
-  try {
-    for (let i = 0; i < count; i++) {
-      port = base === 0 ? 0 : base + i;
-      const name = rest.name === undefined ? undefined : count > 1 ? `${rest.name}-${i + 1}` : rest.name;
-      sims.push(await PrusaLinkSim.start({ ...rest, port, ...(name === undefined ? {} : { name }) }));
-    }
-  } catch (error) {
-    await Promise.all(sims.map((sim) => sim.close()));
-    if ((error as NodeJS.ErrnoException).code === "EADDRINUSE" && port !== 0) {
-      const range = count > 1 ? ` (${count} simulators need ports ${base}-${base + count - 1})` : "";
-      throw Object.assign(new Error(`port ${port} of 127.0.0.1 is in use${range}`), {
-        code: "EADDRINUSE",
-        cause: error,
-      });
-    }
-    throw error;
-  }
-  return sims;
+  return startOnConsecutivePorts(count, rest.port ?? 0, (port, i) => {
+    const name = rest.name === undefined ? undefined : count > 1 ? `${rest.name}-${i + 1}` : rest.name;
+    return PrusaLinkSim.start({ ...rest, port, ...(name === undefined ? {} : { name }) });
+  });
 }
