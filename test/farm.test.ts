@@ -1,8 +1,9 @@
 /**
- * The print farm end to end, in process: the app as `ferry serve` builds it, over a PrusaLink (MK4)
- * and an OctoPrint simulator whose printer time runs hundreds of times faster than the clock.
+ * The print farm end to end, in process: the app as `ferry serve` builds it, over a PrusaLink (MK4),
+ * an OctoPrint and a Moonraker (Klipper) simulator whose printer time runs hundreds of times faster
+ * than the clock.
  * Jobs go through approval, scheduling, upload, printing, printed, bed clear and completed; a job
- * is cancelled while it prints; and the app is stopped mid-print and a new one started over the
+ * is cancelled while it prints; one is paused and resumed on the Klipper printer; and the app is stopped mid-print and a new one started over the
  * same store (as after a kill -9 and a restart): the print goes on, or is found finished, and
  * nothing is started twice.
  */
@@ -18,6 +19,7 @@ import { silentLogger } from "../src/core/logger.ts";
 import { deviceKinds } from "../src/devices/devices.ts";
 import type { Job, JobFile } from "../src/farm/jobs.ts";
 import type { JobFiles } from "../src/farm/upload.ts";
+import { MoonrakerSim } from "../src/sim/moonraker/index.ts";
 import { OctoPrintSim } from "../src/sim/octoprint/index.ts";
 import { PrusaLinkSim } from "../src/sim/prusalink/index.ts";
 import { localAdapter } from "../src/storage/local/local.ts";
@@ -43,10 +45,11 @@ function gcode(minutes: number, tag: string): Buffer {
   );
 }
 
-describe("farm end to end (PrusaLink and OctoPrint simulators)", { timeout: 240_000 }, () => {
+describe("farm end to end (PrusaLink, OctoPrint and Moonraker simulators)", { timeout: 240_000 }, () => {
   let dir: string;
   let mk4: PrusaLinkSim;
   let octo: OctoPrintSim;
+  let klip: MoonrakerSim;
   let app: App | undefined;
   const events: Envelope<AppEvents>[] = [];
   let files: JobFiles;
@@ -57,6 +60,7 @@ describe("farm end to end (PrusaLink and OctoPrint simulators)", { timeout: 240_
       `devices:
   mk4-a: { type: prusalink, url: "${mk4.url}", password: "${PASSWORD}", farm: true, model: MK4, tags: [PLA, PETG] }
   octo-1: { type: octoprint, url: "${octo.url}", api_key: "${KEY}", farm: true, auto_clear: true, tags: [PLA] }
+  klip-1: { type: moonraker, url: "${klip.url}", farm: true, model: Voron, tags: [ABS] }
 farm:
   approval: [user]
   max_heating: 4
@@ -112,6 +116,7 @@ farm:
     await writeFile(join(library, "petg-clip.gcode"), gcode(10, "petg clip"));
     await writeFile(join(library, "pla-hook.gcode"), gcode(10, "pla hook"));
     await writeFile(join(library, "long-vase.gcode"), gcode(600, "a ten-hour vase"));
+    await writeFile(join(library, "abs-bracket.gcode"), gcode(600, "an ABS bracket"));
     const adapter = localAdapter.create(
       { path: library },
       { name: "library", logger: silentLogger, baseDir: dir },
@@ -125,6 +130,7 @@ farm:
     };
     mk4 = await PrusaLinkSim.start({ password: PASSWORD, speed: SPEED });
     octo = await OctoPrintSim.start({ apiKey: KEY, speed: SPEED });
+    klip = await MoonrakerSim.start({ speed: SPEED });
     await startApp();
   });
 
@@ -132,6 +138,7 @@ farm:
     await stopApp();
     await mk4.close();
     await octo.close();
+    await klip.close();
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -203,6 +210,61 @@ farm:
     );
     assert.match(history[3]?.actor ?? "", /^ferry@/);
     assert.equal(mk4.printer.job?.id, 1, "one print started on mk4-a");
+  });
+
+  test("a Klipper printer (Moonraker) prints a job: paused and resumed from Ferry, printed, bed clear, completed", async () => {
+    await farm().markBedClear("klip-1", "olga");
+    const [bracket] = await farm().submit({
+      file: file("abs-bracket.gcode"),
+      owner: "olga",
+      role: "operator",
+      model: "voron",
+      tags: ["ABS"],
+    });
+    assert.ok(bracket);
+    const printing = await state(bracket.id, "printing");
+    assert.equal(printing.printer, "klip-1");
+    assert.deepEqual(
+      klip.files().find((f) => f.path === "ferry/abs-bracket.gcode")?.size,
+      gcode(600, "an ABS bracket").length,
+    );
+    await farm().pause(bracket.id, "olga");
+    await state(bracket.id, "paused");
+    assert.equal(klip.state(), "paused", "Klipper paused the print");
+    await farm().resume(bracket.id, "olga");
+    await state(bracket.id, "printing");
+    klip.setSpeed(SPEED * 1000);
+    const printed = await state(bracket.id, "printed");
+    assert.equal(printed.progress, 1);
+    klip.setSpeed(SPEED);
+    await farm().markBedClear("klip-1", "olga");
+    assert.deepEqual(await historyOf(bracket.id), [
+      "-→queued",
+      "queued→scheduled",
+      "scheduled→uploading",
+      "uploading→printing",
+      "printing→paused",
+      "paused→printing",
+      "printing→printed",
+      "printed→completed",
+    ]);
+    const klipJob = () => klip.printer.job;
+    assert.equal(klipJob()?.file.name, "abs-bracket.gcode");
+    assert.equal(klipJob()?.id, 1, "Klipper printed the file Ferry sent, once");
+
+    // Someone starts the same file again at KlipperScreen: a print of its own, adopted and watched.
+    klip.startPrint("ferry/abs-bracket.gcode");
+    const adopted = await waitFor("the print started at klip-1 to be adopted", async () =>
+      (await farm().list({ printer: "klip-1", origin: "printer" })).find((j) => j.state === "printing"),
+    );
+    assert.equal(adopted.printerPath, "ferry/abs-bracket.gcode");
+    await assert.rejects(farm().cancel(adopted.id, "olga"), /an operator must take it over/);
+    await farm().takeOver(adopted.id, "olga");
+    await farm().cancel(adopted.id, "olga", "not ours");
+    await state(adopted.id, "cancelled");
+    assert.equal(klip.state(), "cancelled", "Klipper cancelled it");
+    assert.equal(klipJob()?.id, 2);
+    await farm().markBedClear("klip-1", "olga");
   });
 
   test("a job cancelled while it prints is stopped at the printer", async () => {
