@@ -47,8 +47,8 @@ export async function openConfiguredStore(
   config: FerryConfig,
   logger?: Logger,
   clock: Clock = systemClock,
+  databaseUrl = process.env.DATABASE_URL,
 ): Promise<OpenedStore> {
-  const databaseUrl = process.env.DATABASE_URL;
   const store = await openStore({
     dataDir: config.dataDir,
     ...(databaseUrl ? { databaseUrl } : {}),
@@ -106,13 +106,19 @@ export interface AppOptions {
   probeMs?: number;
   /** Where the farm reads jobs' files (default: the file library). */
   jobFiles?: JobFiles;
+  /** This node's name (default: the host and the data folder). */
+  node?: string;
+  /** The store (default: DATABASE_URL, else SQLite in data_dir). */
+  databaseUrl?: string;
+  /** How long a farm printer's lease outlives a node that stops renewing it (default: the farm's). */
+  farmLeaseMs?: number;
 }
 
 export async function createApp(config: FerryConfig, options: AppOptions): Promise<App> {
   const { logger } = options;
   const clock = options.clock ?? systemClock;
-  const node = nodeName(config);
-  const stored = await openConfiguredStore(config, logger, clock);
+  const node = options.node ?? nodeName(config);
+  const stored = await openConfiguredStore(config, logger, clock, options.databaseUrl);
   const bus = new EventBus<AppEvents>({ node, clock: () => clock.now() });
   // First on the bus, so that every event from here on is recorded.
   const events = await createEventHistory(stored.store, bus, { logger, clock });
@@ -162,6 +168,7 @@ export async function createApp(config: FerryConfig, options: AppOptions): Promi
     node,
     clock,
     files: options.jobFiles ?? library.jobFiles(logger),
+    ...(options.farmLeaseMs === undefined ? {} : { leaseMs: options.farmLeaseMs }),
   });
   const app: App = {
     config,

@@ -23,6 +23,7 @@ import { MoonrakerSim } from "../src/sim/moonraker/index.ts";
 import { OctoPrintSim } from "../src/sim/octoprint/index.ts";
 import { PrusaLinkSim } from "../src/sim/prusalink/index.ts";
 import { localAdapter } from "../src/storage/local/local.ts";
+import { folderJobFiles } from "./support/farm-files.ts";
 import { waitFor } from "./support/wait.ts";
 
 const PASSWORD = "farm-e2e";
@@ -121,13 +122,7 @@ farm:
       { path: library },
       { name: "library", logger: silentLogger, baseDir: dir },
     );
-    files = {
-      open: async (f) => ({
-        storage: adapter,
-        path: f.id ?? f.name,
-        size: (await adapter.stat(f.id ?? f.name)).size ?? 0,
-      }),
-    };
+    files = folderJobFiles(adapter);
     mk4 = await PrusaLinkSim.start({ password: PASSWORD, speed: SPEED });
     octo = await OctoPrintSim.start({ apiKey: KEY, speed: SPEED });
     klip = await MoonrakerSim.start({ speed: SPEED });

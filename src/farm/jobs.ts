@@ -381,6 +381,7 @@ export async function setBed(
       maintenance_at: null,
       lease_holder: null,
       lease_until: null,
+      heating: 0,
       updated_at: now,
     })
     .onConflict((oc) =>

@@ -126,7 +126,8 @@ export class Scheduling {
         job: onPrinters.get(name)?.state ?? null,
         bedClear: state?.bedClear ?? false,
         maintenance: state?.maintenance?.reason ?? null,
-        heating: snapshot ? isHeating(snapshot) : false,
+        // Another node's printer counts as its driver last wrote it: max_heating is farm-wide.
+        heating: snapshot ? isHeating(snapshot) : (state?.heating ?? false),
         // Another node schedules onto the printers it drives.
         ...(elsewhere ? { drivenBy: holder } : {}),
       };
