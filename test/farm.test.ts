@@ -258,6 +258,7 @@ farm:
     await farm().cancel(adopted.id, "olga", "not ours");
     await state(adopted.id, "cancelled");
     assert.equal(klip.state(), "cancelled", "Klipper cancelled it");
+    await assert.rejects(farm().requeue(adopted.id, "olga"), /Ferry has no file to print it again/);
     assert.equal(klipJob()?.id, 2);
     await farm().markBedClear("klip-1", "olga");
   });
@@ -289,6 +290,50 @@ farm:
     await assert.rejects(farm().cancel(vase.id, "olga"), /is cancelled; it cannot become cancelling/);
     // A stopped print left its start on the bed.
     assert.equal((await farm().printer("mk4-a")).bedClear, false);
+    await farm().markBedClear("mk4-a", "olga");
+  });
+
+  test("a failed job is queued again by an operator and printed from the start", async () => {
+    const [vase] = await farm().submit({
+      file: file("long-vase.gcode"),
+      owner: "olga",
+      role: "operator",
+      model: "MK4",
+    });
+    assert.ok(vase);
+    await state(vase.id, "printing");
+    const firstPrint = mk4.printer.job?.id ?? 0;
+    mk4.fail("thermal runaway");
+    const failed = await state(vase.id, "failed");
+    assert.match(failed.reason ?? "", /the printer reports an error/);
+    await farm().requeue(vase.id, "olga");
+    await assert.rejects(farm().requeue(vase.id, "olga"), /is queued, not failed/);
+    const queued = await farm().get(vase.id);
+    assert.equal(queued.printer, null, "nothing of its printer stays with it");
+    assert.equal(queued.startedAt, null);
+    assert.equal(queued.finishedAt, null);
+    const requeued = (await farm().history(vase.id)).at(-1);
+    assert.deepEqual(
+      [requeued?.from, requeued?.to, requeued?.actor, requeued?.reason],
+      ["failed", "queued", "olga", "requeued"],
+    );
+
+    // The printer is fixed and its bed cleared: the job prints again, as a new print.
+    mk4.setState("IDLE");
+    await farm().markBedClear("mk4-a", "olga");
+    await state(vase.id, "printing");
+    assert.equal(mk4.printer.job?.id, firstPrint + 1, "one new print");
+    mk4.setSpeed(SPEED * 1000);
+    await state(vase.id, "printed");
+    mk4.setSpeed(SPEED);
+    assert.deepEqual((await historyOf(vase.id)).slice(-6), [
+      "printing→failed",
+      "failed→queued",
+      "queued→scheduled",
+      "scheduled→uploading",
+      "uploading→printing",
+      "printing→printed",
+    ]);
     await farm().markBedClear("mk4-a", "olga");
   });
 

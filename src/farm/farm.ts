@@ -7,7 +7,6 @@
  */
 import type { FerryConfig, PrinterSettings } from "../config/index.ts";
 import { systemClock, type Clock } from "../core/clock.ts";
-import { FerryError } from "../core/errors.ts";
 import type { Bus } from "../core/events.ts";
 import type { Logger } from "../core/logger.ts";
 import type { Devices } from "../devices/devices.ts";
@@ -20,7 +19,15 @@ import type { FarmEvents } from "./events.ts";
 import { Jobs, type HistoryEntry, type Job, type JobFilter } from "./jobs.ts";
 import { PrinterStates, type PrinterFarmState } from "./printer-states.ts";
 import { printerView, type PrinterView } from "./printer-views.ts";
-import { assertControllable, assertFits, invalid, requestedJobs, type SubmitRequest } from "./requests.ts";
+import {
+  assertControllable,
+  assertFits,
+  assertReprintable,
+  invalid,
+  refused,
+  requestedJobs,
+  type SubmitRequest,
+} from "./requests.ts";
 import { Scheduling } from "./scheduling.ts";
 import type { JobState } from "./states.ts";
 import { noJobFiles, registerUploadHandler, type JobFiles } from "./upload.ts";
@@ -217,19 +224,20 @@ export class Farm {
     const job = await this.jobs.require(id);
     assertControllable(job);
     if (job.state !== state || job.printer === null)
-      throw new FerryError("CONFLICT", `job ${id} is ${job.state}, not ${state}`, {
-        subject: id,
-        retryable: false,
-      });
+      throw refused("CONFLICT", `job ${id} is ${job.state}, not ${state}`, id);
     const driver = this.#o.devices.printer(job.printer);
-    if (!driver?.[op])
-      throw new FerryError("UNSUPPORTED", `${job.printer} cannot ${op} a print`, {
-        subject: job.printer,
-        retryable: false,
-      });
+    if (!driver?.[op]) throw refused("UNSUPPORTED", `${job.printer} cannot ${op} a print`, job.printer);
     this.#ctx.logger.info({ job: id, printer: job.printer, actor }, `${op} asked`);
     await (op === "pause" ? driver.pause?.() : driver.resume?.());
     this.#wakeWorker(job.printer);
+    return job;
+  }
+
+  /** A failed job back in the queue (history row by `actor`), printed again from the start. */
+  async requeue(id: string, actor: string): Promise<Job> {
+    assertReprintable(await this.jobs.require(id));
+    const job = await this.jobs.transition(id, "queued", { actor, expect: "failed", reason: "requeued" });
+    this.#scheduleSoon();
     return job;
   }
 
@@ -237,15 +245,9 @@ export class Farm {
   async takeOver(id: string, actor: string): Promise<Job> {
     const job = await this.jobs.require(id);
     if (job.origin !== "printer")
-      throw new FerryError("CONFLICT", `job ${id} was asked of Ferry; there is nothing to take over`, {
-        subject: id,
-        retryable: false,
-      });
+      throw refused("CONFLICT", `job ${id} was asked of Ferry; there is nothing to take over`, id);
     if (!(await this.jobs.update(id, ["printing", "paused"], { takenOverBy: actor })))
-      throw new FerryError("CONFLICT", `job ${id} is ${job.state}, not printing or paused`, {
-        subject: id,
-        retryable: false,
-      });
+      throw refused("CONFLICT", `job ${id} is ${job.state}, not printing or paused`, id);
     return this.jobs.require(id);
   }
 
@@ -254,13 +256,10 @@ export class Farm {
     if (!Number.isInteger(priority)) throw invalid("priority must be a whole number");
     if (!(await this.jobs.update(id, ["pending_approval", "queued"], { priority }))) {
       const job = await this.jobs.require(id);
-      throw new FerryError(
+      throw refused(
         "CONFLICT",
         `job ${id} is ${job.state}; only a pending or queued job takes a new priority`,
-        {
-          subject: id,
-          retryable: false,
-        },
+        id,
       );
     }
     this.#ctx.logger.info({ job: id, priority, actor }, "job reprioritized");
@@ -275,19 +274,12 @@ export class Farm {
    */
   async assign(id: string, printer: string, actor: string): Promise<Job> {
     const settings = this.#settings(printer);
-    if (settings?.farm !== true)
-      throw new FerryError("NOT_FOUND", `there is no farm printer ${printer}`, {
-        subject: printer,
-        retryable: false,
-      });
+    if (settings?.farm !== true) throw refused("NOT_FOUND", `there is no farm printer ${printer}`, printer);
     const job = await this.jobs.require(id);
     assertFits(job, printer, settings);
     const farm = await this.printerStates.get(printer);
     if (farm.maintenance)
-      throw new FerryError("CONFLICT", `${printer} is in maintenance (${farm.maintenance.reason})`, {
-        subject: printer,
-        retryable: false,
-      });
+      throw refused("CONFLICT", `${printer} is in maintenance (${farm.maintenance.reason})`, printer);
     const moved = await this.jobs.transition(id, "scheduled", {
       actor,
       expect: "queued",
@@ -320,11 +312,7 @@ export class Farm {
 
   #farmPrinter(name: string): PrinterSettings {
     const settings = this.#settings(name);
-    if (settings?.farm !== true)
-      throw new FerryError("NOT_FOUND", `there is no farm printer ${name}`, {
-        subject: name,
-        retryable: false,
-      });
+    if (settings?.farm !== true) throw refused("NOT_FOUND", `there is no farm printer ${name}`, name);
     return settings;
   }
 
@@ -342,13 +330,10 @@ export class Farm {
         reason: "bed marked clear",
       });
     } else if (job) {
-      throw new FerryError(
+      throw refused(
         "CONFLICT",
         `${printer} has job ${job.id} (${job.state}); its bed cannot be clear`,
-        {
-          subject: printer,
-          retryable: false,
-        },
+        printer,
       );
     } else {
       await this.printerStates.setBed(printer, true, actor);

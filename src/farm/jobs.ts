@@ -252,6 +252,9 @@ export class Jobs {
             start_requested_at: null,
             progress: null,
             remaining_s: null,
+            // A failed job queued again is a new run: its old times would be taken for the new print's.
+            started_at: null,
+            finished_at: null,
           });
         }
         if (to === "printing" && row.started_at === null && set.started_at === undefined)

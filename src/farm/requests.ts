@@ -24,6 +24,15 @@ export interface SubmitRequest {
 
 const MAX_QUANTITY = 1000;
 
+/** A request the farm turns down, naming what it is about (`subject`): never worth retrying as it is. */
+export function refused(
+  code: "CONFLICT" | "NOT_FOUND" | "UNSUPPORTED",
+  message: string,
+  subject: string,
+): FerryError {
+  return new FerryError(code, message, { subject, retryable: false });
+}
+
 export function invalid(message: string): FerryError {
   return new FerryError("NAME_INVALID", message, { retryable: false });
 }
@@ -82,4 +91,14 @@ export function assertFits(job: Job, printer: string, settings: PrinterSettings)
       subject: printer,
       retryable: false,
     });
+}
+
+/** CONFLICT for a print started at the printer: Ferry has no file to print it again. */
+export function assertReprintable(job: Job): void {
+  if (job.origin === "printer" || job.file.id === null)
+    throw new FerryError(
+      "CONFLICT",
+      `job ${job.id} was started at printer ${job.printer ?? "?"}; Ferry has no file to print it again`,
+      { subject: job.id, retryable: false },
+    );
 }
