@@ -71,6 +71,16 @@ export function nodeName(config: FerryConfig): string {
   return `${hostname()}:${config.dataDir}`;
 }
 
+/**
+ * Workers for uploads to farm printers: a job uploads only while it counts against max_heating
+ * (scheduled, uploading), so more than that would only poll the queue (with 1,000 printers, 2,000
+ * claims a second).
+ */
+function farmUploadWorkers(config: FerryConfig): number {
+  const printers = [...config.devices.values()].filter((d) => d.printer?.farm === true).length;
+  return Math.min(printers, config.farm.maxHeating);
+}
+
 export interface App {
   config: FerryConfig;
   logger: Logger;
@@ -141,7 +151,7 @@ export async function createApp(config: FerryConfig, options: AppOptions): Promi
       workersFor(
         [...config.syncs.values()].filter((s) => !options.syncs || options.syncs.includes(s.name)),
         devices,
-      ) + [...config.devices.values()].filter((d) => d.printer?.farm === true).length,
+      ) + farmUploadWorkers(config),
   });
   engine.current = new Engine({
     config,

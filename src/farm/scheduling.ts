@@ -71,17 +71,7 @@ export class Scheduling {
       for (const job of queued)
         waiting.set(job.id, "waiting for an operator to assign it (auto_schedule is off)");
     } else if (queued.length > 0) {
-      const plan = schedule(
-        queued.map((j) => ({
-          id: j.id,
-          priority: j.priority,
-          createdAt: j.createdAt,
-          model: j.model,
-          tags: j.tags,
-        })),
-        await this.#printers(),
-        { maxHeating: config.farm.maxHeating },
-      );
+      const plan = schedule(queued, await this.#printers(), { maxHeating: config.farm.maxHeating });
       for (const { job, printer } of plan.assignments) {
         try {
           await ctx.jobs.transition(job, "scheduled", {
