@@ -14,7 +14,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { request } from "node:http";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { createApp } from "../src/app.ts";
@@ -90,6 +90,13 @@ function setSimState(port: number, state: string): Promise<void> {
   });
 }
 
+/** CPU seconds (user + system) a process has used so far. */
+async function cpuSeconds(pid: number | undefined): Promise<number> {
+  const stat = await readFile(`/proc/${pid ?? 0}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 async function peakRss(): Promise<number> {
   const status = await readFile("/proc/self/status", "utf8");
   return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
@@ -161,6 +168,9 @@ try {
 
   // The measured window.
   const cpu = process.cpuUsage();
+  const simsCpu = async () =>
+    (await Promise.all(sims.map((sim) => cpuSeconds(sim.pid)))).reduce((a, b) => a + b, 0);
+  const simsBefore = await simsCpu();
   const windowStart = performance.now();
   const lags: number[] = [];
   let timedOut = 0;
@@ -211,6 +221,7 @@ try {
   const used = process.cpuUsage(cpu);
   const cores = (used.user + used.system) / 1e6 / wallS;
   const rss = await peakRss();
+  const simCores = ((await simsCpu()) - simsBefore) / wallS;
   await app.stop();
 
   lags.sort((a, b) => a - b);
@@ -239,6 +250,9 @@ try {
     `p50 ${percentile(lags, 50).toFixed(0)}, p99 ${lagP99.toFixed(0)}`,
     `p99 < ${TARGET.lagP99Ms}`,
     lagP99 < TARGET.lagP99Ms && timedOut === 0,
+  );
+  console.log(
+    `(the simulators used ${simCores.toFixed(2)} cores of this machine's ${availableParallelism()} meanwhile)`,
   );
   if (timedOut > 0) console.log(`${timedOut} changes never reached the bus within 10 s`);
 } finally {
