@@ -47,8 +47,8 @@ export async function openConfiguredStore(
   config: FerryConfig,
   logger?: Logger,
   clock: Clock = systemClock,
+  databaseUrl = process.env.DATABASE_URL,
 ): Promise<OpenedStore> {
-  const databaseUrl = process.env.DATABASE_URL;
   const store = await openStore({
     dataDir: config.dataDir,
     ...(databaseUrl ? { databaseUrl } : {}),
@@ -69,6 +69,16 @@ export async function openConfiguredStore(
 /** This node's name, stable across restarts: the host and the data folder. */
 export function nodeName(config: FerryConfig): string {
   return `${hostname()}:${config.dataDir}`;
+}
+
+/**
+ * Workers for uploads to farm printers: a job uploads only while it counts against max_heating
+ * (scheduled, uploading), so more than that would only poll the queue (with 1,000 printers, 2,000
+ * claims a second).
+ */
+function farmUploadWorkers(config: FerryConfig): number {
+  const printers = [...config.devices.values()].filter((d) => d.printer?.farm === true).length;
+  return Math.min(printers, config.farm.maxHeating);
 }
 
 export interface App {
@@ -108,13 +118,19 @@ export interface AppOptions {
   jobFiles?: JobFiles;
   /** The library's largest file, in bytes (default 1 GiB). */
   libraryMaxBytes?: number;
+  /** This node's name (default: the host and the data folder). */
+  node?: string;
+  /** The store (default: DATABASE_URL, else SQLite in data_dir). */
+  databaseUrl?: string;
+  /** How long a farm printer's lease outlives a node that stops renewing it (default: the farm's). */
+  farmLeaseMs?: number;
 }
 
 export async function createApp(config: FerryConfig, options: AppOptions): Promise<App> {
   const { logger } = options;
   const clock = options.clock ?? systemClock;
-  const node = nodeName(config);
-  const stored = await openConfiguredStore(config, logger, clock);
+  const node = options.node ?? nodeName(config);
+  const stored = await openConfiguredStore(config, logger, clock, options.databaseUrl);
   const bus = new EventBus<AppEvents>({ node, clock: () => clock.now() });
   // First on the bus, so that every event from here on is recorded.
   const events = await createEventHistory(stored.store, bus, { logger, clock });
@@ -137,7 +153,7 @@ export async function createApp(config: FerryConfig, options: AppOptions): Promi
       workersFor(
         [...config.syncs.values()].filter((s) => !options.syncs || options.syncs.includes(s.name)),
         devices,
-      ) + [...config.devices.values()].filter((d) => d.printer?.farm === true).length,
+      ) + farmUploadWorkers(config),
   });
   engine.current = new Engine({
     config,
@@ -169,6 +185,7 @@ export async function createApp(config: FerryConfig, options: AppOptions): Promi
     node,
     clock,
     files: options.jobFiles ?? library.jobFiles(logger),
+    ...(options.farmLeaseMs === undefined ? {} : { leaseMs: options.farmLeaseMs }),
   });
   const app: App = {
     config,

@@ -1,8 +1,9 @@
 /**
- * The print farm end to end, in process: the app as `ferry serve` builds it, over a PrusaLink (MK4)
- * and an OctoPrint simulator whose printer time runs hundreds of times faster than the clock.
+ * The print farm end to end, in process: the app as `ferry serve` builds it, over a PrusaLink (MK4),
+ * an OctoPrint and a Moonraker (Klipper) simulator whose printer time runs hundreds of times faster
+ * than the clock.
  * Jobs go through approval, scheduling, upload, printing, printed, bed clear and completed; a job
- * is cancelled while it prints; and the app is stopped mid-print and a new one started over the
+ * is cancelled while it prints; one is paused and resumed on the Klipper printer; and the app is stopped mid-print and a new one started over the
  * same store (as after a kill -9 and a restart): the print goes on, or is found finished, and
  * nothing is started twice.
  */
@@ -18,9 +19,11 @@ import { silentLogger } from "../src/core/logger.ts";
 import { deviceKinds } from "../src/devices/devices.ts";
 import type { Job, JobFile } from "../src/farm/jobs.ts";
 import type { JobFiles } from "../src/farm/upload.ts";
+import { MoonrakerSim } from "../src/sim/moonraker/index.ts";
 import { OctoPrintSim } from "../src/sim/octoprint/index.ts";
 import { PrusaLinkSim } from "../src/sim/prusalink/index.ts";
 import { localAdapter } from "../src/storage/local/local.ts";
+import { folderJobFiles } from "./support/farm-files.ts";
 import { waitFor } from "./support/wait.ts";
 
 const PASSWORD = "farm-e2e";
@@ -43,10 +46,11 @@ function gcode(minutes: number, tag: string): Buffer {
   );
 }
 
-describe("farm end to end (PrusaLink and OctoPrint simulators)", { timeout: 240_000 }, () => {
+describe("farm end to end (PrusaLink, OctoPrint and Moonraker simulators)", { timeout: 240_000 }, () => {
   let dir: string;
   let mk4: PrusaLinkSim;
   let octo: OctoPrintSim;
+  let klip: MoonrakerSim;
   let app: App | undefined;
   const events: Envelope<AppEvents>[] = [];
   let files: JobFiles;
@@ -57,6 +61,7 @@ describe("farm end to end (PrusaLink and OctoPrint simulators)", { timeout: 240_
       `devices:
   mk4-a: { type: prusalink, url: "${mk4.url}", password: "${PASSWORD}", farm: true, model: MK4, tags: [PLA, PETG] }
   octo-1: { type: octoprint, url: "${octo.url}", api_key: "${KEY}", farm: true, auto_clear: true, tags: [PLA] }
+  klip-1: { type: moonraker, url: "${klip.url}", farm: true, model: Voron, tags: [ABS] }
 farm:
   approval: [user]
   max_heating: 4
@@ -112,19 +117,15 @@ farm:
     await writeFile(join(library, "petg-clip.gcode"), gcode(10, "petg clip"));
     await writeFile(join(library, "pla-hook.gcode"), gcode(10, "pla hook"));
     await writeFile(join(library, "long-vase.gcode"), gcode(600, "a ten-hour vase"));
+    await writeFile(join(library, "abs-bracket.gcode"), gcode(600, "an ABS bracket"));
     const adapter = localAdapter.create(
       { path: library },
       { name: "library", logger: silentLogger, baseDir: dir },
     );
-    files = {
-      open: async (f) => ({
-        storage: adapter,
-        path: f.id ?? f.name,
-        size: (await adapter.stat(f.id ?? f.name)).size ?? 0,
-      }),
-    };
+    files = folderJobFiles(adapter);
     mk4 = await PrusaLinkSim.start({ password: PASSWORD, speed: SPEED });
     octo = await OctoPrintSim.start({ apiKey: KEY, speed: SPEED });
+    klip = await MoonrakerSim.start({ speed: SPEED });
     await startApp();
   });
 
@@ -132,6 +133,7 @@ farm:
     await stopApp();
     await mk4.close();
     await octo.close();
+    await klip.close();
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -205,6 +207,62 @@ farm:
     assert.equal(mk4.printer.job?.id, 1, "one print started on mk4-a");
   });
 
+  test("a Klipper printer (Moonraker) prints a job: paused and resumed from Ferry, printed, bed clear, completed", async () => {
+    await farm().markBedClear("klip-1", "olga");
+    const [bracket] = await farm().submit({
+      file: file("abs-bracket.gcode"),
+      owner: "olga",
+      role: "operator",
+      model: "voron",
+      tags: ["ABS"],
+    });
+    assert.ok(bracket);
+    const printing = await state(bracket.id, "printing");
+    assert.equal(printing.printer, "klip-1");
+    assert.deepEqual(
+      klip.files().find((f) => f.path === "ferry/abs-bracket.gcode")?.size,
+      gcode(600, "an ABS bracket").length,
+    );
+    await farm().pause(bracket.id, "olga");
+    await state(bracket.id, "paused");
+    assert.equal(klip.state(), "paused", "Klipper paused the print");
+    await farm().resume(bracket.id, "olga");
+    await state(bracket.id, "printing");
+    klip.setSpeed(SPEED * 1000);
+    const printed = await state(bracket.id, "printed");
+    assert.equal(printed.progress, 1);
+    klip.setSpeed(SPEED);
+    await farm().markBedClear("klip-1", "olga");
+    assert.deepEqual(await historyOf(bracket.id), [
+      "-→queued",
+      "queued→scheduled",
+      "scheduled→uploading",
+      "uploading→printing",
+      "printing→paused",
+      "paused→printing",
+      "printing→printed",
+      "printed→completed",
+    ]);
+    const klipJob = () => klip.printer.job;
+    assert.equal(klipJob()?.file.name, "abs-bracket.gcode");
+    assert.equal(klipJob()?.id, 1, "Klipper printed the file Ferry sent, once");
+
+    // Someone starts the same file again at KlipperScreen: a print of its own, adopted and watched.
+    klip.startPrint("ferry/abs-bracket.gcode");
+    const adopted = await waitFor("the print started at klip-1 to be adopted", async () =>
+      (await farm().list({ printer: "klip-1", origin: "printer" })).find((j) => j.state === "printing"),
+    );
+    assert.equal(adopted.printerPath, "ferry/abs-bracket.gcode");
+    await assert.rejects(farm().cancel(adopted.id, "olga"), /an operator must take it over/);
+    await farm().takeOver(adopted.id, "olga");
+    await farm().cancel(adopted.id, "olga", "not ours");
+    await state(adopted.id, "cancelled");
+    assert.equal(klip.state(), "cancelled", "Klipper cancelled it");
+    await assert.rejects(farm().requeue(adopted.id, "olga"), /Ferry has no file to print it again/);
+    assert.equal(klipJob()?.id, 2);
+    await farm().markBedClear("klip-1", "olga");
+  });
+
   test("a job cancelled while it prints is stopped at the printer", async () => {
     const [vase] = await farm().submit({
       file: file("long-vase.gcode"),
@@ -232,6 +290,50 @@ farm:
     await assert.rejects(farm().cancel(vase.id, "olga"), /is cancelled; it cannot become cancelling/);
     // A stopped print left its start on the bed.
     assert.equal((await farm().printer("mk4-a")).bedClear, false);
+    await farm().markBedClear("mk4-a", "olga");
+  });
+
+  test("a failed job is queued again by an operator and printed from the start", async () => {
+    const [vase] = await farm().submit({
+      file: file("long-vase.gcode"),
+      owner: "olga",
+      role: "operator",
+      model: "MK4",
+    });
+    assert.ok(vase);
+    await state(vase.id, "printing");
+    const firstPrint = mk4.printer.job?.id ?? 0;
+    mk4.fail("thermal runaway");
+    const failed = await state(vase.id, "failed");
+    assert.match(failed.reason ?? "", /the printer reports an error/);
+    await farm().requeue(vase.id, "olga");
+    await assert.rejects(farm().requeue(vase.id, "olga"), /is queued, not failed/);
+    const queued = await farm().get(vase.id);
+    assert.equal(queued.printer, null, "nothing of its printer stays with it");
+    assert.equal(queued.startedAt, null);
+    assert.equal(queued.finishedAt, null);
+    const requeued = (await farm().history(vase.id)).at(-1);
+    assert.deepEqual(
+      [requeued?.from, requeued?.to, requeued?.actor, requeued?.reason],
+      ["failed", "queued", "olga", "requeued"],
+    );
+
+    // The printer is fixed and its bed cleared: the job prints again, as a new print.
+    mk4.setState("IDLE");
+    await farm().markBedClear("mk4-a", "olga");
+    await state(vase.id, "printing");
+    assert.equal(mk4.printer.job?.id, firstPrint + 1, "one new print");
+    mk4.setSpeed(SPEED * 1000);
+    await state(vase.id, "printed");
+    mk4.setSpeed(SPEED);
+    assert.deepEqual((await historyOf(vase.id)).slice(-6), [
+      "printing→failed",
+      "failed→queued",
+      "queued→scheduled",
+      "scheduled→uploading",
+      "uploading→printing",
+      "printing→printed",
+    ]);
     await farm().markBedClear("mk4-a", "olga");
   });
 

@@ -7,24 +7,34 @@
  */
 import type { FerryConfig, PrinterSettings } from "../config/index.ts";
 import { systemClock, type Clock } from "../core/clock.ts";
-import { FerryError, isFerryError, toFerryError } from "../core/errors.ts";
 import type { Bus } from "../core/events.ts";
 import type { Logger } from "../core/logger.ts";
 import type { Devices } from "../devices/devices.ts";
 import type { DeviceEvents } from "../devices/events.ts";
-import type { PrinterSnapshot, Temperature } from "../printers/driver.ts";
-import { TRUSTED_ROLES } from "../config/schema.ts";
 import type { Store } from "../store/store.ts";
 import type { TaskQueue } from "../tasks/queue.ts";
 import type { TaskRunner } from "../tasks/runner.ts";
 import type { FarmContext } from "./context.ts";
 import type { FarmEvents } from "./events.ts";
-import { Jobs, type HistoryEntry, type Job, type JobFile, type JobFilter } from "./jobs.ts";
+import { Jobs, type HistoryEntry, type Job, type JobFilter } from "./jobs.ts";
 import { PrinterStates, type PrinterFarmState } from "./printer-states.ts";
-import { schedule, type SchedulerPrinter } from "./scheduler.ts";
+import { printerView, type PrinterView } from "./printer-views.ts";
+import {
+  assertControllable,
+  assertFits,
+  assertReprintable,
+  invalid,
+  refused,
+  requestedJobs,
+  type SubmitRequest,
+} from "./requests.ts";
+import { Scheduling } from "./scheduling.ts";
 import type { JobState } from "./states.ts";
 import { noJobFiles, registerUploadHandler, type JobFiles } from "./upload.ts";
-import { isHeating, PrinterWorker } from "./worker.ts";
+import { PrinterWorker } from "./worker.ts";
+
+export type { PrinterView } from "./printer-views.ts";
+export type { SubmitRequest } from "./requests.ts";
 
 export interface FarmOptions {
   config: FerryConfig;
@@ -47,53 +57,8 @@ export interface FarmOptions {
   startGraceMs?: number;
 }
 
-export interface SubmitRequest {
-  file: JobFile & { id: string; name: string };
-  /** Who asks. */
-  owner: string;
-  /** The asker's role: `farm.approval` roles wait for approval. */
-  role: string;
-  /** Copies; each is a job of one order (default 1). */
-  quantity?: number;
-  priority?: number;
-  model?: string | null;
-  tags?: readonly string[];
-  notes?: string | null;
-}
-
-/** A farm printer as the API shows it. */
-export interface PrinterView {
-  name: string;
-  kind: string;
-  model: string | null;
-  tags: string[];
-  autoClear: boolean;
-  cameraUrl: string | null;
-  /** As this node last saw it; null when another node drives it (or it was not seen yet). */
-  connection: PrinterSnapshot["connection"] | null;
-  activity: PrinterSnapshot["activity"] | null;
-  rawState: string | null;
-  temperatures: Temperature[];
-  heating: boolean;
-  observedAt: number | null;
-  /** The job holding the printer, with its progress and time left. */
-  job: Job | null;
-  bedClear: boolean;
-  maintenance: PrinterFarmState["maintenance"];
-  /** The node whose worker drives it (null: none now). */
-  drivenBy: string | null;
-  /** What its worker waits for, or its last error. */
-  waiting: string | null;
-  lastError: string | null;
-}
-
-const MAX_QUANTITY = 1000;
 const DEFAULT_LEASE_MS = 15_000;
 const DEFAULT_START_GRACE_MS = 30_000;
-
-function invalid(message: string): FerryError {
-  return new FerryError("NAME_INVALID", message, { retryable: false });
-}
 
 export class Farm {
   readonly jobs: Jobs;
@@ -103,11 +68,9 @@ export class Farm {
   readonly #clock: Clock;
   readonly #workers = new Map<string, PrinterWorker>();
   readonly #stop = new AbortController();
-  #wakeScheduler = new AbortController();
+  readonly #scheduling: Scheduling;
   #loops: Promise<void>[] = [];
   #off: (() => void)[] = [];
-  /** Why each queued job waits, from this node's last scheduling pass. */
-  #waiting = new Map<string, string>();
 
   constructor(options: FarmOptions) {
     this.#o = options;
@@ -134,6 +97,13 @@ export class Farm {
       uploaded: (printer) => this.#workers.get(printer)?.wake(),
       scheduleSoon: () => this.#scheduleSoon(),
     };
+    this.#scheduling = new Scheduling({
+      ctx: this.#ctx,
+      config: options.config,
+      printerNames: () => this.printerNames(),
+      settings: (name) => this.#settings(name),
+      worker: (name) => this.#workers.get(name),
+    });
     registerUploadHandler(options.runner, this.#ctx);
   }
 
@@ -159,7 +129,7 @@ export class Farm {
       }),
       bus.on("device.removed", ({ payload }) => void this.#stopWorker(payload.device)),
     );
-    this.#loops.push(this.#scheduleLoop());
+    this.#loops.push(this.#scheduling.loop(this.#stop.signal));
     bus.emit("farm.started", { printers: this.printerNames() });
     return Promise.resolve();
   }
@@ -168,7 +138,6 @@ export class Farm {
   async stop(): Promise<void> {
     this.#stop.abort();
     for (const off of this.#off.splice(0)) off();
-    this.#wakeScheduler.abort();
     await Promise.allSettled([...this.#workers.values()].map((w) => w.stop()));
     this.#workers.clear();
     await Promise.allSettled(this.#loops);
@@ -189,6 +158,10 @@ export class Farm {
     await worker?.stop();
   }
 
+  #scheduleSoon(): void {
+    this.#scheduling.soon();
+  }
+
   #wakeWorker(printer: string | null): void {
     if (printer !== null) this.#workers.get(printer)?.wake();
   }
@@ -197,30 +170,8 @@ export class Farm {
 
   /** A print request: `quantity` jobs of one order, queued, or waiting for approval when the role says so. */
   async submit(request: SubmitRequest): Promise<Job[]> {
-    const quantity = request.quantity ?? 1;
-    if (!Number.isInteger(quantity) || quantity < 1 || quantity > MAX_QUANTITY)
-      throw invalid(`quantity must be a whole number from 1 to ${MAX_QUANTITY}`);
-    const priority = request.priority ?? 0;
-    if (!Number.isInteger(priority)) throw invalid("priority must be a whole number");
-    if (request.file.name.trim() === "") throw invalid("the file needs a name");
-    if (request.owner.trim() === "") throw invalid("a job needs an owner");
-    const tags = (request.tags ?? []).map((t) => t.trim());
-    if (tags.some((t) => t === "")) throw invalid("a tag must not be empty");
-    const trusted = (TRUSTED_ROLES as readonly string[]).includes(request.role);
-    const approval = !trusted && this.#o.config.farm.approval.includes(request.role);
-    const job = {
-      file: request.file,
-      owner: request.owner,
-      priority,
-      model: request.model?.trim() || null,
-      tags,
-      notes: request.notes ?? null,
-      state: approval ? ("pending_approval" as const) : ("queued" as const),
-    };
-    const jobs = await this.jobs.create(
-      Array.from({ length: quantity }, () => job),
-      request.owner,
-    );
+    const jobs = await this.jobs.create(requestedJobs(request, this.#o.config), request.owner);
+    const approval = jobs[0]?.state === "pending_approval";
     if (!approval) this.#scheduleSoon();
     return jobs;
   }
@@ -250,7 +201,7 @@ export class Farm {
    */
   async cancel(id: string, actor: string, reason?: string): Promise<Job> {
     const job = await this.jobs.require(id);
-    this.#controllable(job);
+    assertControllable(job);
     const direct: JobState[] = ["pending_approval", "queued", "scheduled"];
     const to = direct.includes(job.state) ? "cancelled" : "cancelling";
     const moved = await this.jobs.transition(id, to, {
@@ -274,50 +225,32 @@ export class Farm {
 
   async #control(id: string, actor: string, state: JobState, op: "pause" | "resume"): Promise<Job> {
     const job = await this.jobs.require(id);
-    this.#controllable(job);
+    assertControllable(job);
     if (job.state !== state || job.printer === null)
-      throw new FerryError("CONFLICT", `job ${id} is ${job.state}, not ${state}`, {
-        subject: id,
-        retryable: false,
-      });
+      throw refused("CONFLICT", `job ${id} is ${job.state}, not ${state}`, id);
     const driver = this.#o.devices.printer(job.printer);
-    if (!driver?.[op])
-      throw new FerryError("UNSUPPORTED", `${job.printer} cannot ${op} a print`, {
-        subject: job.printer,
-        retryable: false,
-      });
+    if (!driver?.[op]) throw refused("UNSUPPORTED", `${job.printer} cannot ${op} a print`, job.printer);
     this.#ctx.logger.info({ job: id, printer: job.printer, actor }, `${op} asked`);
     await (op === "pause" ? driver.pause?.() : driver.resume?.());
     this.#wakeWorker(job.printer);
     return job;
   }
 
-  #controllable(job: Job): void {
-    if (
-      job.origin === "printer" &&
-      job.takenOverBy === null &&
-      !["printed", "completed", "cancelled", "failed"].includes(job.state)
-    )
-      throw new FerryError(
-        "CONFLICT",
-        `job ${job.id} was started at printer ${job.printer ?? "?"}; an operator must take it over before Ferry controls it`,
-        { subject: job.id, retryable: false },
-      );
+  /** A failed job back in the queue (history row by `actor`), printed again from the start. */
+  async requeue(id: string, actor: string): Promise<Job> {
+    assertReprintable(await this.jobs.require(id));
+    const job = await this.jobs.transition(id, "queued", { actor, expect: "failed", reason: "requeued" });
+    this.#scheduleSoon();
+    return job;
   }
 
   /** An operator takes over a print started at the printer: Ferry may pause and cancel it from now on. */
   async takeOver(id: string, actor: string): Promise<Job> {
     const job = await this.jobs.require(id);
     if (job.origin !== "printer")
-      throw new FerryError("CONFLICT", `job ${id} was asked of Ferry; there is nothing to take over`, {
-        subject: id,
-        retryable: false,
-      });
+      throw refused("CONFLICT", `job ${id} was asked of Ferry; there is nothing to take over`, id);
     if (!(await this.jobs.update(id, ["printing", "paused"], { takenOverBy: actor })))
-      throw new FerryError("CONFLICT", `job ${id} is ${job.state}, not printing or paused`, {
-        subject: id,
-        retryable: false,
-      });
+      throw refused("CONFLICT", `job ${id} is ${job.state}, not printing or paused`, id);
     return this.jobs.require(id);
   }
 
@@ -326,13 +259,10 @@ export class Farm {
     if (!Number.isInteger(priority)) throw invalid("priority must be a whole number");
     if (!(await this.jobs.update(id, ["pending_approval", "queued"], { priority }))) {
       const job = await this.jobs.require(id);
-      throw new FerryError(
+      throw refused(
         "CONFLICT",
         `job ${id} is ${job.state}; only a pending or queued job takes a new priority`,
-        {
-          subject: id,
-          retryable: false,
-        },
+        id,
       );
     }
     this.#ctx.logger.info({ job: id, priority, actor }, "job reprioritized");
@@ -347,31 +277,12 @@ export class Farm {
    */
   async assign(id: string, printer: string, actor: string): Promise<Job> {
     const settings = this.#settings(printer);
-    if (settings?.farm !== true)
-      throw new FerryError("NOT_FOUND", `there is no farm printer ${printer}`, {
-        subject: printer,
-        retryable: false,
-      });
+    if (settings?.farm !== true) throw refused("NOT_FOUND", `there is no farm printer ${printer}`, printer);
     const job = await this.jobs.require(id);
-    const lacks = [
-      ...(job.model !== null && job.model.toLowerCase() !== (settings.model ?? "").toLowerCase()
-        ? [`model ${job.model}`]
-        : []),
-      ...job.tags
-        .filter((t) => !settings.tags.some((has) => has.toLowerCase() === t.toLowerCase()))
-        .map((t) => `tag ${t}`),
-    ];
-    if (lacks.length > 0)
-      throw new FerryError("CONFLICT", `${printer} lacks ${lacks.join(", ")} that job ${id} needs`, {
-        subject: printer,
-        retryable: false,
-      });
+    assertFits(job, printer, settings);
     const farm = await this.printerStates.get(printer);
     if (farm.maintenance)
-      throw new FerryError("CONFLICT", `${printer} is in maintenance (${farm.maintenance.reason})`, {
-        subject: printer,
-        retryable: false,
-      });
+      throw refused("CONFLICT", `${printer} is in maintenance (${farm.maintenance.reason})`, printer);
     const moved = await this.jobs.transition(id, "scheduled", {
       actor,
       expect: "queued",
@@ -397,18 +308,14 @@ export class Farm {
 
   /** Why a queued job still waits (from this node's last scheduling pass), if known. */
   why(id: string): string | undefined {
-    return this.#waiting.get(id);
+    return this.#scheduling.why(id);
   }
 
   // ---- printers ----
 
   #farmPrinter(name: string): PrinterSettings {
     const settings = this.#settings(name);
-    if (settings?.farm !== true)
-      throw new FerryError("NOT_FOUND", `there is no farm printer ${name}`, {
-        subject: name,
-        retryable: false,
-      });
+    if (settings?.farm !== true) throw refused("NOT_FOUND", `there is no farm printer ${name}`, name);
     return settings;
   }
 
@@ -426,13 +333,10 @@ export class Farm {
         reason: "bed marked clear",
       });
     } else if (job) {
-      throw new FerryError(
+      throw refused(
         "CONFLICT",
         `${printer} has job ${job.id} (${job.state}); its bed cannot be clear`,
-        {
-          subject: printer,
-          retryable: false,
-        },
+        printer,
       );
     } else {
       await this.printerStates.setBed(printer, true, actor);
@@ -464,124 +368,19 @@ export class Farm {
   }
 
   #view(name: string, state: PrinterFarmState | undefined, job: Job | undefined): PrinterView {
-    const settings = this.#farmPrinter(name);
-    const worker = this.#workers.get(name);
-    const seen = worker?.owned ? worker.snapshot : undefined;
-    const now = this.#clock.now();
-    const leased = state?.leaseUntil !== null && state?.leaseUntil !== undefined && state.leaseUntil >= now;
-    return {
+    return printerView({
       name,
       kind: this.#o.devices.get(name).kind,
-      model: settings.model ?? null,
-      tags: settings.tags,
-      autoClear: settings.autoClear,
-      cameraUrl: settings.cameraUrl ?? null,
-      connection: seen?.connection ?? null,
-      activity: seen?.activity ?? null,
-      rawState: seen?.rawState ?? null,
-      temperatures: seen?.temperatures ?? [],
-      heating: seen ? isHeating(seen) : false,
-      observedAt: seen?.observedAt ?? null,
-      job: job ?? null,
-      bedClear: state?.bedClear ?? false,
-      maintenance: state?.maintenance ?? null,
-      drivenBy: leased ? (state.leaseHolder ?? null) : null,
-      waiting: worker?.owned ? (worker.waiting ?? null) : null,
-      lastError: worker?.lastError ?? null,
-    };
+      settings: this.#farmPrinter(name),
+      worker: this.#workers.get(name),
+      state,
+      job,
+      now: this.#clock.now(),
+    });
   }
 
-  // ---- scheduling ----
-
-  #scheduleSoon(): void {
-    const wake = this.#wakeScheduler;
-    this.#wakeScheduler = new AbortController();
-    wake.abort();
-  }
-
-  async #scheduleLoop(): Promise<void> {
-    const signal = this.#stop.signal;
-    while (!signal.aborted) {
-      const wake = this.#wakeScheduler.signal;
-      try {
-        await this.scheduleOnce();
-      } catch (error) {
-        if (this.#stop.signal.aborted) return;
-        this.#ctx.logger.warn({ err: toFerryError(error).message }, "scheduling failed; trying again");
-      }
-      await this.#clock.sleep(this.#ctx.intervalMs, AbortSignal.any([signal, wake])).catch(() => undefined);
-    }
-  }
-
-  /**
-   * One scheduling pass over the printers this node drives: assignments made, and why each other
-   * queued job waits (published when it changes). With `auto_schedule: false` nothing is assigned.
-   */
-  async scheduleOnce(): Promise<{ assigned: number }> {
-    const queued = await this.jobs.queued();
-    const waiting = new Map<string, string>();
-    let assigned = 0;
-    if (!this.#o.config.farm.autoSchedule) {
-      for (const job of queued)
-        waiting.set(job.id, "waiting for an operator to assign it (auto_schedule is off)");
-    } else if (queued.length > 0) {
-      const [states, onPrinters] = await Promise.all([this.printerStates.all(), this.jobs.onPrinters()]);
-      const printers: SchedulerPrinter[] = [];
-      for (const name of this.printerNames()) {
-        const worker = this.#workers.get(name);
-        const settings = this.#settings(name);
-        const snapshot = worker?.owned ? worker.snapshot : undefined;
-        const state = states.get(name);
-        const holder = state?.leaseHolder ?? null;
-        const elsewhere =
-          worker?.owned !== true &&
-          holder !== null &&
-          holder !== this.#o.node &&
-          (state?.leaseUntil ?? 0) >= this.#clock.now();
-        printers.push({
-          name,
-          model: settings?.model ?? null,
-          tags: settings?.tags ?? [],
-          online: snapshot?.connection === "online",
-          activity: snapshot?.activity ?? null,
-          job: onPrinters.get(name)?.state ?? null,
-          bedClear: state?.bedClear ?? false,
-          maintenance: state?.maintenance?.reason ?? null,
-          heating: snapshot ? isHeating(snapshot) : false,
-          // Another node schedules onto the printers it drives.
-          ...(elsewhere ? { drivenBy: holder } : {}),
-        });
-      }
-      const plan = schedule(
-        queued.map((j) => ({
-          id: j.id,
-          priority: j.priority,
-          createdAt: j.createdAt,
-          model: j.model,
-          tags: j.tags,
-        })),
-        printers,
-        { maxHeating: this.#o.config.farm.maxHeating },
-      );
-      for (const { job, printer } of plan.assignments) {
-        try {
-          await this.jobs.transition(job, "scheduled", {
-            actor: "scheduler",
-            expect: "queued",
-            set: { printer },
-          });
-          assigned++;
-          this.#wakeWorker(printer);
-        } catch (error) {
-          // Another node took the job or the printer first: the next pass sees it.
-          if (!isFerryError(error, "CONFLICT")) throw error;
-        }
-      }
-      for (const [id, why] of plan.waiting) waiting.set(id, why);
-    }
-    for (const [id, why] of waiting)
-      if (this.#waiting.get(id) !== why) this.#o.bus.emit("job.waiting", { id, reason: why });
-    this.#waiting = waiting;
-    return { assigned };
+  /** One scheduling pass now (scheduling.ts). */
+  scheduleOnce(): Promise<{ assigned: number }> {
+    return this.#scheduling.once();
   }
 }

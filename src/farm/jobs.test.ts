@@ -177,6 +177,43 @@ for (const dialect of dialects(pg)) {
       },
     );
 
+    test(
+      "a failed job goes back to the queue as a new run; nothing else is re-queued from a final state",
+      dialect.testOptions,
+      async () => {
+        const jobs = new Jobs(await dialect.open(), { clock });
+        const [job] = await jobs.create([benchy], "ann");
+        assert.ok(job);
+        await jobs.transition(job.id, "scheduled", { actor: "scheduler", set: { printer: "mk4-r" } });
+        await jobs.transition(job.id, "uploading", {
+          actor: "ferry",
+          set: { printerPath: "ferry/benchy.gcode" },
+        });
+        await jobs.transition(job.id, "printing", { actor: "printer mk4-r", set: { printerJobId: "7" } });
+        await jobs.transition(job.id, "failed", { actor: "printer mk4-r", reason: "thermal runaway" });
+        now += 1_000;
+        const again = await jobs.transition(job.id, "queued", {
+          actor: "olga",
+          expect: "failed",
+          reason: "requeued",
+        });
+        assert.equal(again.state, "queued");
+        assert.deepEqual(
+          [again.printer, again.printerJobId, again.printerPath, again.startedAt, again.finishedAt],
+          [null, null, null, null, null],
+        );
+        const stored = await jobs.require(job.id);
+        assert.deepEqual([stored.printer, stored.startedAt, stored.finishedAt], [null, null, null]);
+        assert.deepEqual((await jobs.queued()).map((j) => j.id).includes(job.id), true);
+        const last = (await jobs.history(job.id)).at(-1);
+        assert.deepEqual(
+          [last?.seq, last?.from, last?.to, last?.actor, last?.at],
+          [6, "failed", "queued", "olga", now],
+        );
+        for (const final of ["completed", "cancelled"] as const) assert.deepEqual(TRANSITIONS[final], []);
+      },
+    );
+
     test("a printer holds one job at a time, whoever assigns it", dialect.testOptions, async () => {
       const jobs = new Jobs(await dialect.open(), { clock });
       const [one, two] = await jobs.create([benchy, benchy], "ann");

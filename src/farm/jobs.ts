@@ -22,6 +22,7 @@ import {
   type NewJob,
   type Row,
 } from "./job-rows.ts";
+import type { SchedulerJob } from "./scheduler.ts";
 import { canTransition, isJobState, ON_PRINTER, type JobState } from "./states.ts";
 
 export type { HistoryEntry, Job, JobFile, JobUpdate, NewJob } from "./job-rows.ts";
@@ -160,17 +161,23 @@ export class Jobs {
     return rows.map(toJob);
   }
 
-  /** Queued jobs in the scheduler's order: priority, then age. */
-  async queued(): Promise<Job[]> {
+  /** The queued jobs as the scheduler weighs them, in its order: only what it reads (a queue may be long). */
+  async queued(): Promise<SchedulerJob[]> {
     const rows = await this.#store.db
       .selectFrom("jobs")
-      .select(COLUMNS)
+      .select(["id", "priority", "created_at", "required_model", "required_tags"])
       .where("state", "=", "queued")
       .orderBy("priority", "desc")
       .orderBy("created_at")
       .orderBy("id")
       .execute();
-    return rows.map(toJob);
+    return rows.map((r) => ({
+      id: r.id,
+      priority: r.priority,
+      createdAt: r.created_at,
+      model: r.required_model,
+      tags: JSON.parse(r.required_tags) as string[],
+    }));
   }
 
   /** The job that holds the printer (scheduled … cancelling), if any. */
@@ -255,6 +262,9 @@ export class Jobs {
             start_requested_at: null,
             progress: null,
             remaining_s: null,
+            // A failed job queued again is a new run: its old times would be taken for the new print's.
+            started_at: null,
+            finished_at: null,
           });
         }
         if (to === "printing" && row.started_at === null && set.started_at === undefined)
@@ -384,6 +394,7 @@ export async function setBed(
       maintenance_at: null,
       lease_holder: null,
       lease_until: null,
+      heating: 0,
       updated_at: now,
     })
     .onConflict((oc) =>

@@ -18,6 +18,8 @@ export interface PrinterFarmState {
   maintenance: { reason: string; by: string | null; at: number | null } | null;
   leaseHolder: string | null;
   leaseUntil: number | null;
+  /** A heater was far below its target when the node driving it last looked. */
+  heating: boolean;
 }
 
 const COLUMNS = [
@@ -30,6 +32,7 @@ const COLUMNS = [
   "maintenance_at",
   "lease_holder",
   "lease_until",
+  "heating",
 ] as const;
 
 type Row = {
@@ -42,6 +45,7 @@ type Row = {
   maintenance_at: number | null;
   lease_holder: string | null;
   lease_until: number | null;
+  heating: number;
 };
 
 function toState(row: Row): PrinterFarmState {
@@ -56,6 +60,7 @@ function toState(row: Row): PrinterFarmState {
         : { reason: row.maintenance, by: row.maintenance_by, at: row.maintenance_at },
     leaseHolder: row.lease_holder,
     leaseUntil: row.lease_until,
+    heating: row.heating === 1,
   };
 }
 
@@ -69,6 +74,7 @@ export function unknownPrinter(printer: string): PrinterFarmState {
     maintenance: null,
     leaseHolder: null,
     leaseUntil: null,
+    heating: false,
   };
 }
 
@@ -134,6 +140,20 @@ export class PrinterStates {
     return Number(result.numUpdatedRows) === 1;
   }
 
+  /**
+   * Records whether the printer heats, as its lease holder sees it, so every node's scheduler
+   * counts it against max_heating. False when `holder` no longer holds the lease.
+   */
+  async setHeating(printer: string, holder: string, heating: boolean): Promise<boolean> {
+    const result = await this.#store.db
+      .updateTable("printer_farm_state")
+      .set({ heating: heating ? 1 : 0, updated_at: this.#clock() })
+      .where("printer", "=", printer)
+      .where("lease_holder", "=", holder)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
   /** Gives the lease up (a node that stops), so another node need not wait for it to expire. */
   async release(printer: string, holder: string): Promise<void> {
     await this.#store.db
@@ -156,6 +176,7 @@ function freshRow(printer: string, now: number) {
     maintenance_at: null,
     lease_holder: null,
     lease_until: null,
+    heating: 0,
     updated_at: now,
   };
 }

@@ -118,8 +118,27 @@ const JOBS: Record<string, Job | undefined> = {
     startedAt: null,
   }),
   "cancelling (printing)": job("cancelling"),
+  // Started at the printer by hand, adopted, taken over, then cancelled: Ferry never asked a start.
+  "cancelling (adopted)": job("cancelling", {
+    origin: "printer",
+    takenOverBy: "olga",
+    uploadedAt: null,
+    startRequestedAt: null,
+  }),
 };
 const SHOWN: Record<string, JobSnapshot | undefined> = { ours: OURS, other: OTHER, nothing: undefined };
+
+/** A cancelled print that runs is stopped at the printer; anything else shown means it has ended. */
+const STOP_AT_PRINTER: Record<Activity, [string, string, string]> = {
+  idle: ["cancelled", "cancelled", "cancelled"],
+  busy: ["wait", "cancelled", "cancelled"],
+  printing: ["cancel", "cancelled", "cancelled"],
+  paused: ["cancel", "cancelled", "cancelled"],
+  finished: ["cancelled", "cancelled", "cancelled"],
+  stopped: ["cancelled", "cancelled", "cancelled"],
+  error: ["cancelled", "cancelled", "cancelled"],
+  attention: ["cancel", "cancelled", "cancelled"],
+};
 
 /**
  * The expected action for every job × activity × what the printer shows, written out. Rows: one
@@ -202,16 +221,8 @@ const EXPECTED: Record<string, Record<Activity, [string, string, string]>> = {
   "cancelling (before start)": Object.fromEntries(
     ACTIVITIES.map((a) => [a, ["drop-upload", "drop-upload", "drop-upload"]]),
   ) as Record<Activity, [string, string, string]>,
-  "cancelling (printing)": {
-    idle: ["cancelled", "cancelled", "cancelled"],
-    busy: ["wait", "cancelled", "cancelled"],
-    printing: ["cancel", "cancelled", "cancelled"],
-    paused: ["cancel", "cancelled", "cancelled"],
-    finished: ["cancelled", "cancelled", "cancelled"],
-    stopped: ["cancelled", "cancelled", "cancelled"],
-    error: ["cancelled", "cancelled", "cancelled"],
-    attention: ["cancel", "cancelled", "cancelled"],
-  },
+  "cancelling (printing)": STOP_AT_PRINTER,
+  "cancelling (adopted)": STOP_AT_PRINTER,
 };
 
 describe("reconciler", () => {
@@ -232,7 +243,7 @@ describe("reconciler", () => {
         });
       }
     }
-    assert.equal(cases, 10 * 8 * 3);
+    assert.equal(cases, 11 * 8 * 3);
     assert.deepEqual(wrong, []);
   });
 

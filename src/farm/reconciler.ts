@@ -206,14 +206,16 @@ function printed(input: ReconcileInput, job: Job): Action {
 
 function cancelling(input: ReconcileInput, job: Job): Action {
   const { snapshot: s } = input;
-  if (job.startRequestedAt === null) {
+  // A print adopted from the printer began there: no start was asked, yet it runs.
+  if (job.startRequestedAt === null && job.startedAt === null) {
     if (input.upload === "running") return wait("stopping the upload");
     return { type: "drop-upload" };
   }
   const ours = isThisPrint(job, s.job, input.caseInsensitive);
   if (ours && RUNNING.includes(s.activity)) return { type: "cancel" };
   if (ours && s.activity === "busy") return wait("stopping");
-  if (!ours && s.activity === "idle" && input.now - job.startRequestedAt < input.startGraceMs)
+  const asked = job.startRequestedAt;
+  if (!ours && s.activity === "idle" && asked !== null && input.now - asked < input.startGraceMs)
     return wait("starting");
   return byFerry(
     "cancelled",

@@ -89,12 +89,30 @@ export function schedule(
   let heating = printers.filter((p) => p.heating || (p.job !== null && STARTING.includes(p.job))).length;
   const assignments: Schedule["assignments"] = [];
   const waiting = new Map<string, string>();
+  // Jobs that ask for the same model and tags see the same printers: those, the free ones among
+  // them and why none is free are worked out once per kind of job (again only after an assignment),
+  // so a long queue costs a lookup per job, not a walk over every printer.
+  const kinds = new Map<
+    string,
+    { matching: SchedulerPrinter[]; ready: SchedulerPrinter[]; at: number; why?: string }
+  >();
+  let assigned = 0;
 
   for (const job of order) {
-    const matching = byName.filter((p) => fits(job, p));
-    const ready = matching.filter((p) => free.has(p.name));
-    if (ready.length === 0) {
-      waiting.set(job.id, explain(job, byName, matching));
+    const key = JSON.stringify([job.model, job.tags]);
+    let kind = kinds.get(key);
+    if (!kind) {
+      const matching = byName.filter((p) => fits(job, p));
+      kind = { matching, ready: matching.filter((p) => free.has(p.name)), at: assigned };
+      kinds.set(key, kind);
+    } else if (kind.at !== assigned) {
+      kind.ready = kind.matching.filter((p) => free.has(p.name));
+      kind.at = assigned;
+      delete kind.why;
+    }
+    if (kind.ready.length === 0) {
+      kind.why ??= explain(job, byName, kind.matching);
+      waiting.set(job.id, kind.why);
       continue;
     }
     if (heating >= options.maxHeating) {
@@ -105,10 +123,11 @@ export function schedule(
       continue;
     }
     // The printer with the fewest tags beyond the job's: versatile printers stay free for jobs that need them.
-    const [chosen] = [...ready].sort((a, b) => a.tags.length - b.tags.length);
+    const [chosen] = [...kind.ready].sort((a, b) => a.tags.length - b.tags.length);
     if (!chosen) continue;
     free.delete(chosen.name);
     heating++;
+    assigned++;
     assignments.push({ job: job.id, printer: chosen.name });
   }
   return { assignments, waiting };

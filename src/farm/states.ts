@@ -3,7 +3,7 @@
  * table of legal transitions. Pure data, shared by the repository, the scheduler and the reconciler.
  *
  *   pending_approval → queued → scheduled → uploading → printing ⇄ paused → printed → completed
- *   plus cancelling → cancelled, and failed, from the live states.
+ *   plus cancelling → cancelled, and failed, from the live states; a failed job may be queued again.
  */
 export const JOB_STATES = [
   "pending_approval",
@@ -50,7 +50,8 @@ export const TRANSITIONS: Readonly<Record<JobState, readonly JobState[]>> = {
   cancelling: ["cancelled", "failed"],
   completed: [],
   cancelled: [],
-  failed: [],
+  // An operator re-queues it (Farm.requeue): printed again, from the start, on any printer that fits.
+  failed: ["queued"],
 };
 
 export function canTransition(from: JobState, to: JobState): boolean {

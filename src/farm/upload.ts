@@ -62,8 +62,9 @@ export function printerPathOf(job: Job): string {
   return `${FARM_FOLDER}/${name}`;
 }
 
+/** The upload task's dedupe key. Text PostgreSQL can store (no NUL); job ids hold no ":". */
 export function uploadKey(job: string): string {
-  return `${UPLOAD_TASK}\u0000${job}`;
+  return `${UPLOAD_TASK}:${job}`;
 }
 
 export interface UploadContext {

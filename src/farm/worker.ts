@@ -49,6 +49,8 @@ export class PrinterWorker {
   waiting: string | undefined;
   /** The last error, until a tick goes through. */
   lastError: string | undefined;
+  /** Whether it heats, as written to the store last (undefined: not written under this lease). */
+  #heatingStored: boolean | undefined;
 
   constructor(ctx: FarmContext, printer: string) {
     this.#ctx = ctx;
@@ -92,6 +94,7 @@ export class PrinterWorker {
         const owned = await states.acquire(this.printer, node, this.#ctx.leaseMs);
         if (owned !== this.owned) {
           this.owned = owned;
+          this.#heatingStored = undefined;
           logger.info(
             { printer: this.printer, node },
             owned ? "driving the printer" : "another node drives the printer",
@@ -103,7 +106,9 @@ export class PrinterWorker {
       } catch (error) {
         if (stopped()) break;
         failures++;
-        delay = Math.min(MAX_BACKOFF_MS, this.#ctx.intervalMs * 2 ** failures);
+        // Never past the lease: a node whose ticks fail keeps its printer rather than hand it to
+        // another node and back at every error.
+        delay = Math.min(MAX_BACKOFF_MS, this.#ctx.leaseMs / 3, this.#ctx.intervalMs * 2 ** failures);
         this.lastError = toFerryError(error).message;
         logger.warn(
           { printer: this.printer, err: this.lastError, retryInMs: delay },
@@ -142,6 +147,9 @@ export class PrinterWorker {
     const driver = this.#driver();
     const snapshot = await driver.snapshot(signal ? { signal } : {});
     this.#observe(snapshot);
+    const heating = isHeating(snapshot);
+    if (heating !== this.#heatingStored && (await states.setHeating(this.printer, this.#ctx.node, heating)))
+      this.#heatingStored = heating;
     const job = await jobs.current(this.printer);
     const farm = await states.get(this.printer);
     const settings = devices.get(this.printer).printer;

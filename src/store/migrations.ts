@@ -349,6 +349,15 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  "0010_farm_heating": {
+    async up(db: Kysely<unknown>) {
+      // Whether the printer heats, as the node driving it saw last: max_heating holds across nodes.
+      await db.schema
+        .alterTable("printer_farm_state")
+        .addColumn("heating", "integer", (c) => c.notNull().defaultTo(0))
+        .execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -214,6 +214,8 @@ export interface PrinterFarmStateTable {
   /** The node whose worker drives the printer, until `lease_until`. */
   lease_holder: string | null;
   lease_until: number | null;
+  /** 1: a heater was far below its target when the driving node last looked (max_heating). */
+  heating: number;
   updated_at: number;
 }
 
