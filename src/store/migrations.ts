@@ -358,6 +358,20 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  "0011_task_keys": {
+    async up(db: Kysely<unknown>) {
+      // Sync task keys were their parts joined by NUL, which PostgreSQL text refuses (so no such
+      // key ever reached a PostgreSQL store); they become JSON arrays of the same parts.
+      if (db.getExecutor().adapter instanceof PostgresAdapter) return;
+      const rows = await sql<{
+        id: string;
+        key: string;
+      }>`select id, key from tasks where instr(key, char(0)) > 0`.execute(db);
+      for (const { id, key } of rows.rows) {
+        await sql`update tasks set key = ${JSON.stringify(key.split("\0"))} where id = ${id}`.execute(db);
+      }
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -1,12 +1,16 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { stat, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { after, describe, test } from "node:test";
-import { sql } from "kysely";
+import Database from "better-sqlite3";
+import { Kysely, SqliteDialect, sql } from "kysely";
+import { Migrator } from "kysely/migration";
 import { testPostgres } from "../../test/servers/postgres.ts";
-import { migrationNames } from "./migrations.ts";
+import { migrationNames, migrationProvider } from "./migrations.ts";
+import type { Schema } from "./schema.ts";
 import { openStore, redactUrl, type Store } from "./store.ts";
 import { dialects, sqliteDialect } from "./test-support.ts";
 
@@ -134,4 +138,49 @@ describe("store: opening", () => {
       return true;
     });
   });
+});
+
+test("migration 0011: sync task keys joined by NUL become JSON arrays of the same parts", async () => {
+  const dataDir = await mkdtemp(join(tmpdir(), "ferry-task-keys-"));
+  try {
+    const database = new Database(join(dataDir, "ferry.db"));
+    const old = new Kysely<Schema>({ dialect: new SqliteDialect({ database }) });
+    const { error } = await new Migrator({ db: old, provider: migrationProvider }).migrateTo(
+      "0010_farm_heating",
+    );
+    assert.equal(error, undefined);
+    const row = {
+      kind: "sync.file",
+      queue: "to:mk4-a#0",
+      payload: "{}",
+      priority: 0,
+      run_at: 1,
+      attempts: 0,
+      max_attempts: 10,
+      status: "queued" as const,
+      created_at: 1,
+      updated_at: 1,
+    };
+    await old
+      .insertInto("tasks")
+      .values([
+        { ...row, id: "a", key: "file\u0000gcode\u0000mk4-a\u0000Привет/a b.gcode" },
+        { ...row, id: "b", key: "already-plain" },
+      ])
+      .execute();
+    await old.destroy();
+
+    const store = await openStore({ dataDir });
+    try {
+      const keys = await store.db.selectFrom("tasks").select(["id", "key"]).orderBy("id").execute();
+      assert.deepEqual(keys, [
+        { id: "a", key: JSON.stringify(["file", "gcode", "mk4-a", "Привет/a b.gcode"]) },
+        { id: "b", key: "already-plain" },
+      ]);
+    } finally {
+      await store.close();
+    }
+  } finally {
+    await rm(dataDir, { recursive: true, force: true });
+  }
 });

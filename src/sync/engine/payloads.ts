@@ -46,18 +46,22 @@ export interface TransferCheckpoint {
   placed?: string;
 }
 
-/** One queued change per file and target: a newer change replaces an older one not yet started. */
 /** The scope of a sync's tasks (Task.scope): lists filter by it, a paused sync's tasks wait. */
 export function syncScope(sync: string): string {
   return `sync:${sync}`;
 }
 
+/**
+ * One queued change per file and target: a newer change replaces an older one not yet started.
+ * Keys are JSON arrays of their parts: unambiguous whatever a name holds, and text PostgreSQL
+ * takes (it refuses NUL, which the first keys used as a separator; migration 0011 converts them).
+ */
 export function fileKey(sync: string, target: string, path: string): string {
-  return `file\u0000${sync}\u0000${target}\u0000${path.normalize("NFC")}`;
+  return JSON.stringify(["file", sync, target, path.normalize("NFC")]);
 }
 
 export function sourceKey(kind: string, sync: string, path: string): string {
-  return `${kind}\u0000${sync}\u0000${path.normalize("NFC")}`;
+  return JSON.stringify([kind, sync, path.normalize("NFC")]);
 }
 
 /** The path a file task is keyed and serialized by: the one it changes (a move's destination). */
