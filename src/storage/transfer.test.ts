@@ -1,8 +1,12 @@
 import assert from "node:assert/strict";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Readable } from "node:stream";
 import { test } from "node:test";
 import { silentLogger } from "../core/logger.ts";
 import type { StorageAdapter } from "./adapter.ts";
+import { localAdapter } from "./local/local.ts";
 import { memoryAdapter } from "./memory/memory.ts";
 import { sendFile } from "./transfer.ts";
 
@@ -41,4 +45,40 @@ test("progress counts what the target took: never the whole file before the targ
   confirm();
   await sending;
   assert.equal(seen.at(-1), size);
+});
+
+test("an upload given up by its target, then aborted at stop, ends quietly (no unhandled stream error)", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "ferry-transfer-abort-"));
+  try {
+    const context = (name: string) => ({ name, logger: silentLogger, baseDir: dir });
+    const source = localAdapter.create({ path: dir }, context("abort-source"));
+    const size = 4 * 1024 * 1024;
+    await writeFile(join(dir, "big.gcode"), Buffer.alloc(size, 1));
+    const inner = memoryAdapter.create({}, context("abort-target"));
+    const target: StorageAdapter = Object.create(inner) as StorageAdapter;
+    // A printer that refuses at once, without reading the body.
+    target.write = () => Promise.reject(new Error("refused before reading"));
+    const stop = new AbortController();
+    const uncaught: unknown[] = [];
+    const onUncaught = (error: unknown) => uncaught.push(error);
+    process.on("uncaughtException", onUncaught);
+    try {
+      await assert.rejects(
+        sendFile(
+          source,
+          target,
+          { path: "big.gcode", targetPath: "big.gcode", size },
+          { signal: stop.signal },
+        ),
+        /refused before reading/,
+      );
+      stop.abort(new Error("Ferry is stopping"));
+      for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
+    } finally {
+      process.off("uncaughtException", onUncaught);
+    }
+    assert.deepEqual(uncaught, []);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });

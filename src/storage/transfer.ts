@@ -133,6 +133,9 @@ async function readCounted(
     },
   });
   input.on("error", (error) => counter.destroy(error));
+  // The reader sees an error through its own listeners; a reader that has already given up (an
+  // upload aborted at stop) must not leave it unhandled, which would end the process.
+  counter.on("error", () => undefined);
   return input.pipe(counter);
 }
 
