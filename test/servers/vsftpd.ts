@@ -149,15 +149,28 @@ function config(o: {
   ].join("\n")}\n`;
 }
 
-/** `count` consecutive free ports of 127.0.0.1 from a random base in 30000-60000. */
+/**
+ * `count` consecutive free ports of 127.0.0.1 from a random base below the system's ephemeral
+ * range: inside it, a busy suite's own outgoing connections take ports at random, and 64 in a row
+ * were often not to be found.
+ */
 async function freePortRange(count: number): Promise<{ min: number; max: number }> {
+  const ephemeralStart = await ephemeralPortStart();
+  const [low, high] = ephemeralStart - 10_000 > 10_000 ? [10_000, ephemeralStart] : [30_000, 60_000];
   for (let attempt = 0; attempt < 20; attempt++) {
-    const min = randomInt(30_000, 60_000 - count);
+    const min = randomInt(low, high - count);
     const ports = Array.from({ length: count }, (_, i) => min + i);
     const free = await Promise.all(ports.map(isFree));
     if (free.every(Boolean)) return { min, max: min + count - 1 };
   }
   throw new Unavailable(`found no ${count} free consecutive ports for passive FTP`);
+}
+
+/** The first port the system hands to outgoing connections (Linux: 32768 by default). */
+async function ephemeralPortStart(): Promise<number> {
+  const text = await readFile("/proc/sys/net/ipv4/ip_local_port_range", "utf8").catch(() => "");
+  const start = Number(text.trim().split(/\s+/)[0]);
+  return Number.isInteger(start) && start > 0 ? start : 32_768;
 }
 
 function isFree(port: number): Promise<boolean> {
