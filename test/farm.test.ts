@@ -168,8 +168,10 @@ farm:
     assert.equal(printed.progress, 1);
     const waiting = events.find((e) => e.type === "printer.waiting_bed_clear");
     assert.deepEqual(waiting?.payload, { printer: "mk4-a", job: petg.id, file: "petg-clip.gcode" });
+    // The file goes to the farm's folder under a name of this attempt (see printerPathOf).
+    assert.match(printed.printerPath ?? "", /^ferry\/petg-clip\.[0-9a-z]+\.gcode$/);
     assert.deepEqual(
-      mk4.files().find((f) => f.path === "ferry/petg-clip.gcode")?.size,
+      mk4.files().find((f) => f.path === printed.printerPath)?.size,
       gcode(10, "petg clip").length,
     );
 
@@ -220,7 +222,7 @@ farm:
     const printing = await state(bracket.id, "printing");
     assert.equal(printing.printer, "klip-1");
     assert.deepEqual(
-      klip.files().find((f) => f.path === "ferry/abs-bracket.gcode")?.size,
+      klip.files().find((f) => f.path === printing.printerPath)?.size,
       gcode(600, "an ABS bracket").length,
     );
     await farm().pause(bracket.id, "olga");
@@ -244,15 +246,16 @@ farm:
       "printed→completed",
     ]);
     const klipJob = () => klip.printer.job;
-    assert.equal(klipJob()?.file.name, "abs-bracket.gcode");
+    assert.equal(`ferry/${klipJob()?.file.name ?? ""}`, printing.printerPath);
     assert.equal(klipJob()?.id, 1, "Klipper printed the file Ferry sent, once");
 
     // Someone starts the same file again at KlipperScreen: a print of its own, adopted and watched.
-    klip.startPrint("ferry/abs-bracket.gcode");
+    assert.ok(printing.printerPath);
+    klip.startPrint(printing.printerPath);
     const adopted = await waitFor("the print started at klip-1 to be adopted", async () =>
       (await farm().list({ printer: "klip-1", origin: "printer" })).find((j) => j.state === "printing"),
     );
-    assert.equal(adopted.printerPath, "ferry/abs-bracket.gcode");
+    assert.equal(adopted.printerPath, printing.printerPath);
     await assert.rejects(farm().cancel(adopted.id, "olga"), /an operator must take it over/);
     await farm().takeOver(adopted.id, "olga");
     await farm().cancel(adopted.id, "olga", "not ours");

@@ -2,7 +2,14 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ACTIVITIES, type Activity, type JobSnapshot, type PrinterSnapshot } from "../printers/driver.ts";
 import type { Job } from "./jobs.ts";
-import { decide, isThisPrint, SAME_START_MS, type Action, type ReconcileInput } from "./reconciler.ts";
+import {
+  MAX_START_RETRIES,
+  decide,
+  isThisPrint,
+  SAME_START_MS,
+  type Action,
+  type ReconcileInput,
+} from "./reconciler.ts";
 import { canTransition, type JobState } from "./states.ts";
 
 const NOW = 1_800_000_000_000;
@@ -74,6 +81,7 @@ function input(
     caseInsensitive: true,
     now: NOW,
     startGraceMs: 30_000,
+    startRetries: 0,
     ...more,
   };
 }
@@ -179,12 +187,12 @@ const EXPECTED: Record<string, Record<Activity, [string, string, string]>> = {
     attention: ["queued", "queued", "queued"],
   },
   "uploading (start asked)": {
-    idle: ["failed", "failed", "failed"],
+    idle: ["retry-start", "retry-start", "retry-start"],
     busy: ["printing", "failed", "failed"],
     printing: ["printing", "failed", "failed"],
     paused: ["printing", "failed", "failed"],
-    finished: ["printing", "failed", "failed"],
-    stopped: ["printing", "failed", "failed"],
+    finished: ["printing", "retry-start", "retry-start"],
+    stopped: ["printing", "retry-start", "retry-start"],
     error: ["printing", "failed", "failed"],
     attention: ["printing", "failed", "failed"],
   },
@@ -328,7 +336,7 @@ describe("reconciler", () => {
     assert.equal(kind(decide(input(undefined, snap("finished", done), { recent: [known] }))), "wait");
   });
 
-  it("a requested start: recorded when the printer shows it, waited for a while, else failed", () => {
+  it("a requested start: recorded when the printer shows it, waited for a while, asked again, else failed", () => {
     const asked = job("uploading", { printerJobId: null, startRequestedAt: NOW - 10_000, startedAt: null });
     const started = decide(input(asked, snap("printing", { ...OURS, startedAt: NOW - 5_000 })));
     assert.deepEqual(started, {
@@ -339,7 +347,19 @@ describe("reconciler", () => {
       set: { printerJobId: "17", startedAt: NOW - 5_000 },
     });
     assert.equal(kind(decide(input(asked, snap("idle"), { now: NOW + 19_000 }))), "wait");
-    const never = decide(input(asked, snap("idle"), { now: NOW + 21_000 }));
+    // At rest and not showing the job's file: the request never reached it; ask again, a few times.
+    const again = decide(input(asked, snap("idle"), { now: NOW + 21_000 }));
+    assert.deepEqual(again, {
+      type: "retry-start",
+      why: "mk4-a did not start ferry/benchy.gcode: it shows IDLE",
+    });
+    assert.equal(
+      kind(decide(input(asked, snap("finished", OTHER), { now: NOW + 21_000, startRetries: 2 }))),
+      "retry-start",
+    );
+    // Busy with something else: not at rest, so no second request.
+    assert.equal(kind(decide(input(asked, snap("busy"), { now: NOW + 21_000 }))), "failed");
+    const never = decide(input(asked, snap("idle"), { now: NOW + 21_000, startRetries: MAX_START_RETRIES }));
     assert.equal(kind(never), "failed");
     assert.match(
       never.type === "transition" ? (never.reason ?? "") : "",

@@ -33,7 +33,12 @@ export interface ReconcileInput {
   now: number;
   /** How long a requested start may take to show before it counts as not started. */
   startGraceMs: number;
+  /** How often this job's start was asked again after the printer did not start it. */
+  startRetries: number;
 }
+
+/** A start the printer did not carry out is asked again this often before the job fails. */
+export const MAX_START_RETRIES = 3;
 
 /** Who made a transition happen: the printer (seen there) or Ferry (decided here). */
 export type Cause = "printer" | "ferry";
@@ -47,6 +52,8 @@ export type Action =
   | { type: "upload" }
   /** Record that the start is asked for (once), then ask the printer to print the file. */
   | { type: "start" }
+  /** The printer is at rest and never started the job's file: forget the request, to ask again. */
+  | { type: "retry-start"; why: string }
   /** Ask the printer to stop the job's print. */
   | { type: "cancel" }
   /** A cancelled job never reached the printer: drop its queued upload, then cancelled. */
@@ -147,10 +154,12 @@ function uploading(input: ReconcileInput, job: Job): Action {
       });
     }
     if (input.now - job.startRequestedAt < input.startGraceMs) return wait("starting");
-    return byFerry(
-      "failed",
-      `${input.printer} did not start ${job.printerPath ?? job.file.name}: it shows ${describe(s)}`,
-    );
+    const why = `${input.printer} did not start ${job.printerPath ?? job.file.name}: it shows ${describe(s)}`;
+    // The file names this attempt (upload.ts), so a printer at rest showing another file proves
+    // the request never reached it (e.g. Ferry was killed between recording it and sending it).
+    if (READY.includes(s.activity) && input.startRetries < MAX_START_RETRIES)
+      return { type: "retry-start", why };
+    return byFerry("failed", why);
   }
   if (job.uploadedAt === null) {
     if (input.upload === "dead")

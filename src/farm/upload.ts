@@ -4,7 +4,7 @@
  * like any sync upload, and serialized on the printer's transfer queue with sync work. When the
  * file is in, the job records it and its worker asks the printer to print it.
  */
-import { FerryError } from "../core/errors.ts";
+import { FerryError, isFerryError } from "../core/errors.ts";
 import { FARM_FOLDER } from "../printers/driver.ts";
 import type { Clock } from "../core/clock.ts";
 import type { Devices } from "../devices/devices.ts";
@@ -52,14 +52,48 @@ export const noJobFiles: JobFiles = {
     ),
 };
 
-/** The job's file on its printer: the job's folder and the file's own name. */
-export function printerPathOf(job: Job): string {
+/**
+ * The job's file on its printer for an upload begun at `at`: the farm's folder and the file's own
+ * name, marked with that time (base 36) before the extension. A printer names only the file it
+ * prints, so the file must name the attempt: after a kill -9 between asking for a start and the
+ * printer getting it, the print of another job (or an earlier attempt) of the same file must never
+ * pass for this one. `pla-part.gcode` becomes `ferry/pla-part.mxbkk3b8.gcode`.
+ */
+export function printerPathOf(job: Job, at: number): string {
   const name =
     job.file.name
       .split("/")
       .filter((part) => part !== "")
       .at(-1) ?? job.id;
-  return `${FARM_FOLDER}/${name}`;
+  const dot = name.lastIndexOf(".");
+  const [stem, extension] = dot > 0 ? [name.slice(0, dot), name.slice(dot)] : [name, ""];
+  return `${FARM_FOLDER}/${stem}.${at.toString(36)}${extension}`;
+}
+
+/** The path the job's upload goes to (begin-upload records it before the upload is queued). */
+export function printerPathOfUpload(job: Job): string {
+  if (job.printerPath === null)
+    throw new FerryError("CONFLICT", `job ${job.id} is ${job.state} without a file on its printer`, {
+      retryable: false,
+    });
+  return job.printerPath;
+}
+
+/**
+ * Removes the farm folder's files other than `keep`: the files of jobs that ended. One job holds a
+ * printer at a time, so nothing else there is needed; a file the printer still shows (a print
+ * started again at its screen) is refused by the printer and stays until a later upload.
+ */
+async function clearFarmFolder(target: StorageAdapter, keep: string, signal: AbortSignal): Promise<void> {
+  const old: string[] = [];
+  try {
+    for await (const entry of target.list(FARM_FOLDER, { signal }))
+      if (entry.type === "file" && entry.path !== keep) old.push(entry.path);
+  } catch (error) {
+    if (isFerryError(error, "NOT_FOUND")) return;
+    throw error;
+  }
+  for (const path of old) await target.remove(path, { signal }).catch(() => undefined);
 }
 
 /** The upload task's dedupe key. Text PostgreSQL can store (no NUL); job ids hold no ":". */
@@ -143,6 +177,7 @@ export function registerUploadHandler(runner: TaskRunner, ctx: UploadContext): v
       if (job.uploadedAt !== null) return { bytes: 0, skipped: "already uploaded" };
       const source = await ctx.files.open(job.file, run.signal);
       const target = ctx.devices.storage(p.printer);
+      await clearFarmFolder(target, p.path, run.signal);
       // A job cancelled meanwhile stops its upload: nothing waits for a file nobody will print.
       const cancelled = new AbortController();
       const signal = AbortSignal.any([run.signal, cancelled.signal]);

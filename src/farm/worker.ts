@@ -11,7 +11,7 @@ import type { PrinterDriver, PrinterSnapshot } from "../printers/driver.ts";
 import type { FarmContext } from "./context.ts";
 import type { Job } from "./jobs.ts";
 import { decide, type Action } from "./reconciler.ts";
-import { dropUpload, enqueueUpload, printerPathOf, uploadStatus } from "./upload.ts";
+import { dropUpload, enqueueUpload, printerPathOf, printerPathOfUpload, uploadStatus } from "./upload.ts";
 
 /** The longest pause between tries after errors. */
 const MAX_BACKOFF_MS = 60_000;
@@ -51,6 +51,8 @@ export class PrinterWorker {
   lastError: string | undefined;
   /** Whether it heats, as written to the store last (undefined: not written under this lease). */
   #heatingStored: boolean | undefined;
+  /** Starts asked again, by job (this process's count: a restart may ask a few more times). */
+  readonly #startRetries = new Map<string, number>();
 
   constructor(ctx: FarmContext, printer: string) {
     this.#ctx = ctx;
@@ -170,6 +172,7 @@ export class PrinterWorker {
       caseInsensitive: driver.storage().capabilities.caseInsensitive,
       now: clock.now(),
       startGraceMs: this.#ctx.startGraceMs,
+      startRetries: job ? (this.#startRetries.get(job.id) ?? 0) : 0,
     });
     this.waiting = action.type === "wait" ? action.why : undefined;
     await this.#apply(action, job, driver);
@@ -224,7 +227,7 @@ export class PrinterWorker {
         return;
       }
       case "begin-upload": {
-        const path = printerPathOf(job);
+        const path = printerPathOf(job, this.#ctx.clock.now());
         await jobs.transition(job.id, "uploading", {
           actor: actor("ferry"),
           expect: "scheduled",
@@ -235,11 +238,17 @@ export class PrinterWorker {
         return;
       }
       case "upload":
-        await enqueueUpload(this.#ctx, job, this.printer, job.printerPath ?? printerPathOf(job));
+        await enqueueUpload(this.#ctx, job, this.printer, printerPathOfUpload(job));
         runner.notify();
         return;
       case "start":
         await this.#start(job, driver);
+        return;
+      case "retry-start":
+        this.#startRetries.set(job.id, (this.#startRetries.get(job.id) ?? 0) + 1);
+        this.#ctx.logger.warn({ printer: this.printer, job: job.id }, `${action.why}; asking again`);
+        await jobs.update(job.id, "uploading", { startRequestedAt: null });
+        this.wake();
         return;
       case "cancel":
         if (!driver.cancel)
@@ -270,7 +279,7 @@ export class PrinterWorker {
       throw new FerryError("UNSUPPORTED", `${this.printer} cannot start a print`, { retryable: false });
     if (!(await jobs.claimStart(job.id))) return;
     try {
-      await driver.startJob(job.printerPath ?? printerPathOf(job));
+      await driver.startJob(printerPathOfUpload(job));
     } catch (error) {
       const failure = toFerryError(error);
       if (REFUSED.has(failure.code)) {
