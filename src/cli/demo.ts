@@ -1,13 +1,16 @@
 /**
  * `ferry demo` (npm start): three simulated PrusaLink printers, an OctoPrint one and a Moonraker
- * (Klipper) one, and a sample master folder; first
- * the one-shot `ferry sync` a farm runs from cron, step by step, then the continuous engine
- * (`ferry serve`) that a watched folder feeds, until Ctrl-C (or `--seconds`).
+ * (Klipper) one, and a sample master folder; first the one-shot `ferry sync` a farm runs from
+ * cron, step by step, then `ferry serve`: the continuous engine that a watched folder feeds, and
+ * the print farm, which gets a few jobs to print, until Ctrl-C (or `--seconds`).
  */
 import { randomBytes } from "node:crypto";
+import { createReadStream } from "node:fs";
 import { mkdir, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
+import type { App } from "../app.ts";
+import { toFerryError } from "../core/errors.ts";
 import { MoonrakerSim } from "../sim/moonraker/index.ts";
 import { STOCK_EXTENSIONS } from "../sim/octoprint/names.ts";
 import { OctoPrintSim } from "../sim/octoprint/index.ts";
@@ -18,6 +21,14 @@ import { syncCommand } from "./sync-command.ts";
 
 const PASSWORD = "demo-password";
 const OCTO_KEY = "demo-octoprint-key";
+/** Printer time runs this many times faster: the samples' 9-minute prints take half a minute. */
+const SPEED = 20;
+/** Real PrusaSlicer output (the files the tests use): the farm's sample jobs. */
+const SLICED = new URL("../../test/fixtures/gcode/", import.meta.url);
+/** A user of the role `user`, whose jobs wait for an operator's approval. */
+const STUDENT = { name: "student", password: "ferry-demo-student" };
+/** How long the demo's operator takes to clear a bed once a print is done. */
+const CLEAR_AFTER_MS = 5_000;
 
 const SAMPLES: [string, number][] = [
   ["benchy.gcode", 900_000],
@@ -96,7 +107,7 @@ export async function demoCommand(options: { dir: string; seconds?: number }): P
   await prepareDemoFolder(root);
   const sims = await Promise.all(
     ["mk4-a", "mk4-b", "mk4-c"].map((name) =>
-      PrusaLinkSim.start({ name, port: 0, password: PASSWORD, rate: 2_000_000 }),
+      PrusaLinkSim.start({ name, port: 0, password: PASSWORD, rate: 2_000_000, speed: SPEED }),
     ),
   );
   const [a, , c] = sims as [PrusaLinkSim, PrusaLinkSim, PrusaLinkSim];
@@ -105,10 +116,11 @@ export async function demoCommand(options: { dir: string; seconds?: number }): P
     name: "octo-1",
     apiKey: OCTO_KEY,
     rate: 2_000_000,
+    speed: SPEED,
     extensions: [...STOCK_EXTENSIONS, "bgcode"],
   });
   // Klipper behind Moonraker, trusting every client on its network (no API key), as most are set up.
-  const klip = await MoonrakerSim.start({ name: "klip-1", rate: 2_000_000 });
+  const klip = await MoonrakerSim.start({ name: "klip-1", rate: 2_000_000, speed: SPEED });
   const printers = [...sims, octo, klip];
   const config = join(root, "ferry.yaml");
   await writeFile(join(root, ".env"), `PRUSA_PASSWORD=${PASSWORD}\nOCTO_KEY=${OCTO_KEY}\n`);
@@ -156,7 +168,7 @@ export async function demoCommand(options: { dir: string; seconds?: number }): P
     say(
       "3. mk4-a prints benchy; benchy leaves the master folder and a new file arrives. --include-busy syncs mk4-a too, but never touches the printed file.",
     );
-    a.startPrint("benchy.gcode", 600);
+    a.startPrint("benchy.gcode", 1200);
     await rm(join(master, "benchy.gcode"));
     await writeFile(join(master, "calibration/flow.gcode"), gcode(400_000));
     await sync({ includeBusy: true });
@@ -165,7 +177,7 @@ export async function demoCommand(options: { dir: string; seconds?: number }): P
     await sync({ dryRun: true, includeBusy: true });
 
     say(
-      "5. Now the continuous engine, `ferry serve`: master/ is watched, so a new file reaches every idle printer within moments, and flight logs dropped into flights/ are moved to archive/ (deleted at the source only once delivered). The demo drops one of each; add your own. Ctrl-C stops.",
+      "5. Now `ferry serve`: the continuous engine and the print farm. master/ is watched, so a new file reaches every idle printer within moments, and flight logs dropped into flights/ are moved to archive/ (deleted at the source only once delivered). The farm adopts benchy, printing on mk4-a since step 3, and prints the jobs the demo submits; a student's job waits for approval. Ctrl-C stops.",
     );
     const stop = new AbortController();
     if (options.seconds !== undefined) setTimeout(() => stop.abort(), options.seconds * 1000).unref();
@@ -177,14 +189,17 @@ export async function demoCommand(options: { dir: string; seconds?: number }): P
         config,
         listen: `127.0.0.1:${port}`,
         signal: stop.signal,
-        onStarted: () => {
+        onStarted: (app) => {
           say(
-            `The API answers at the address above: sign in as admin with the password ${process.env.FERRY_ADMIN_PASSWORD ?? ""}, or make a token for scripts (see README, "The HTTP API").`,
+            `The API answers at the address above: sign in as admin with the password ${process.env.FERRY_ADMIN_PASSWORD ?? ""} (or as ${STUDENT.name}, password ${STUDENT.password}), or make a token for scripts (see README, "The HTTP API").`,
           );
           setTimeout(() => {
             void writeFile(join(master, "new-design.gcode"), gcode(600_000));
             void writeFile(join(flights, "flight-0001.log"), randomBytes(50_000));
           }, 1000).unref();
+          runFarm(app, stop.signal).catch((error: unknown) => {
+            if (!stop.signal.aborted) say(`The farm demo stopped: ${toFerryError(error).message}`);
+          });
         },
       }),
     );
@@ -206,6 +221,46 @@ export async function demoCommand(options: { dir: string; seconds?: number }): P
   return worst;
 }
 
+/**
+ * The farm's part of the demo, as its users would do it through the API: the sliced samples go
+ * into the library, an operator submits an order of three and a job for the MK4s, a student submits
+ * one that waits for approval (the demo's operator approves it once the first print is done), and
+ * every bed is marked clear. The demo's operator then clears each bed a few seconds after its print
+ * is done, so the queue keeps moving.
+ */
+async function runFarm(app: App, signal: AbortSignal): Promise<void> {
+  const { farm, library } = app;
+  const operator = "admin";
+  if (!(await app.stored.accounts.getUser(STUDENT.name)))
+    await app.stored.accounts.addUser({ name: STUDENT.name, role: "user", password: STUDENT.password });
+  const add = async (name: string) => {
+    const { file } = await library.add(createReadStream(new URL(name, SLICED)), {
+      name,
+      uploadedBy: operator,
+    });
+    return { id: file.id, name: file.name, sha256: file.sha256 };
+  };
+  const cube = await add("cube-mini-png.gcode");
+  const binary = await add("cube-mini.bgcode");
+  const qoi = await add("cube-mini-qoi.gcode");
+  let approve: (() => Promise<unknown>) | undefined;
+  app.bus.on("printer.waiting_bed_clear", ({ payload: e }) => {
+    setTimeout(() => {
+      if (signal.aborted) return;
+      void farm.markBedClear(e.printer, operator).catch(() => undefined);
+      const next = approve;
+      approve = undefined;
+      void next?.().catch(() => undefined);
+    }, CLEAR_AFTER_MS).unref();
+  });
+  await farm.submit({ file: cube, owner: operator, role: "admin", quantity: 3, tags: ["PLA"] });
+  await farm.submit({ file: binary, owner: operator, role: "admin", model: "MK4" });
+  const [waiting] = await farm.submit({ file: qoi, owner: STUDENT.name, role: "user" });
+  if (waiting) approve = () => farm.approve(waiting.id, operator);
+  for (const view of await farm.printers())
+    if (!view.bedClear && view.job === null) await farm.markBedClear(view.name, operator);
+}
+
 function portIsFree(port: number): Promise<boolean> {
   return new Promise((resolvePort) => {
     const probe = createServer();
@@ -217,14 +272,16 @@ function portIsFree(port: number): Promise<boolean> {
 function farmConfig(urls: readonly string[], octoUrl: string, klipUrl: string): string {
   return [
     "# Written by `ferry demo`: three simulated PrusaLink printers, an OctoPrint one and a Moonraker",
-    "# (Klipper) one fed from ./master, and flight logs moved from ./flights to ./archive.",
+    "# (Klipper) one fed from ./master and printing the farm's jobs, and flight logs moved from",
+    "# ./flights to ./archive.",
     "devices:",
     ...urls.map(
       (url, i) =>
-        `  mk4-${"abc"[i] ?? i}: { type: prusalink, url: "${url}", username: maker, password: "\${PRUSA_PASSWORD}" }`,
+        `  mk4-${"abc"[i] ?? i}: { type: prusalink, url: "${url}", username: maker, password: "\${PRUSA_PASSWORD}",` +
+        " farm: true, model: MK4, tags: [PLA, PETG] }",
     ),
-    `  octo-1: { type: octoprint, url: "${octoUrl}", api_key: "\${OCTO_KEY}" }`,
-    `  klip-1: { type: moonraker, url: "${klipUrl}" }`,
+    `  octo-1: { type: octoprint, url: "${octoUrl}", api_key: "\${OCTO_KEY}", farm: true, auto_clear: true, tags: [PLA] }`,
+    `  klip-1: { type: moonraker, url: "${klipUrl}", farm: true, model: Voron, auto_clear: true, tags: [PLA, ABS] }`,
     "groups:",
     "  farm: [mk4-a, mk4-b, mk4-c, octo-1, klip-1]",
     "syncs:",
@@ -240,6 +297,11 @@ function farmConfig(urls: readonly string[], octoUrl: string, klipUrl: string): 
     "    targets: [./archive]",
     "    mode: move",
     "    watch: true",
+    "farm:",
+    "  auto_schedule: true",
+    "  approval: [user] # a student's job waits for an operator",
+    "  max_heating: 4",
+    "  interval: 1s",
     "",
   ].join("\n");
 }

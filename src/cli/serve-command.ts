@@ -1,5 +1,5 @@
 /** `ferry serve`: runs every sync continuously until SIGINT/SIGTERM, then stops within 10 s. */
-import { createApp, type AppEvents } from "../app.ts";
+import { createApp, type App, type AppEvents } from "../app.ts";
 import {
   namesOrNone,
   nothingToDo,
@@ -27,7 +27,8 @@ export interface ServeOptions {
   /** Stops serving when it fires, as SIGINT does (the demo's `--seconds`). */
   signal?: AbortSignal;
   /** Called once every sync runs (the demo narrates from there). */
-  onStarted?: () => void;
+  /** Called once the app (and its server, if any) runs: the demo submits its jobs here. */
+  onStarted?: (app: App) => void;
 }
 
 /** The stop deadline: transfers are checkpointed and released well before it. */
@@ -73,7 +74,7 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
       return EXIT.failed;
     }
   }
-  options.onStarted?.();
+  options.onStarted?.(app);
   await new Promise<void>((resolve) => {
     const stop = () => {
       process.off("SIGINT", stop);
@@ -164,4 +165,19 @@ function attachServeOutput(bus: EventBus<AppEvents>, json: boolean): void {
   bus.on("sync.source.kept", ({ payload: e }) =>
     out(`${e.sync}: kept source ${e.path}: ${oneLine(e.reason)}`),
   );
+  bus.on("job.state", ({ payload: e }) => {
+    const where = e.printer === null ? "" : ` on ${e.printer}`;
+    const why = e.reason === null ? "" : ` (${oneLine(e.reason)})`;
+    out(`job ${e.id} ${e.file}: ${e.from === null ? "new" : e.from} → ${e.to}${where}${why}`);
+  });
+  bus.on("printer.waiting_bed_clear", ({ payload: e }) =>
+    out(`${e.printer}: ${e.file} is done; take it off and mark the bed clear`),
+  );
+  // Offline and attention show as device states already.
+  bus.on("printer.error", ({ payload: e }) => {
+    if (e.problem === "error" || e.problem === "auth_failed")
+      out(
+        `${e.printer}: ${e.problem === "error" ? "printer error" : "refuses Ferry's credentials"}: ${oneLine(e.message)}`,
+      );
+  });
 }
