@@ -273,7 +273,8 @@ export function notifyConfig(
       if ((c.username === undefined) !== (c.password === undefined))
         problems.push(
           source.problem(
-            ["notify", "channels", name, c.username === undefined ? "username" : "password"],
+            // At the one that is written (the other has no place in the file).
+            ["notify", "channels", name, c.username === undefined ? "password" : "username"],
             "username and password go together",
           ),
         );

@@ -140,7 +140,7 @@ export function templateValues(notice: Notice, link: string | undefined): Record
     owner: notice.job?.owner ?? "",
     state: notice.job?.state ?? "",
     printer: notice.printer ?? "",
-    device: notice.device ?? notice.printer ?? "",
+    device: notice.device ?? "",
     message: notice.message,
     time: formatTime(notice.at),
     link: link ?? "",
@@ -168,6 +168,7 @@ export function compose(
           .filter((line) => !/^(Job|Printer|Device): $/.test(line))
           .join("\n")
           .replace(/\n{3,}/g, "\n\n")
+          .replace(/\n+$/, "\n")
       : render(templates.text, values);
   return { subject: subject.trim(), text };
 }
