@@ -376,6 +376,21 @@ notify:
           undefined,
       );
       assert.ok(sample(afterRun, "nodejs_eventloop_lag_seconds") !== undefined, "event-loop lag");
+
+      // Every metric the Grafana dashboard in docs/ queries is served.
+      const dashboard = readFileSync(new URL("../docs/grafana-dashboard.json", import.meta.url), "utf8");
+      const names = new Set(
+        [...dashboard.matchAll(/\b((?:ferry|nodejs|process)_[a-z0-9_]+)/g)].map(([, name]) =>
+          (name ?? "").replace(/_bucket$/, ""),
+        ),
+      );
+      assert.ok(names.size > 10);
+      const served = new Set(afterRun.map((f) => f.name));
+      assert.deepEqual(
+        [...names].filter((name) => !served.has(name)),
+        [],
+        "queried by the dashboard, not served",
+      );
     },
   );
 

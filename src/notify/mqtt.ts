@@ -39,15 +39,17 @@ export class MqttPublisher {
       ...(ca ? { ca } : {}),
     };
     this.#client = connect(channel.url, options);
+    // The broker's host only: a URL may carry credentials.
+    const broker = new URL(channel.url).host;
     this.#client.on("connect", () => {
-      if (this.#lastError !== undefined) this.#logger.info({ url: channel.url }, "mqtt: connected again");
+      if (this.#lastError !== undefined) this.#logger.info({ broker }, "mqtt: connected again");
       this.#lastError = undefined;
     });
     // Said once per kind of failure, not on every reconnect attempt.
     this.#client.on("error", (error) => {
       if (error.message === this.#lastError) return;
       this.#lastError = error.message;
-      this.#logger.warn({ url: channel.url, err: error.message }, "mqtt: cannot publish (retrying)");
+      this.#logger.warn({ broker, err: error.message }, "mqtt: cannot publish (retrying)");
     });
   }
 

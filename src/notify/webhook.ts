@@ -68,12 +68,13 @@ export function webhookHandler(
         if (run.signal.aborted) throw error;
         throw new FerryError(
           "TRANSIENT",
-          `webhook ${channel.name}: ${channel.url} did not answer (${(error as Error).message})`,
+          `webhook ${channel.name} did not answer (${(error as Error).message})`,
           { cause: error, retryable: true, subject: channel.name },
         );
       }
       if (status >= 200 && status < 300) return { bytes: Buffer.byteLength(p.body) };
-      const message = `webhook ${channel.name}: ${channel.url} answered ${status}${answer ? `: ${answer}` : ""}`;
+      // The channel's name, never its URL: many receivers carry their secret in the path.
+      const message = `webhook ${channel.name} answered ${status}${answer ? `: ${answer}` : ""}`;
       throw retryableStatus(status)
         ? new FerryError("TRANSIENT", message, { retryable: true, subject: channel.name })
         : new FerryError("PROTOCOL", message, { retryable: false, subject: channel.name });
