@@ -127,7 +127,14 @@ describe("notifications and metrics on a running farm", { timeout: 240_000 }, ()
     const hookAddress = hookServer.address();
     assert.ok(typeof hookAddress === "object" && hookAddress);
 
-    subscriber = await connectAsync(broker.url, { ca: readFileSync(broker.tls.cert), ...broker.login });
+    // A persistent session: what is published while it reconnects after a broker restart waits for it.
+    subscriber = await connectAsync(broker.url, {
+      ca: readFileSync(broker.tls.cert),
+      ...broker.login,
+      clientId: "ferry-notify-test",
+      clean: false,
+      reconnectPeriod: 200,
+    });
     cleanup.push(() => subscriber.endAsync());
     subscriber.on("message", (topic, payload, packet) =>
       mqttMessages.push({
@@ -425,6 +432,36 @@ notify:
       assert.equal(smtp.messages.length, 1, "no second e-mail");
       const metrics = await scrape();
       assert.equal(sample(metrics, "ferry_job_transitions_total", { state: "printed" }), 2);
+    },
+  );
+
+  test(
+    "a broker that restarts loses nothing, and the farm does not wait for it",
+    testOptions(unavailable),
+    async () => {
+      assert.ok(broker);
+      const on = await api("/api/v1/me/notifications", makerToken, {
+        method: "PATCH",
+        body: { enabled: true },
+      });
+      assert.equal(on.status, 200, on.text);
+      await broker.stop();
+      // The job prints and its webhook and e-mail go while the broker is away.
+      const job = await print("hook.gcode");
+      await waitFor("the second webhook", () => hooks.filter((h) => h.status === 204).length === 2);
+      await waitFor("the second e-mail", () => smtp.messages.length === 2);
+      assert.equal(
+        mqttMessages.filter((m) => m.topic === `ferry/jobs/${job.id}/events`).length,
+        0,
+        "nothing reached the broker while it was away",
+      );
+      await broker.start();
+      const notice = await waitFor("the notice published while the broker was away", () =>
+        mqttMessages.find((m) => m.topic === `ferry/jobs/${job.id}/events`),
+      );
+      assert.equal(notice.body.event, "job.finished");
+      await notificationsSettled();
+      assert.equal(mqttMessages.filter((m) => m.topic === `ferry/jobs/${job.id}/events`).length, 1);
     },
   );
 });

@@ -2,6 +2,8 @@
  * Mosquitto (the MQTT broker, Debian package mosquitto) for tests: a throwaway broker in a temp
  * folder on a free port of 127.0.0.1, TLS only (a self-signed certificate for 127.0.0.1, also the
  * CA to trust), anonymous clients refused, one user from a password file made by mosquitto_passwd.
+ * It keeps retained messages and persistent sessions in its folder, so `stop()` then `start()` (a
+ * broker restart) loses neither.
  *
  *   const broker = await startMosquitto();   // throws Unavailable with the reason
  *   after(() => broker.close());
@@ -20,6 +22,10 @@ export interface Mosquitto {
   readonly login: { username: string; password: string };
   /** The broker's own log lines so far, for failure messages. */
   readonly log: () => string;
+  /** Stops the broker (TERM: it saves its sessions and retained messages). */
+  stop(): Promise<void>;
+  /** Starts it again on the same port with what it saved. */
+  start(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -43,7 +49,8 @@ export async function startMosquitto(): Promise<Mosquitto> {
       [
         // Stay the user that runs the test (as root it would switch to "mosquitto", who cannot read these files).
         ...(process.getuid?.() === 0 ? ["user root"] : []),
-        "persistence false",
+        "persistence true",
+        `persistence_location ${dir}/`,
         "log_dest stderr",
         "log_type error",
         "log_type warning",
@@ -57,13 +64,17 @@ export async function startMosquitto(): Promise<Mosquitto> {
         "",
       ].join("\n"),
     );
-    const daemon = await Daemon.start(binary, ["-c", conf], { port });
+    let daemon = await Daemon.start(binary, ["-c", conf], { port });
     return {
       url: `mqtts://127.0.0.1:${port}`,
       port,
       tls,
       login: { username: USER, password: PASSWORD },
       log: () => daemon.stderr,
+      stop: () => daemon.stop(),
+      start: async () => {
+        daemon = await Daemon.start(binary, ["-c", conf], { port });
+      },
       close: async () => {
         await daemon.stop();
         await rm(dir, { recursive: true, force: true });
