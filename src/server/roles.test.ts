@@ -92,6 +92,8 @@ describe("who may call what", () => {
       "DELETE /api/v1/session",
       "GET /api/v1/users",
       "POST /api/v1/tokens",
+      "GET /metrics",
+      "PATCH /api/v1/me/notifications",
     ])
       assert.ok(labels.includes(expected), `${expected} is missing from ${labels.join(", ")}`);
     for (const op of operations)
