@@ -15,3 +15,14 @@ export {
   type OidcConfig,
   type ServerConfig,
 } from "./server.ts";
+export {
+  NOTIFY_EVENTS,
+  type EmailChannel,
+  type MqttChannel,
+  type NotifyChannel,
+  type NotifyConfig,
+  type NotifyEvent,
+  type NotifyRule,
+  type Recipient,
+  type WebhookChannel,
+} from "./notify.ts";

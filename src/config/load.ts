@@ -13,6 +13,7 @@ import { envLookup, maskSubstitutions, parseDotenv, substituteDocument } from ".
 import { ConfigError, type ConfigProblem } from "./errors.ts";
 import { checkReferences } from "./references.ts";
 import { buildSchema, DEFAULT_DATA_DIR, DEFAULT_MOVE_SETTLE_S, knownKeys, TOP_LEVEL_KEYS } from "./schema.ts";
+import { notifyConfig } from "./notify.ts";
 import { serverConfig } from "./server.ts";
 import { ConfigSource, isUnder, type FieldPath } from "./source.ts";
 import type { DeviceKind, FerryConfig, LoadOptions, SyncConfig } from "./types.ts";
@@ -124,6 +125,11 @@ function parse(
       ? serverConfig(parsed.data.server, (text) => resolveLocalPath(text, baseDir, homeDir), source, problems)
       : undefined;
 
+  const notify =
+    parsed.success && parsed.data.notify !== undefined && !skip(["notify"])
+      ? notifyConfig(parsed.data.notify, (text) => resolveLocalPath(text, baseDir, homeDir), source, problems)
+      : undefined;
+
   if (!parsed.success || problems.length > 0) {
     throw new ConfigError(
       file,
@@ -176,6 +182,7 @@ function parse(
     syncs,
     ...(server ? { server } : {}),
     farm: out.farm,
+    ...(notify ? { notify } : {}),
   };
 }
 
