@@ -223,17 +223,24 @@ export class MavlinkSim {
     this.#ptyDir = dir;
     const vehicleEnd = join(dir, "vehicle");
     const gcsEnd = join(dir, "gcs");
-    const socat = spawn(
-      "socat",
-      ["-d0", `pty,raw,echo=0,link=${vehicleEnd}`, `pty,raw,echo=0,link=${gcsEnd}`],
-      {
-        stdio: "ignore",
-      },
-    );
+    const socat = spawn("socat", [`pty,raw,echo=0,link=${vehicleEnd}`, `pty,raw,echo=0,link=${gcsEnd}`], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let complaint = "";
+    socat.stderr.on("data", (chunk: Buffer) => {
+      complaint += chunk.toString();
+    });
     this.#socat = socat;
     const failed = new Promise<never>((_, reject) => {
       socat.once("error", (error) => {
         reject(new Error(`cannot run socat for --pty (apt-get install socat): ${error.message}`));
+      });
+      socat.once("exit", (code) => {
+        reject(
+          new Error(
+            `socat exited (${code ?? "signal"}) before it made a pseudo-terminal pair: ${complaint.trim()}`,
+          ),
+        );
       });
     });
     failed.catch(() => undefined);

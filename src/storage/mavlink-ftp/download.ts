@@ -1,7 +1,7 @@
 /**
- * Reading a file off the vehicle: one BurstReadFile streams the file from the first missing byte;
+ * Reading a file off the vehicle: one BurstReadFile streams the file from the highest byte seen;
  * what the burst lost is fetched with ReadFile, several requests in flight; then a new burst from
- * the first missing byte, until the end. Chunks that arrive out of order wait in memory until the
+ * the highest byte seen, until the end. Chunks that arrive out of order wait in memory until the
  * bytes before them are there. When the vehicle stops answering (a reboot) or loses the session,
  * the read waits for its heartbeat, opens the file again and goes on from what it already holds:
  * nothing received is read twice. A whole-file read ends with CalcFileCRC32, compared with the
@@ -134,7 +134,7 @@ export async function* download(
     });
     try {
       try {
-        await client.request({ opcode: OP.BurstReadFile, session, offset: next, size: DATA_BYTES }, signal);
+        await client.request({ opcode: OP.BurstReadFile, session, offset: top, size: DATA_BYTES }, signal);
       } catch (error) {
         if (isNak(error, FTP_ERROR.EOF)) return;
         throw error;
@@ -211,21 +211,22 @@ export async function* download(
     throwIfAborted(signal);
     try {
       if (size < 0) await open();
-      if (next >= size) break;
-      const before = next;
-      yield* burst();
+      // First what is missing below the highest byte seen, then a burst from there on.
       yield* refill();
-      if (next === before) {
+      if (next >= size) break;
+      const before = top;
+      yield* burst();
+      if (top === before) {
         // A burst that brought nothing and no error: count it like a loss of the vehicle.
         throw new FtpTimeout(OP.BurstReadFile, 1);
       }
     } catch (error) {
       const lost = error instanceof FtpTimeout || isNak(error, FTP_ERROR.InvalidSession);
       if (!lost || signal?.aborted) throw error;
-      if (next > progressAt) recoveries = 0;
+      if (top > progressAt) recoveries = 0;
       if (++recoveries > MAX_RECOVERIES) throw error;
       stats.recoveries++;
-      progressAt = next;
+      progressAt = top;
       // What arrived stays: the new session goes on from the first missing byte.
       await ctx.reconnect(signal);
       await open();
