@@ -10,7 +10,12 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createSocket, type Socket as UdpSocket } from "node:dgram";
 import { mkdtemp, rm, stat } from "node:fs/promises";
 import type { Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import {
+  createServer as createTcpServer,
+  type AddressInfo,
+  type Server as TcpServer,
+  type Socket,
+} from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
@@ -53,6 +58,10 @@ export interface MavlinkSimOptions {
   layout?: Layout;
   /** UDP address to listen on (default 127.0.0.1, any free port). */
   udp?: { host: string; port: number };
+  /** Also send to this ground station from the start (it listens: Ferry's `udpin://`). */
+  sendTo?: { host: string; port: number };
+  /** Listen for TCP connections here instead of UDP. */
+  tcp?: { host: string; port: number };
   /** Make a serial pseudo-terminal pair with socat instead of UDP. */
   pty?: boolean;
   systemId?: number;
@@ -123,6 +132,8 @@ export class MavlinkSim {
   #downTimer: NodeJS.Timeout | undefined;
   #heartbeatTimer: NodeJS.Timeout | undefined;
   #socket: UdpSocket | undefined;
+  #tcp: TcpServer | undefined;
+  readonly #tcpSockets = new Set<Socket>();
   #socat: ChildProcess | undefined;
   #ptyDir: string | undefined;
   #serial: { close(): void } | undefined;
@@ -149,7 +160,8 @@ export class MavlinkSim {
     const sim = new MavlinkSim(options);
     try {
       if (options.pty === true) await sim.#openPty();
-      else await sim.#openUdp(options.udp ?? { host: "127.0.0.1", port: 0 });
+      else if (options.tcp) await sim.#openTcp(options.tcp);
+      else await sim.#openUdp(options.udp ?? { host: "127.0.0.1", port: 0 }, options.sendTo);
       if (options.controlPort !== undefined) {
         sim.#control = await startControlServer(sim, options.controlPort);
         sim.controlUrl = `http://127.0.0.1:${(sim.#control.address() as AddressInfo).port}/_sim/`;
@@ -184,11 +196,14 @@ export class MavlinkSim {
     return (bytes) => splitter.write(bytes);
   }
 
-  async #openUdp(address: { host: string; port: number }): Promise<void> {
+  async #openUdp(
+    address: { host: string; port: number },
+    sendTo?: { host: string; port: number },
+  ): Promise<void> {
     const socket = createSocket({ type: address.host.includes(":") ? "udp6" : "udp4" });
     this.#socket = socket;
-    socket.on("message", (bytes, from) => {
-      const key = `${from.address}:${from.port}`;
+    const peerOf = (host: string, port: number): Peer => {
+      const key = `${host}:${port}`;
       let peer = this.#peers.get(key);
       if (!peer) {
         const feed = this.#parserFor((packet) => {
@@ -196,7 +211,7 @@ export class MavlinkSim {
         });
         peer = {
           send: (frame) => {
-            socket.send(frame, from.port, from.address);
+            socket.send(frame, port, host);
           },
           feed,
         };
@@ -204,7 +219,10 @@ export class MavlinkSim {
         // A new ground station: let it know at once that the vehicle is there.
         this.#heartbeat();
       }
-      peer.feed(bytes);
+      return peer;
+    };
+    socket.on("message", (bytes, from) => {
+      peerOf(from.address, from.port).feed(bytes);
     });
     socket.on("error", () => undefined);
     await new Promise<void>((resolve, reject) => {
@@ -216,6 +234,44 @@ export class MavlinkSim {
     });
     const bound = socket.address();
     this.url = `udp://${bound.address.includes(":") ? `[${bound.address}]` : bound.address}:${bound.port}`;
+    if (sendTo) {
+      peerOf(sendTo.host, sendTo.port);
+      this.url = `udpin://${sendTo.host}:${sendTo.port}`;
+    }
+  }
+
+  async #openTcp(address: { host: string; port: number }): Promise<void> {
+    const server = createTcpServer((socket) => {
+      socket.setNoDelay(true);
+      this.#tcpSockets.add(socket);
+      const key = `tcp:${socket.remoteAddress ?? ""}:${socket.remotePort ?? 0}`;
+      const feed = this.#parserFor((packet) => {
+        this.#receive(packet);
+      });
+      this.#peers.set(key, {
+        send: (frame) => {
+          if (!socket.destroyed) socket.write(frame);
+        },
+        feed,
+      });
+      socket.on("data", feed);
+      socket.on("error", () => undefined);
+      socket.on("close", () => {
+        this.#peers.delete(key);
+        this.#tcpSockets.delete(socket);
+      });
+      this.#heartbeat();
+    });
+    this.#tcp = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(address.port, address.host, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+    const bound = server.address() as AddressInfo;
+    this.url = `tcp://${address.host}:${bound.port}`;
   }
 
   async #openPty(): Promise<void> {
@@ -457,6 +513,11 @@ export class MavlinkSim {
     clearTimeout(this.#downTimer);
     this.server.reset();
     this.#socket?.close();
+    if (this.#tcp) {
+      const tcp = this.#tcp;
+      for (const socket of this.#tcpSockets) socket.destroy();
+      await new Promise((resolve) => tcp.close(resolve));
+    }
     this.#serial?.close();
     this.#socat?.kill();
     if (this.#control) {
