@@ -42,6 +42,12 @@ export class FtpClient {
   #burst: ((payload: FtpPayload) => void) | undefined;
   #srtt: number | undefined;
   #rttvar = 0;
+  /**
+   * Doubles on each timeout and stays until an answer is measured again: answers slower than the
+   * wait are never measured (a retry's answer could be the first try's), so without it a wait set
+   * on an idle link would time out every request of a busy one.
+   */
+  #backoff = 1;
   #lock: Promise<void> = Promise.resolve();
   /** Requests sent again after a timeout, for tests and the benchmark. */
   retries = 0;
@@ -89,10 +95,11 @@ export class FtpClient {
   get timeoutMs(): number {
     const { minTimeoutMs, maxTimeoutMs } = this.#timing;
     if (this.#srtt === undefined) return maxTimeoutMs;
-    return Math.min(maxTimeoutMs, Math.max(minTimeoutMs, this.#srtt + 4 * this.#rttvar));
+    return Math.min(maxTimeoutMs, Math.max(minTimeoutMs, this.#srtt + 4 * this.#rttvar) * this.#backoff);
   }
 
   #sample(ms: number): void {
+    this.#backoff = 1;
     if (this.#srtt === undefined) {
       this.#srtt = ms;
       this.#rttvar = ms / 2;
@@ -155,6 +162,7 @@ export class FtpClient {
           return answer;
         }
         if (attempt < tries) this.retries++;
+        this.#backoff = Math.min(this.#backoff * 2, 64);
       }
       throw new FtpTimeout(fields.opcode, tries);
     } finally {

@@ -177,30 +177,45 @@ export async function* download(
     const wanted = gaps();
     if (wanted.length === 0) return;
     stats.refills += wanted.length;
-    const inflight: Promise<FtpPayload | undefined>[] = [];
-    let i = 0;
+    // A sliding window: each answer frees its slot at once, so one lost request (waiting for its
+    // retry) does not hold up the others.
+    const running = new Set<Promise<void>>();
     const ask = (range: { offset: number; size: number }) => {
-      const answer = client
+      const done: Promise<void> = client
         .request({ opcode: OP.ReadFile, session, offset: range.offset, size: range.size }, signal)
-        .catch((error: unknown) => {
-          if (isNak(error, FTP_ERROR.EOF)) {
-            throw mavFailure("PROTOCOL", ctx.device, ctx.path, `ended at ${range.offset} of ${size} bytes`, {
-              retryable: true,
-            });
-          }
-          throw error;
-        });
-      // Awaited in order below; a failure of a later one must not go unhandled meanwhile.
-      answer.catch(() => undefined);
-      return answer;
+        .then(
+          (answer) => {
+            store(answer.offset, answer.data);
+          },
+          (error: unknown) => {
+            if (isNak(error, FTP_ERROR.EOF)) {
+              throw mavFailure(
+                "PROTOCOL",
+                ctx.device,
+                ctx.path,
+                `ended at ${range.offset} of ${size} bytes`,
+                {
+                  retryable: true,
+                },
+              );
+            }
+            throw error;
+          },
+        )
+        .finally(() => running.delete(done));
+      // Raced below; a failure after the read gave up must not go unhandled.
+      done.catch(() => undefined);
+      running.add(done);
     };
-    while (i < wanted.length || inflight.length > 0) {
-      while (inflight.length < ctx.window && i < wanted.length) {
-        const range = wanted[i++];
-        if (range) inflight.push(ask(range));
+    for (const range of wanted) {
+      while (running.size >= ctx.window) {
+        await Promise.race(running);
+        yield* drain();
       }
-      const answer = await inflight.shift();
-      if (answer) store(answer.offset, answer.data);
+      ask(range);
+    }
+    while (running.size > 0) {
+      await Promise.race(running);
       yield* drain();
     }
   }
