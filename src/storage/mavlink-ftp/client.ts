@@ -137,7 +137,8 @@ export class FtpClient {
         if (signal?.aborted) throw new FerryError("ABORTED", "operation aborted", { cause: signal.reason });
         const sentAt = performance.now();
         this.#link.sendFtp(frame);
-        const wait = this.timeoutMs * (attempt === 1 ? 1 : Math.min(4, attempt));
+        // Each timeout doubled the wait (backoff), up to max_timeout_ms.
+        const wait = this.timeoutMs;
         const timer = new AbortController();
         const onAbort = () => {
           timer.abort();
