@@ -220,6 +220,8 @@ async function openUdp(
       resolve();
     };
     if (address.kind === "udpin") socket.bind(address.port, address.host, bound);
+    // A vehicle on this machine (a simulator, a router): nothing else may reach our port.
+    else if (/^(127\.|::1$)/.test(address.host)) socket.bind(0, address.host, bound);
     else socket.bind(0, bound);
   });
   return {
