@@ -83,8 +83,11 @@ export interface SimLinkStats {
   requestsDropped: number;
 }
 
-/** A late timer may send this much link time at once, as a UART's FIFO would. */
-const SLACK_MS = 8;
+/**
+ * The serial driver's transmit buffer: a pump timer that fires late still finds this much queued
+ * for the wire, so the host's lateness costs no link time up to it (as on a real UART).
+ */
+const TX_BUFFER_BYTES = 4096;
 const UNLIMITED_BATCH = 32;
 
 interface Peer {
@@ -444,7 +447,10 @@ export class MavlinkSim {
       const frame = this.#nextFrame();
       if (!frame) return;
       sent++;
-      if (baud > 0) this.#freeAt = Math.max(this.#freeAt, now - SLACK_MS) + (frame.length * 10 * 1000) / baud;
+      if (baud > 0) {
+        const buffered = (TX_BUFFER_BYTES * 10 * 1000) / baud;
+        this.#freeAt = Math.max(this.#freeAt, now - buffered) + (frame.length * 10 * 1000) / baud;
+      }
       this.#transmit(frame);
     }
   }
