@@ -15,3 +15,11 @@ export {
   type OidcConfig,
   type ServerConfig,
 } from "./server.ts";
+export type {
+  MirrorIdentity,
+  OpcuaConfig,
+  OpcuaMirrorConfig,
+  OpcuaServerConfig,
+  SecurityMode,
+  SecurityPolicy,
+} from "./opcua.ts";
