@@ -4,6 +4,8 @@
  * Started after the farm and stopped before it (app.ts); neither waits on a server that is away.
  */
 import { join } from "node:path";
+import { format } from "node:util";
+import { setDebugLogger, setErrorLogger, setWarningLogger } from "node-opcua-client";
 import type { Accounts } from "../auth/accounts.ts";
 import type { FerryConfig } from "../config/index.ts";
 import type { Clock } from "../core/clock.ts";
@@ -39,6 +41,7 @@ export class Opcua {
     const opcua = config.opcua ?? {};
     const dir = join(config.dataDir, "opcua");
     const log = logger.child({ part: "opcua" });
+    routeLibraryLogs(log);
     this.bridge = new OpcuaBridge({
       bus: options.bus,
       farm: options.farm,
@@ -83,4 +86,16 @@ export class Opcua {
     await this.mirror?.stop();
     await this.server?.stop();
   }
+}
+
+/**
+ * node-opcua prints to the console by itself, which would break `ferry serve --json`'s stdout:
+ * its lines go to Ferry's logger at debug level instead (Ferry reports what matters itself).
+ */
+function routeLibraryLogs(log: Logger): void {
+  const library = log.child({ library: "node-opcua" });
+  const print = (...args: unknown[]) => library.debug(format(...args));
+  setDebugLogger(print);
+  setWarningLogger(print);
+  setErrorLogger(print);
 }

@@ -151,7 +151,7 @@ export class EmbeddedServer {
       host: config.host,
       ...(config.host === "0.0.0.0" || config.host === "::" ? {} : { hostname: config.host }),
       serverCertificateManager: certificates,
-      nodeset_filename: [nodesets.standard, nodesets.di, nodesets.machinery],
+      nodeset_filename: [nodesets.standard, nodesets.di, nodesets.ia, nodesets.machinery],
       securityModes: modes,
       securityPolicies: policies,
       allowAnonymous: config.anonymous,
@@ -307,7 +307,7 @@ export class EmbeddedServer {
     this.#identification(ns, object, name, picture);
     const folders = new Map<string, UAObject>();
     for (const sub of PRINTER_FOLDERS)
-      folders.set(sub, ns.addFolder(object, { browseName: sub, nodeId: `s=${name}/${sub}` }));
+      folders.set(sub, ns.addObject({ componentOf: object, browseName: sub, nodeId: `s=${name}/${sub}` }));
     const variables = new Map<string, UAVariable>();
     for (const [path, type] of PRINTER_VARIABLES) {
       const cut = path.lastIndexOf("/");
@@ -336,7 +336,8 @@ export class EmbeddedServer {
     const printer = picture.printers.get(name)?.printer;
     const identification = type.instantiate({
       browseName: { name: "Identification", namespaceIndex: di },
-      nodeId: `ns=${ns.index};s=${name}/Identification`,
+      namespace: ns,
+      nodeId: `s=${name}/Identification`,
       optionals: ["Model", "ProductCode"],
     });
     object.addReference({ referenceType: "HasAddIn", nodeId: identification.nodeId });
