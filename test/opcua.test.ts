@@ -273,6 +273,10 @@ opcua:
     await lab?.kill();
     assert.equal((await app.farm.get(job.id)).state, "printing", "the print still ran when the server went");
     await state(job.id, "printed");
+    const away = app.opcua?.mirror?.status();
+    assert.ok(away, "the app has a mirror");
+    assert.equal(away.connected, false, "the mirror knows the server is away");
+    assert.ok(away.pending > 0, "the newest values wait for the server");
     lab = await LabServer.start(labPort, labPki(), labArgs);
     const back = await session(`opc.tcp://127.0.0.1:${labPort}`, {
       type: UserTokenType.UserName,

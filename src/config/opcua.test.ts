@@ -30,8 +30,8 @@ describe("opcua: in ferry.yaml", () => {
     assert.deepEqual(mirror.names, { "mk4-a": "Printer1" });
     assert.equal(mirror.intervalS, 0.5);
     assert.equal(mirror.namespace, "urn:ferry:printers");
-    assert.equal(mirror.identity.type, "username");
-    assert.ok(mirror.identity.type === "username" && mirror.identity.password instanceof Secret);
+    assert.ok(mirror.identity.type === "username", "signs in with the username");
+    assert.ok(mirror.identity.password instanceof Secret);
     assert.equal(JSON.stringify(mirror).includes("s3cret"), false, "the password never shows");
   });
 

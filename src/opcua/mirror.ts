@@ -134,6 +134,7 @@ export class OpcuaMirror {
   #wake = new AbortController();
   #loop: Promise<void> | undefined;
   #client: OPCUAClient | undefined;
+  #certificates: OPCUACertificateManager | undefined;
   #connected = false;
   #lost = false;
   #error: string | null = null;
@@ -177,6 +178,7 @@ export class OpcuaMirror {
     this.#poke();
     await this.#disconnect();
     await this.#loop;
+    await this.#certificates?.dispose();
   }
 
   #isLost(): boolean {
@@ -217,11 +219,12 @@ export class OpcuaMirror {
 
   async #connect(): Promise<ClientSession> {
     const { config, dir } = this.#o;
-    const certificates = new OPCUACertificateManager({
+    this.#certificates ??= new OPCUACertificateManager({
       rootFolder: join(dir, "pki"),
       // The server's certificate is taken as it comes (and kept under pki/trusted).
       automaticallyAcceptUnknownCertificate: true,
     });
+    const certificates = this.#certificates;
     const client = OPCUAClient.create({
       applicationName: "Ferry",
       securityMode: MessageSecurityMode[config.securityMode],

@@ -113,6 +113,7 @@ export class EmbeddedServer {
   readonly #printers = new Map<string, PrinterNodes>();
   readonly #jobs = new Map<string, JobNodes>();
   #server: OPCUAServer | undefined;
+  #certificates: OPCUACertificateManager | undefined;
   #ns: Namespace | undefined;
   #machines: UAObject | undefined;
   #printersFolder: UAObject | undefined;
@@ -141,6 +142,7 @@ export class EmbeddedServer {
       automaticallyAcceptUnknownCertificate: true,
     });
     await certificates.initialize();
+    this.#certificates = certificates;
     const modes = config.securityModes.map((mode) => MessageSecurityMode[mode]);
     const policies = [
       ...(config.securityModes.includes("None") ? [SecurityPolicy.None] : []),
@@ -195,6 +197,7 @@ export class EmbeddedServer {
     this.#server = undefined;
     // Clients are told at once; nothing is worth waiting for here.
     await server?.shutdown(0);
+    await this.#certificates?.dispose();
   }
 
   #build(server: OPCUAServer): void {
