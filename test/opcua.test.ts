@@ -19,7 +19,9 @@ import {
   BrowseDirection,
   ClientMonitoredItem,
   ClientSubscription,
+  MessageSecurityMode,
   OPCUAClient,
+  SecurityPolicy,
   StatusCodes,
   TimestampsToReturn,
   UserTokenType,
@@ -38,7 +40,7 @@ import { systemClock } from "../src/core/clock.ts";
 import { PrusaLinkSim } from "../src/sim/prusalink/index.ts";
 import { localAdapter } from "../src/storage/local/local.ts";
 import { folderJobFiles } from "./support/farm-files.ts";
-import { freePort } from "./servers/common.ts";
+import { freePort, run } from "./servers/common.ts";
 import { waitFor } from "./support/wait.ts";
 
 const PASSWORD = "opcua-e2e";
@@ -104,9 +106,13 @@ class LabServer {
 async function session(
   endpoint: string,
   identity?: UserIdentityInfo,
+  secure = false,
 ): Promise<{ session: ClientSession; close(): Promise<void> }> {
   const client = OPCUAClient.create({
     endpointMustExist: false,
+    ...(secure
+      ? { securityMode: MessageSecurityMode.SignAndEncrypt, securityPolicy: SecurityPolicy.Basic256Sha256 }
+      : {}),
     connectionStrategy: { maxRetry: 3, initialDelay: 100 },
   });
   await client.connect(endpoint);
@@ -400,6 +406,16 @@ opcua:
     const queue = await read(s, `ns=${ns};s=Ferry/Jobs/${vase.id}/state`);
     assert.equal(queue.value.value, "printing");
 
+    // Over an encrypted channel too.
+    const sealed = await session(
+      endpoint,
+      { type: UserTokenType.UserName, userName: "olga", password: "olga-operator" },
+      true,
+    );
+    t.after(() => sealed.close());
+    assert.equal((await read(sealed.session, `ns=${ns};s=mk4-a/state`)).value.value, "printing");
+    await sealed.close();
+
     // A viewer may read but not act.
     const vic = await session(endpoint, {
       type: UserTokenType.UserName,
@@ -514,6 +530,88 @@ describe("OPC UA mirror into a server that lets no client make nodes", { timeout
       assert.match(id, /;i=\d+$/, "the lab's own (numeric) node, found by its browse path");
       assert.equal((await read(reader.session, id)).value.value, 24.5);
       await reader.close();
+    } finally {
+      await mirror.stop();
+      await lab.kill();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("OPC UA mirror signing in with an X.509 user certificate", { timeout: 120_000 }, () => {
+  test("writes over a signed channel as the certificate's user", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "ferry-opcua-x509-"));
+    const port = await freePort();
+    const certificateFile = join(dir, "user.crt");
+    const privateKeyFile = join(dir, "user.key");
+    // node-opcua's PKI points OPENSSL_CONF at a file of its own (a temp folder of an earlier test).
+    const { OPENSSL_CONF: _conf, ...env } = process.env;
+    await run(
+      "openssl",
+      [
+        ...["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", "/CN=ferry-mirror"],
+        ...[
+          "-addext",
+          "subjectAltName=URI:urn:ferry:mirror",
+          "-keyout",
+          privateKeyFile,
+          "-out",
+          certificateFile,
+        ],
+      ],
+      { env },
+    );
+    const lab = await LabServer.start(port, join(dir, "pki"), ["--add-nodes", "--x509"]);
+    const mirror = new OpcuaMirror({
+      config: {
+        endpoint: `opc.tcp://127.0.0.1:${port}`,
+        securityMode: "Sign",
+        securityPolicy: "Aes128_Sha256_RsaOaep",
+        identity: { type: "certificate", certificateFile, privateKeyFile },
+        namespace: NAMESPACE,
+        folder: ["Lab"],
+        names: { "mk4-a": "Printer1" },
+        intervalS: 1,
+      },
+      dir: join(dir, "opcua"),
+      clock: systemClock,
+      logger: silentLogger,
+    });
+    try {
+      await assert.rejects(session(`opc.tcp://127.0.0.1:${port}`), "the lab refuses anonymous sessions");
+      mirror.start();
+      const printer = {
+        name: "mk4-a",
+        model: "MK4",
+        cameraUrl: null,
+        connection: "online" as const,
+        activity: "idle",
+        temperatures: [],
+        observedAt: Date.now(),
+        drivenBy: "here",
+        job: null,
+        bedClear: true,
+      };
+      mirror.update({
+        at: Date.now(),
+        printers: new Map([
+          [
+            "mk4-a",
+            { printer, values: printerValues(printer, "http://mk4-a.local", Date.now()), mine: true },
+          ],
+        ]),
+        jobs: [],
+      });
+      const status = await waitFor(
+        "the mirror to write every value",
+        () => {
+          const now = mirror.status();
+          return now.connected && now.pending === 0 ? now : undefined;
+        },
+        { detail: () => JSON.stringify(mirror.status()) },
+      );
+      assert.equal(status.written, 13);
+      assert.deepEqual(status.problems, {});
     } finally {
       await mirror.stop();
       await lab.kill();

@@ -5,10 +5,10 @@
  * lets clients make nodes (AddNodes, which node-opcua's server refuses by itself, as many lab
  * servers do). `--provision a,b` lays out folders for those printers up front (numeric NodeIds,
  * as a hand-built server would), leaving out the variables named by `--omit x,y`. `--user
- * name:password` requires that user (anonymous refused). Prints "ready" once listening; stops on
+ * name:password` requires that user, `--x509` an X.509 user certificate (anonymous refused). Prints "ready" once listening; stops on
  * SIGTERM or when its stdin closes (the test process ended, however).
  *
- *   node test/support/opcua-lab-server.ts <port> <pki folder> [--add-nodes] [--user n:p] [--provision a,b] [--omit x]
+ *   node test/support/opcua-lab-server.ts <port> <pki folder> [--add-nodes] [--user n:p] [--x509] [--provision a,b] [--omit x]
  */
 import { parseArgs } from "node:util";
 import { StatusCodes, coerceNodeId, type NodeId } from "node-opcua-client";
@@ -32,6 +32,7 @@ const { positionals, values } = parseArgs({
     user: { type: "string" },
     provision: { type: "string" },
     omit: { type: "string" },
+    x509: { type: "boolean", default: false },
   },
 });
 const [port, pki] = positionals;
@@ -49,7 +50,16 @@ const server = new OPCUAServer({
   host: "127.0.0.1",
   hostname: "127.0.0.1",
   serverCertificateManager: certificates,
-  allowAnonymous: userName === undefined,
+  allowAnonymous: userName === undefined && !values.x509,
+  // X.509 users: any certificate that signs for itself is taken (the test makes a fresh one).
+  ...(values.x509
+    ? {
+        userCertificateManager: new OPCUACertificateManager({
+          rootFolder: `${pki}/users`,
+          automaticallyAcceptUnknownCertificate: true,
+        }),
+      }
+    : {}),
   ...(userName === undefined
     ? {}
     : {
