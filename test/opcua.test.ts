@@ -447,6 +447,10 @@ opcua:
       history.some((h) => h.to === "cancelling" && h.actor === "olga (OPC UA)"),
       "the cancel is recorded as olga's",
     );
+    // Demoted while signed in: refused from the next call on.
+    await app.stored.accounts.updateUser("olga", { role: "viewer" });
+    assert.equal((await call("MarkBedClear")).statusCode.value, StatusCodes.BadUserAccessDenied.value);
+    await app.stored.accounts.updateUser("olga", { role: "operator" });
     await subscription.terminate();
   });
 });

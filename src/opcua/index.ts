@@ -22,7 +22,7 @@ export interface OpcuaOptions {
   config: FerryConfig;
   bus: Subscriber<BridgeEvents>;
   farm: FarmReader & FarmControl;
-  accounts: Pick<Accounts, "passwordIdentity">;
+  accounts: Pick<Accounts, "passwordIdentity" | "getUser">;
   /** A printer's URL, "" when it has none. */
   urlOf: (printer: string) => string;
   node: string;

@@ -239,6 +239,8 @@ export class OpcuaMirror {
     this.#client = client;
     this.#lost = false;
     const lost = () => {
+      // A client closed earlier may say so late: only the current one counts.
+      if (this.#client !== client) return;
       this.#lost = true;
       this.#poke();
     };

@@ -59,7 +59,7 @@ export interface EmbeddedServerOptions {
   /** data_dir/opcua: the server's certificate lives under server-pki/. */
   dir: string;
   farm: FarmControl;
-  accounts: Pick<Accounts, "passwordIdentity">;
+  accounts: Pick<Accounts, "passwordIdentity" | "getUser">;
   logger: Logger;
   /** This node's name, in the server's application URI. */
   node: string;
@@ -375,7 +375,7 @@ export class EmbeddedServer {
       outputArguments: [],
     });
     method.bindMethod(async (_input: Variant[], context: ISessionContext) => {
-      const user = this.#user(context);
+      const user = await this.#operator(context);
       if (!user) return { statusCode: StatusCodes.BadUserAccessDenied };
       try {
         await this.#call(operation, printer, user);
@@ -389,12 +389,17 @@ export class EmbeddedServer {
     });
   }
 
-  /** The signed-in operator or admin calling, or undefined. */
-  #user(context: ISessionContext): string | undefined {
+  /**
+   * The signed-in operator or admin calling, or undefined. The account is read again at each
+   * call, so a user disabled or demoted since signing in may no longer act (as with the API).
+   */
+  async #operator(context: ISessionContext): Promise<string | undefined> {
     const token = context.session?.userIdentityToken;
     if (!(token instanceof UserNameIdentityToken) || !token.userName) return undefined;
-    const role = this.#roles.get(token.userName);
-    return role && roleAllows(role, "operator") ? token.userName : undefined;
+    const user = await this.#o.accounts.getUser(token.userName).catch(() => undefined);
+    if (!user || user.disabled) return undefined;
+    this.#roles.set(user.name, user.role);
+    return roleAllows(user.role, "operator") ? user.name : undefined;
   }
 
   async #call(operation: Operation, printer: string, user: string): Promise<void> {
