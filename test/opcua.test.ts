@@ -623,3 +623,63 @@ describe("OPC UA mirror signing in with an X.509 user certificate", { timeout: 1
     }
   });
 });
+
+describe("OPC UA mirror to a server that is not there", () => {
+  test("takes values without waiting, says why it cannot write them, and stops at once", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "ferry-opcua-away-"));
+    const port = await freePort();
+    const mirror = new OpcuaMirror({
+      config: {
+        endpoint: `opc.tcp://127.0.0.1:${port}`,
+        securityMode: "None",
+        securityPolicy: "None",
+        identity: { type: "anonymous" },
+        namespace: NAMESPACE,
+        folder: [],
+        names: {},
+        intervalS: 1,
+      },
+      dir: join(dir, "opcua"),
+      clock: systemClock,
+      logger: silentLogger,
+    });
+    try {
+      mirror.start();
+      const printer = {
+        name: "mk4-a",
+        model: null,
+        cameraUrl: null,
+        connection: "online" as const,
+        activity: "idle",
+        temperatures: [],
+        observedAt: Date.now(),
+        drivenBy: "here",
+        job: null,
+        bedClear: true,
+      };
+      for (let i = 0; i < 100; i++)
+        mirror.update({
+          at: Date.now(),
+          printers: new Map([
+            ["mk4-a", { printer, values: printerValues(printer, `#${i}`, Date.now()), mine: true }],
+          ]),
+          jobs: [],
+        });
+      const status = await waitFor("the mirror to say why it cannot write", () => {
+        const now = mirror.status();
+        return now.error ? now : undefined;
+      });
+      assert.equal(status.connected, false);
+      assert.match(
+        status.error ?? "",
+        new RegExp(`cannot be established with server opc.tcp://127.0.0.1:${port}`),
+      );
+      assert.equal(status.pending, 13, "one value per node waits: the newest");
+      const stopping = performance.now();
+      await mirror.stop();
+      assert.ok(performance.now() - stopping < 1000, "stopping does not wait for the server");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
