@@ -15,7 +15,6 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   AttributeIds,
-  BrowsePath,
   DataType,
   MessageSecurityMode,
   NodeId,
@@ -26,51 +25,20 @@ import {
   Variant,
   WriteValue,
   coerceNodeId,
-  makeExpandedNodeId,
-  resolveNodeId,
   type ClientSession,
   type StatusCode,
   type UserIdentityInfo,
 } from "node-opcua-client";
 import { OPCUACertificateManager } from "node-opcua-certificate-manager";
-import {
-  AddNodesItem,
-  AddNodesRequest,
-  type AddNodesResponse,
-  NodeClass,
-  ObjectAttributes,
-  VariableAttributes,
-} from "node-opcua-types";
+import { AddNodesRequest, type AddNodesResponse } from "node-opcua-types";
 import type { OpcuaMirrorConfig } from "../config/index.ts";
 import type { Clock } from "../core/clock.ts";
 import { toFerryError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import type { FarmPicture } from "./bridge.ts";
-import {
-  PRINTER_FOLDERS,
-  PRINTER_VARIABLES,
-  sameValue,
-  type PrinterValues,
-  type Value,
-  type ValueType,
-} from "./values.ts";
+import { addNodesRequest, browsePath, nodeSpecs, printerKey, type NodeSpec } from "./mirror-nodes.ts";
+import { PRINTER_VARIABLES, sameValue, type PrinterValues, type Value, type ValueType } from "./values.ts";
 
-const OBJECTS = resolveNodeId("ObjectsFolder");
-const ORGANIZES = resolveNodeId("Organizes");
-const HAS_COMPONENT = resolveNodeId("HasComponent");
-const HIERARCHICAL = resolveNodeId("HierarchicalReferences");
-const FOLDER_TYPE = resolveNodeId("FolderType");
-const DATA_VARIABLE_TYPE = resolveNodeId("BaseDataVariableType");
-/** NodeAttributesMask bits (OPC 10000-4 7.19): what an AddNodes item sets. */
-const MASK = {
-  accessLevel: 1,
-  dataType: 16,
-  displayName: 64,
-  userAccessLevel: 65536,
-  valueRank: 524288,
-  value: 2097152,
-};
-const READ_WRITE = 3; // CurrentRead | CurrentWrite
 const MAX_BACKOFF_MS = 10_000;
 /** Nodes the server would not make are asked for again this often (someone may have fixed it). */
 const RETRY_MISSING_MS = 60_000;
@@ -82,14 +50,6 @@ const DATA_TYPES: Record<ValueType, DataType> = {
   DateTime: DataType.DateTime,
   Boolean: DataType.Boolean,
 };
-
-/** A node the mirror needs: a folder or a variable, by its path of browse names under Objects. */
-interface NodeSpec {
-  key: string;
-  parent: string | null;
-  name: string;
-  variable?: ValueType;
-}
 
 export interface MirrorStatus {
   connected: boolean;
@@ -171,9 +131,9 @@ export class OpcuaMirror {
    * is not waited for: the next start writes everything anyway).
    */
   async stop(graceMs = 2000): Promise<void> {
-    const until = Date.now() + graceMs;
-    while (this.#connected && this.#pending().length > 0 && Date.now() < until)
-      await new Promise((resolve) => setTimeout(resolve, 20));
+    const { clock } = this.#o;
+    const until = clock.now() + graceMs;
+    while (this.#connected && this.#pending().length > 0 && clock.now() < until) await clock.sleep(20);
     this.#stop.abort();
     this.#poke();
     await this.#disconnect();
@@ -338,43 +298,20 @@ export class OpcuaMirror {
   }
 
   #printerKey(printer: string): string {
-    const { folder, names } = this.#o.config;
-    return [...folder, names[printer] ?? printer].join("/");
-  }
-
-  /** The nodes of a printer's folder, parents first. */
-  #specs(printer: string): NodeSpec[] {
-    const { folder, names } = this.#o.config;
-    const specs: NodeSpec[] = [];
-    let parent: string | null = null;
-    for (const name of [...folder, names[printer] ?? printer]) {
-      const key: string = parent === null ? name : `${parent}/${name}`;
-      specs.push({ key, parent, name });
-      parent = key;
-    }
-    const root = parent ?? "";
-    for (const sub of PRINTER_FOLDERS) specs.push({ key: `${root}/${sub}`, parent: root, name: sub });
-    for (const [path, type] of PRINTER_VARIABLES) {
-      const cut = path.lastIndexOf("/");
-      specs.push({
-        key: `${root}/${path}`,
-        parent: cut < 0 ? root : `${root}/${path.slice(0, cut)}`,
-        name: cut < 0 ? path : path.slice(cut + 1),
-        variable: type,
-      });
-    }
-    return specs;
+    return printerKey(this.#o.config, printer);
   }
 
   /** Finds the printers' nodes, and makes the missing ones where the server lets it. */
   async #ensure(session: ClientSession, printers: string[]): Promise<void> {
     const wanted = new Map<string, NodeSpec>();
     for (const printer of printers)
-      for (const spec of this.#specs(printer))
+      for (const spec of nodeSpecs(this.#o.config, printer))
         if (!this.#ids.has(spec.key) && !this.#problems.has(spec.key)) wanted.set(spec.key, spec);
     if (wanted.size === 0) return;
     const specs = [...wanted.values()];
-    const results = await session.translateBrowsePath(specs.map((spec) => this.#browsePath(spec.key)));
+    const results = await session.translateBrowsePath(
+      specs.map((spec) => browsePath(spec.key, this.#namespace)),
+    );
     const missing: NodeSpec[] = [];
     specs.forEach((spec, i) => {
       const target = results[i]?.targets?.[0]?.targetId;
@@ -392,57 +329,8 @@ export class OpcuaMirror {
     }
   }
 
-  #browsePath(key: string): BrowsePath {
-    return new BrowsePath({
-      startingNode: OBJECTS,
-      relativePath: {
-        elements: key.split("/").map((name) => ({
-          referenceTypeId: HIERARCHICAL,
-          isInverse: false,
-          includeSubtypes: true,
-          targetName: { namespaceIndex: this.#namespace, name },
-        })),
-      },
-    });
-  }
-
   async #add(session: ClientSession, specs: NodeSpec[]): Promise<void> {
-    const ns = this.#namespace;
-    const request = new AddNodesRequest({
-      nodesToAdd: specs.map((spec) => {
-        const common = {
-          parentNodeId: makeExpandedNodeId(spec.parent === null ? OBJECTS : this.#ids.get(spec.parent)),
-          requestedNewNodeId: makeExpandedNodeId(new NodeId(NodeId.NodeIdType.STRING, spec.key, ns)),
-          browseName: { namespaceIndex: ns, name: spec.name },
-        };
-        if (spec.variable === undefined)
-          return new AddNodesItem({
-            ...common,
-            referenceTypeId: ORGANIZES,
-            nodeClass: NodeClass.Object,
-            typeDefinition: makeExpandedNodeId(FOLDER_TYPE),
-            nodeAttributes: new ObjectAttributes({
-              specifiedAttributes: MASK.displayName,
-              displayName: { text: spec.name },
-            }),
-          });
-        return new AddNodesItem({
-          ...common,
-          referenceTypeId: HAS_COMPONENT,
-          nodeClass: NodeClass.Variable,
-          typeDefinition: makeExpandedNodeId(DATA_VARIABLE_TYPE),
-          nodeAttributes: new VariableAttributes({
-            specifiedAttributes:
-              MASK.displayName | MASK.dataType | MASK.valueRank | MASK.accessLevel | MASK.userAccessLevel,
-            displayName: { text: spec.name },
-            dataType: resolveNodeId(spec.variable),
-            valueRank: -1,
-            accessLevel: READ_WRITE,
-            userAccessLevel: READ_WRITE,
-          }),
-        });
-      }),
-    });
+    const request = addNodesRequest(specs, this.#ids, this.#namespace);
     let response: AddNodesResponse;
     try {
       response = await new Promise<AddNodesResponse>((resolve, reject) =>

@@ -4,7 +4,8 @@
  * variables the mirror writes (values.ts); `Ferry/Jobs` (one object per live job) and `Ferry/Queue`.
  * Operators call `Pause`, `Resume`, `Cancel` and `MarkBedClear` on a printer; sessions sign in with
  * Ferry's accounts (src/auth), and only operators and admins may call. Anonymous sessions are
- * refused unless `anonymous: true`, and may then only read.
+ * refused unless `anonymous: true`, and may then only read. (One file past 400 lines: the tree
+ * it keeps and the methods that act on it share the node maps.)
  */
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
