@@ -176,7 +176,19 @@ export class EmbeddedServer {
     });
     await server.initialize();
     this.#build(server);
-    await server.start();
+    try {
+      await server.start();
+    } catch (error) {
+      await server.shutdown(0).catch(() => undefined);
+      await certificates.dispose();
+      const code = (error as NodeJS.ErrnoException).code;
+      const message = error instanceof Error ? error.message : String(error);
+      throw new FerryError(
+        "UNAVAILABLE",
+        `the OPC UA server cannot listen on ${config.host}:${config.port}${code === "EADDRINUSE" || /EADDRINUSE/.test(message) ? ": the port is in use" : `: ${message}`} (opcua.server.port)`,
+        { cause: error, subject: "opcua.server.port", retryable: false },
+      );
+    }
     this.#server = server;
     this.#log.info({ endpoint: this.endpoint }, "opcua server: listening");
   }
