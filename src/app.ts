@@ -1,6 +1,6 @@
 /**
  * Builds the application once, for the CLI and the server: config, store, event bus, device
- * registry, task runner, the sync engine and the print farm (the bridges join here later). Starting
+ * registry, task runner, the sync engine, the print farm and its OPC UA bridge. Starting
  * and stopping happen in one place, in order: nothing is left running, every task in flight is
  * given back with its checkpoint.
  */
@@ -16,6 +16,7 @@ import { Farm } from "./farm/farm.ts";
 import { openLibrary, type Library } from "./farm/library/index.ts";
 import { Notifier, notifyTaskChannels } from "./notify/notifier.ts";
 import type { JobFiles } from "./farm/upload.ts";
+import { Opcua } from "./opcua/index.ts";
 import { DeviceConfigs } from "./store/device-configs.ts";
 import { storeDeliveries, type DeliveryRecordsOpener } from "./store/deliveries.ts";
 import { DeviceStates } from "./store/devices.ts";
@@ -107,6 +108,8 @@ export interface App {
   library: Library;
   /** This node's running tasks with rate and ETA. */
   inFlight: InFlightTasks;
+  /** The OPC UA mirror and server, when ferry.yaml's `opcua:` asks for them. */
+  opcua: Opcua | undefined;
   /** The recorded events (the server's stream, a task's history). */
   events: EventHistory;
   /** Notifications (`notify:`); absent without it. */
@@ -215,6 +218,23 @@ export async function createApp(config: FerryConfig, options: AppOptions): Promi
       logger,
       clock,
     });
+  const opcua = Opcua.wanted(config)
+    ? new Opcua({
+        config,
+        bus,
+        farm,
+        accounts: stored.accounts,
+        urlOf: (name) => {
+          const options = devices.has(name) ? devices.get(name).options : undefined;
+          const url =
+            typeof options === "object" && options !== null ? (options as { url?: unknown }).url : undefined;
+          return typeof url === "string" ? url : "";
+        },
+        node,
+        clock,
+        logger,
+      })
+    : undefined;
   const app: App = {
     config,
     logger,
@@ -229,6 +249,7 @@ export async function createApp(config: FerryConfig, options: AppOptions): Promi
     inFlight: new InFlightTasks(bus),
     events,
     ...(notifier ? { notifier } : {}),
+    opcua,
     async start() {
       // Before anything publishes, so that no event worth a notice goes by unseen.
       notifier?.start();
@@ -237,8 +258,10 @@ export async function createApp(config: FerryConfig, options: AppOptions): Promi
       await runner.start();
       await app.engine.start();
       await farm.start();
+      await opcua?.start();
     },
     async stop() {
+      await opcua?.stop();
       await farm.stop();
       await app.engine.stop();
       // Its last notices are queued before the runner hands its tasks back.

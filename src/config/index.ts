@@ -26,3 +26,11 @@ export {
   type Recipient,
   type WebhookChannel,
 } from "./notify.ts";
+export type {
+  MirrorIdentity,
+  OpcuaConfig,
+  OpcuaMirrorConfig,
+  OpcuaServerConfig,
+  SecurityMode,
+  SecurityPolicy,
+} from "./opcua.ts";

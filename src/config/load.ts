@@ -14,6 +14,7 @@ import { ConfigError, type ConfigProblem } from "./errors.ts";
 import { checkReferences } from "./references.ts";
 import { buildSchema, DEFAULT_DATA_DIR, DEFAULT_MOVE_SETTLE_S, knownKeys, TOP_LEVEL_KEYS } from "./schema.ts";
 import { notifyConfig } from "./notify.ts";
+import { opcuaConfig } from "./opcua.ts";
 import { serverConfig } from "./server.ts";
 import { ConfigSource, isUnder, type FieldPath } from "./source.ts";
 import type { DeviceKind, FerryConfig, LoadOptions, SyncConfig } from "./types.ts";
@@ -129,6 +130,17 @@ function parse(
     parsed.success && parsed.data.notify !== undefined && !skip(["notify"])
       ? notifyConfig(parsed.data.notify, (text) => resolveLocalPath(text, baseDir, homeDir), source, problems)
       : undefined;
+  const opcua =
+    parsed.success && parsed.data.opcua !== undefined && !skip(["opcua"])
+      ? opcuaConfig(parsed.data.opcua, (text) => resolveLocalPath(text, baseDir, homeDir), source, problems)
+      : undefined;
+  for (const printer of Object.keys(opcua?.mirror?.names ?? {}))
+    if (!parsed.success || parsed.data.devices?.[printer]?.printer?.farm !== true)
+      problems.push(
+        source.problem(["opcua", "mirror", "names", printer], `there is no farm printer ${printer}`, {
+          atKey: true,
+        }),
+      );
 
   if (!parsed.success || problems.length > 0) {
     throw new ConfigError(
@@ -183,6 +195,7 @@ function parse(
     ...(server ? { server } : {}),
     farm: out.farm,
     ...(notify ? { notify } : {}),
+    ...(opcua ? { opcua } : {}),
   };
 }
 
