@@ -1,6 +1,6 @@
 /**
  * Builds the application once, for the CLI and the server: config, store, event bus, device
- * registry, task runner, the sync engine and the print farm (the bridges join here later). Starting
+ * registry, task runner, the sync engine, the print farm and its OPC UA bridge. Starting
  * and stopping happen in one place, in order: nothing is left running, every task in flight is
  * given back with its checkpoint.
  */
@@ -14,10 +14,13 @@ import { Devices } from "./devices/devices.ts";
 import type { FarmEvents } from "./farm/events.ts";
 import { Farm } from "./farm/farm.ts";
 import { openLibrary, type Library } from "./farm/library/index.ts";
+import { Notifier, notifyTaskChannels } from "./notify/notifier.ts";
 import type { JobFiles } from "./farm/upload.ts";
+import { Opcua } from "./opcua/index.ts";
 import { DeviceConfigs } from "./store/device-configs.ts";
 import { storeDeliveries, type DeliveryRecordsOpener } from "./store/deliveries.ts";
 import { DeviceStates } from "./store/devices.ts";
+import { NotificationSettingsStore } from "./store/notification-settings.ts";
 import { createEventHistory, type EventHistory } from "./store/event-history.ts";
 import { PausedSyncs } from "./store/paused-syncs.ts";
 import { openStore, type Store } from "./store/store.ts";
@@ -39,6 +42,8 @@ export interface OpenedStore {
   pausedSyncs: PausedSyncs;
   /** Users, sessions and API tokens of the server. */
   accounts: Accounts;
+  /** Each user's own notification settings. */
+  notificationSettings: NotificationSettingsStore;
   close(): Promise<void>;
 }
 
@@ -62,6 +67,7 @@ export async function openConfiguredStore(
     deviceConfigs: new DeviceConfigs(store),
     pausedSyncs: new PausedSyncs(store),
     accounts: new Accounts(store, { clock }),
+    notificationSettings: new NotificationSettingsStore(store, { clock: () => clock.now() }),
     close: () => store.close(),
   };
 }
@@ -81,6 +87,11 @@ function farmUploadWorkers(config: FerryConfig): number {
   return Math.min(printers, config.farm.maxHeating);
 }
 
+/** Workers for notifications sent as tasks (webhooks, e-mail): one per channel, a few at most. */
+function notifyWorkers(config: FerryConfig): number {
+  return Math.min(notifyTaskChannels(config.notify), 4);
+}
+
 export interface App {
   config: FerryConfig;
   logger: Logger;
@@ -97,8 +108,12 @@ export interface App {
   library: Library;
   /** This node's running tasks with rate and ETA. */
   inFlight: InFlightTasks;
+  /** The OPC UA mirror and server, when ferry.yaml's `opcua:` asks for them. */
+  opcua: Opcua | undefined;
   /** The recorded events (the server's stream, a task's history). */
   events: EventHistory;
+  /** Notifications (`notify:`); absent without it. */
+  notifier?: Notifier;
   /** Loads the devices added at run time, takes back this node's tasks, probes, starts every sync. */
   start(): Promise<void>;
   /** Stops triggers and workers (tasks in flight go back with their checkpoints), closes everything. */
@@ -153,7 +168,9 @@ export async function createApp(config: FerryConfig, options: AppOptions): Promi
       workersFor(
         [...config.syncs.values()].filter((s) => !options.syncs || options.syncs.includes(s.name)),
         devices,
-      ) + farmUploadWorkers(config),
+      ) +
+        farmUploadWorkers(config) +
+        notifyWorkers(config),
   });
   engine.current = new Engine({
     config,
@@ -187,6 +204,37 @@ export async function createApp(config: FerryConfig, options: AppOptions): Promi
     files: options.jobFiles ?? library.jobFiles(logger),
     ...(options.farmLeaseMs === undefined ? {} : { leaseMs: options.farmLeaseMs }),
   });
+  const dashboardUrl = config.notify?.dashboardUrl ?? config.server?.publicUrl;
+  const notifier =
+    config.notify &&
+    new Notifier({
+      config: config.notify,
+      ...(dashboardUrl === undefined ? {} : { dashboardUrl }),
+      bus,
+      queue: stored.queue,
+      runner,
+      store: stored.store,
+      settings: stored.notificationSettings,
+      logger,
+      clock,
+    });
+  const opcua = Opcua.wanted(config)
+    ? new Opcua({
+        config,
+        bus,
+        farm,
+        accounts: stored.accounts,
+        urlOf: (name) => {
+          const options = devices.has(name) ? devices.get(name).options : undefined;
+          const url =
+            typeof options === "object" && options !== null ? (options as { url?: unknown }).url : undefined;
+          return typeof url === "string" ? url : "";
+        },
+        node,
+        clock,
+        logger,
+      })
+    : undefined;
   const app: App = {
     config,
     logger,
@@ -200,16 +248,24 @@ export async function createApp(config: FerryConfig, options: AppOptions): Promi
     library,
     inFlight: new InFlightTasks(bus),
     events,
+    ...(notifier ? { notifier } : {}),
+    opcua,
     async start() {
+      // Before anything publishes, so that no event worth a notice goes by unseen.
+      notifier?.start();
       devices.announce();
       await devices.load(stored.deviceConfigs);
       await runner.start();
       await app.engine.start();
       await farm.start();
+      await opcua?.start();
     },
     async stop() {
+      await opcua?.stop();
       await farm.stop();
       await app.engine.stop();
+      // Its last notices are queued before the runner hands its tasks back.
+      await notifier?.stop();
       await runner.stop();
       bus.emit("engine.stopped", { released: runner.released });
       app.inFlight.close();

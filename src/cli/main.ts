@@ -29,6 +29,13 @@ const integer = (what: string) => (value: string) => {
     throw new InvalidArgumentError(`${what} must be a whole number, got "${value}"`);
   return n;
 };
+/** A share between 0 and 1, such as a simulator's --loss. */
+const fraction = (what: string) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0 || n > 1)
+    throw new InvalidArgumentError(`${what} must be a share between 0 and 1, got "${value}"`);
+  return n;
+};
 /** A positive factor such as a simulator's --speed (100, 0.5). */
 const factor = (what: string) => (value: string) => {
   const n = Number(value);
@@ -245,6 +252,34 @@ function program(): Command {
     .option("--no-content", "keep only names and sizes of uploads, not their bytes (for large benchmarks)")
     .action(async (options: import("../sim/moonraker/cli.ts").SimMoonrakerOptions) => {
       await (await import("../sim/moonraker/cli.ts")).simMoonrakerCommand(options);
+    });
+  sim
+    .command("mavlink")
+    .description(
+      "a simulated flight controller (MAVLink FTP over UDP on 127.0.0.1, or a serial pty) serving a folder of logs",
+    )
+    .option("--udp <host:port>", "UDP address to listen on", "127.0.0.1:14550")
+    .requiredOption("--logs <folder>", "folder served as the vehicle's log folder (removals happen there)")
+    .addOption(
+      new Option("--layout <layout>", "where the logs appear on the vehicle")
+        .choices(["px4", "ardupilot"])
+        .default("px4"),
+    )
+    .option("--loss <share>", "packets lost in each direction, e.g. 0.05", fraction("--loss"), 0)
+    .option("--reorder <share>", "packets sent after the next one, e.g. 0.01", fraction("--reorder"), 0)
+    .option("--baud <rate>", "link rate limit in baud (0: none), e.g. 921600 or 57600", integer("--baud"), 0)
+    .option("--pty", "a serial pseudo-terminal pair (socat) instead of UDP; prints its path", false)
+    .option(
+      "--control-port <port>",
+      "port of the control API (0: any free port)",
+      integer("--control-port"),
+      0,
+    )
+    .option("--generate <n>", "make n logs in the folder first", integer("--generate"), 0)
+    .option("--log-size <bytes>", "size of each generated log, e.g. 20MB", size("--log-size"), 1024 * 1024)
+    .option("--system-id <id>", "the vehicle's MAVLink system id", integer("--system-id"), 1)
+    .action(async (options: import("../sim/mavlink/cli.ts").SimMavlinkOptions) => {
+      await (await import("../sim/mavlink/cli.ts")).simMavlinkCommand(options);
     });
   sim
     .command("upload-form")

@@ -39,8 +39,9 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
   if (typeof config === "number") return config;
   const server = serverOf(config, options.listen);
   const idle = nothingToDo(config);
-  // A server has work even without syncs (devices and jobs come through its API).
-  if (idle !== undefined && server === undefined) {
+  // A server has work even without syncs (devices and jobs come through its API), and so has
+  // OPC UA (the farm's printers mirrored or served, operators acting through it).
+  if (idle !== undefined && server === undefined && config.opcua === undefined) {
     process.stderr.write(`ferry: ${idle}\n`);
     return EXIT.ok;
   }
@@ -59,7 +60,17 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
   attachServeOutput(app.bus, json);
   for (const warning of app.devices.cleartextWarnings(Devices.of(config.syncs.values())))
     logger.warn(warning);
-  await app.start();
+  try {
+    await app.start();
+  } catch (error) {
+    await app.stop().catch(() => undefined);
+    await lock.release();
+    if (!isFerryError(error)) throw error;
+    process.stderr.write(`ferry: ${error.message}\n`);
+    return EXIT.failed;
+  }
+  const opcua = app.opcua?.server;
+  if (opcua) process.stderr.write(`ferry: OPC UA server listening on ${opcua.endpoint}\n`);
   let http: FerryServer | undefined;
   if (server !== undefined) {
     try {

@@ -15,3 +15,22 @@ export {
   type OidcConfig,
   type ServerConfig,
 } from "./server.ts";
+export {
+  NOTIFY_EVENTS,
+  type EmailChannel,
+  type MqttChannel,
+  type NotifyChannel,
+  type NotifyConfig,
+  type NotifyEvent,
+  type NotifyRule,
+  type Recipient,
+  type WebhookChannel,
+} from "./notify.ts";
+export type {
+  MirrorIdentity,
+  OpcuaConfig,
+  OpcuaMirrorConfig,
+  OpcuaServerConfig,
+  SecurityMode,
+  SecurityPolicy,
+} from "./opcua.ts";

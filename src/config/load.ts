@@ -13,6 +13,8 @@ import { envLookup, maskSubstitutions, parseDotenv, substituteDocument } from ".
 import { ConfigError, type ConfigProblem } from "./errors.ts";
 import { checkReferences } from "./references.ts";
 import { buildSchema, DEFAULT_DATA_DIR, DEFAULT_MOVE_SETTLE_S, knownKeys, TOP_LEVEL_KEYS } from "./schema.ts";
+import { notifyConfig } from "./notify.ts";
+import { opcuaConfig } from "./opcua.ts";
 import { serverConfig } from "./server.ts";
 import { ConfigSource, isUnder, type FieldPath } from "./source.ts";
 import type { DeviceKind, FerryConfig, LoadOptions, SyncConfig } from "./types.ts";
@@ -124,6 +126,22 @@ function parse(
       ? serverConfig(parsed.data.server, (text) => resolveLocalPath(text, baseDir, homeDir), source, problems)
       : undefined;
 
+  const notify =
+    parsed.success && parsed.data.notify !== undefined && !skip(["notify"])
+      ? notifyConfig(parsed.data.notify, (text) => resolveLocalPath(text, baseDir, homeDir), source, problems)
+      : undefined;
+  const opcua =
+    parsed.success && parsed.data.opcua !== undefined && !skip(["opcua"])
+      ? opcuaConfig(parsed.data.opcua, (text) => resolveLocalPath(text, baseDir, homeDir), source, problems)
+      : undefined;
+  for (const printer of Object.keys(opcua?.mirror?.names ?? {}))
+    if (!parsed.success || parsed.data.devices?.[printer]?.printer?.farm !== true)
+      problems.push(
+        source.problem(["opcua", "mirror", "names", printer], `there is no farm printer ${printer}`, {
+          atKey: true,
+        }),
+      );
+
   if (!parsed.success || problems.length > 0) {
     throw new ConfigError(
       file,
@@ -176,6 +194,8 @@ function parse(
     syncs,
     ...(server ? { server } : {}),
     farm: out.farm,
+    ...(notify ? { notify } : {}),
+    ...(opcua ? { opcua } : {}),
   };
 }
 

@@ -63,7 +63,7 @@ describe("problems", () => {
       "27:33 syncs.none.targets: a sync needs at least one target",
       "28:20 syncs.noisy.source: environment variable UNSET_VAR is not set (nor in .env next to the config)",
       "28:72 syncs.noisy.when: environment variable ALSO_UNSET is not set (nor in .env next to the config)",
-      '29:1 database: unknown key "database"; known keys: data_dir, devices, groups, syncs, server, farm',
+      '29:1 database: unknown key "database"; known keys: data_dir, devices, groups, syncs, server, farm, notify, opcua',
     ]);
     assert.ok(error instanceof ConfigError);
     assert.equal(error.name, "ConfigError");
@@ -118,7 +118,7 @@ describe("problems", () => {
   it("says which shape the file should have when it is not a mapping", () => {
     const error = configError(() => parse("- a\n- b\n"));
     assert.deepEqual(brief(error.problems), [
-      "1:1 : expected a mapping with the keys data_dir, devices, groups, syncs, server, farm",
+      "1:1 : expected a mapping with the keys data_dir, devices, groups, syncs, server, farm, notify, opcua",
     ]);
   });
 

@@ -6,13 +6,24 @@
 import { Cron } from "croner";
 import picomatch from "picomatch";
 import { z } from "zod";
+import { CHANNEL_KEYS, NOTIFY_KEYS, notifySchema, RULE_KEYS } from "./notify.ts";
+import { OPCUA_KEYS, OPCUA_MIRROR_KEYS, OPCUA_SERVER_KEYS, opcuaSchema } from "./opcua.ts";
 import { AUTH_KEYS, OIDC_KEYS, SERVER_KEYS, serverSchema } from "./server.ts";
 import type { DeviceKind, FarmConfig, PrinterSettings } from "./types.ts";
 
 /** Device, group and sync names. No ":" (it separates a device from its path) and no "/". */
 export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 
-export const TOP_LEVEL_KEYS = ["data_dir", "devices", "groups", "syncs", "server", "farm"] as const;
+export const TOP_LEVEL_KEYS = [
+  "data_dir",
+  "devices",
+  "groups",
+  "syncs",
+  "server",
+  "farm",
+  "notify",
+  "opcua",
+] as const;
 /** Keys every printer's entry takes beside its type's options (what the farm knows of it). */
 export const PRINTER_KEYS = ["farm", "model", "tags", "auto_clear", "camera_url"] as const;
 export const FARM_KEYS = ["auto_schedule", "approval", "max_heating", "interval"] as const;
@@ -278,6 +289,13 @@ export function knownKeys(
   if (path.length === 1 && path[0] === "farm") return [...FARM_KEYS];
   if (path.length === 2 && path[0] === "syncs") return [...SYNC_KEYS];
   if (path.length === 1 && path[0] === "server") return [...SERVER_KEYS];
+  if (path.length === 1 && path[0] === "notify") return [...NOTIFY_KEYS];
+  if (path.length === 3 && path[0] === "notify" && path[1] === "rules") return [...RULE_KEYS];
+  if (path.length === 3 && path[0] === "notify" && path[1] === "channels")
+    return [...((CHANNEL_KEYS as Partial<Record<string, readonly string[]>>)[String(type)] ?? ["type"])];
+  if (path.length === 1 && path[0] === "opcua") return [...OPCUA_KEYS];
+  if (path.length === 2 && path[0] === "opcua" && path[1] === "mirror") return [...OPCUA_MIRROR_KEYS];
+  if (path.length === 2 && path[0] === "opcua" && path[1] === "server") return [...OPCUA_SERVER_KEYS];
   if (path.length === 2 && path[0] === "server" && path[1] === "tls") return ["cert_file", "key_file"];
   if (path.length === 2 && path[0] === "server" && path[1] === "auth") return [...AUTH_KEYS];
   if (path.length === 3 && path[0] === "server" && path[1] === "auth" && path[2] === "oidc")
@@ -314,6 +332,8 @@ export function buildSchema(kinds: readonly DeviceKind[]) {
       syncs: z.record(z.string(), syncSchema).nullish(),
       server: serverSchema.optional(),
       farm: z.preprocess((value) => value ?? {}, farmSchema),
+      notify: notifySchema(duration).optional(),
+      opcua: opcuaSchema.optional(),
     }),
   );
 }

@@ -1,5 +1,7 @@
 /** The typed shape of a loaded ferry.yaml. Everything here has been validated once, at load time. */
 import type { z } from "zod";
+import type { NotifyConfig } from "./notify.ts";
+import type { OpcuaConfig } from "./opcua.ts";
 import type { ServerConfig } from "./server.ts";
 
 /** A kind of device a ferry.yaml may declare; storage adapters' and printer drivers' definitions satisfy it. */
@@ -135,4 +137,8 @@ export interface FerryConfig {
   /** `server:`: the HTTP API `ferry serve` starts; absent: no server (unless `--listen`). */
   server?: ServerConfig;
   farm: FarmConfig;
+  /** `notify:`: notification channels and rules; absent: Ferry notifies nobody. */
+  notify?: NotifyConfig;
+  /** `opcua:`: the printers mirrored into an OPC UA server, and/or Ferry's own OPC UA server. */
+  opcua?: OpcuaConfig;
 }

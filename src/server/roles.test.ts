@@ -75,9 +75,11 @@ describe("who may call what", () => {
       return { status: response.status, body: undefined as unknown as ProblemBody, response };
     }
     const text = await response.text();
+    // JSON answers and problems; /metrics answers in Prometheus' text format.
+    const json = /json/.test(response.headers.get("content-type") ?? "");
     return {
       status: response.status,
-      body: (text === "" ? undefined : JSON.parse(text)) as ProblemBody,
+      body: (text === "" || !json ? undefined : JSON.parse(text)) as ProblemBody,
       response,
     };
   };
@@ -90,6 +92,8 @@ describe("who may call what", () => {
       "DELETE /api/v1/session",
       "GET /api/v1/users",
       "POST /api/v1/tokens",
+      "GET /metrics",
+      "PATCH /api/v1/me/notifications",
     ])
       assert.ok(labels.includes(expected), `${expected} is missing from ${labels.join(", ")}`);
     for (const op of operations)

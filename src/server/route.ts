@@ -35,6 +35,7 @@ import type { App } from "../app.ts";
 import { ACCOUNT_NAME_PATTERN, type Identity } from "../auth/accounts.ts";
 import { ROLES, type Role } from "../auth/roles.ts";
 import type { SessionCookie } from "./auth.ts";
+import type { ServerMetrics } from "./metrics.ts";
 import type { OidcLogin } from "./oidc.ts";
 import { HttpProblem } from "./problems.ts";
 import type { SetupGate } from "./setup-gate.ts";
@@ -62,6 +63,8 @@ export interface RouteContext {
   setup: SetupGate;
   /** Sign-in through the identity provider (routes/oidc.ts); undefined without server.auth.oidc. */
   oidc: OidcLogin | undefined;
+  /** What GET /metrics shows (routes/metrics.ts); the event stream reports its clients to it. */
+  metrics: ServerMetrics;
 }
 
 /** The Fastify instance a routes plugin registers on: request types come from the zod schemas. */

@@ -21,6 +21,7 @@ import type { App } from "../app.ts";
 import type { ServerConfig } from "../config/index.ts";
 import { FerryError } from "../core/errors.ts";
 import { authenticate, CSRF_HEADER, sessionCookie } from "./auth.ts";
+import { ServerMetrics } from "./metrics.ts";
 import { OIDC_CALLBACK_PATH, OidcLogin } from "./oidc.ts";
 import { errorHandler, notFoundHandler, problemSchema, validatorCompiler } from "./problems.ts";
 import type { RouteRole } from "./route.ts";
@@ -272,9 +273,14 @@ function build(
     docs.get(OPENAPI_PATH, { schema: { hide: true } }, () => docs.swagger());
   });
 
+  const metrics = new ServerMetrics(app);
+  server.addHook("onClose", (_instance, done) => {
+    metrics.close();
+    done();
+  });
   for (const routes of ROUTES)
     void server.register((scope, _options, done) => {
-      routes(scope.withTypeProvider<ZodTypeProvider>(), { app, session: cookie, setup, oidc });
+      routes(scope.withTypeProvider<ZodTypeProvider>(), { app, session: cookie, setup, oidc, metrics });
       done();
     });
   return fastify;

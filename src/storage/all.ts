@@ -6,6 +6,7 @@
 import { ftpAdapter } from "./ftp/ftp.ts";
 import { httpPostAdapter } from "./http-post/http-post.ts";
 import { localAdapter } from "./local/local.ts";
+import { mavlinkFtpAdapter } from "./mavlink-ftp/mavlink-ftp.ts";
 import { removableAdapter } from "./removable/removable.ts";
 import { s3Adapter } from "./s3/s3.ts";
 import { sftpAdapter } from "./sftp/sftp.ts";
@@ -19,4 +20,5 @@ export const storageAdapters = [
   sftpAdapter,
   ftpAdapter,
   s3Adapter,
+  mavlinkFtpAdapter,
 ] as const;

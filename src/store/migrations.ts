@@ -372,6 +372,19 @@ const migrations: Record<string, Migration> = {
       }
     },
   },
+  "0012_notification_settings": {
+    async up(db: Kysely<unknown>) {
+      // What each user chose for their own notifications (src/notify/): switched off or not, and
+      // the address their e-mail goes to. No row: on, and no address.
+      await db.schema
+        .createTable("notification_settings")
+        .addColumn("user_id", "text", (c) => c.primaryKey().references("users.id").onDelete("cascade"))
+        .addColumn("enabled", "integer", (c) => c.notNull().defaultTo(1))
+        .addColumn("email", "text")
+        .addColumn("updated_at", "bigint", (c) => c.notNull())
+        .execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

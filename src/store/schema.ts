@@ -219,6 +219,16 @@ export interface PrinterFarmStateTable {
   updated_at: number;
 }
 
+/** A user's own notification settings (src/store/notification-settings.ts). */
+export interface NotificationSettingsTable {
+  user_id: string;
+  /** 0: the user switched their notifications off. */
+  enabled: number;
+  /** Where their e-mail goes; null: none. */
+  email: string | null;
+  updated_at: number;
+}
+
 export interface Schema {
   devices: DevicesTable;
   events: EventsTable;
@@ -235,4 +245,5 @@ export interface Schema {
   jobs: JobsTable;
   job_history: JobHistoryTable;
   printer_farm_state: PrinterFarmStateTable;
+  notification_settings: NotificationSettingsTable;
 }

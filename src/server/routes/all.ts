@@ -5,6 +5,8 @@ import events from "./events.ts";
 import files from "./files.ts";
 import health from "./health.ts";
 import jobs from "./jobs.ts";
+import metrics from "./metrics.ts";
+import notifications from "./notifications.ts";
 import octoprint from "./octoprint-compat.ts";
 import oidc from "./oidc.ts";
 import printers from "./printers.ts";
@@ -30,4 +32,6 @@ export const ROUTES: readonly FerryRoutes[] = [
   files,
   jobs,
   octoprint,
+  notifications,
+  metrics,
 ];

@@ -31,8 +31,9 @@ async function ownJobsOnly(app: App, user: string): Promise<(event: RecordedEven
 
 const list = z.union([z.string(), z.array(z.string())]).optional();
 
-const events: FerryRoutes = (server, { app }) => {
+const events: FerryRoutes = (server, { app, metrics }) => {
   const hub = new EventHub(app.events, { logger: app.logger, clock: app.clock });
+  metrics.sseClients(() => hub.subscribers);
   // Before the server waits for connections to end: open streams would hold it for its grace time.
   server.addHook("preClose", (done) => {
     hub.close();
