@@ -16,6 +16,7 @@ have radosgw || need+=(radosgw ceph-mon ceph-osd)
 have uuidgen || need+=(uuid-runtime)
 have openssl || need+=(openssl)
 have rclone || need+=(rclone)
+have socat || need+=(socat) # a serial pair for the MAVLink FTP adapter's serial transport
 have mosquitto || need+=(mosquitto)
 if ((${#need[@]} == 0)); then exit 0; fi
 echo "ferry: installing test servers from Debian: ${need[*]}" >&2
