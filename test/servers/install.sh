@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs, from Debian, the real servers the tests start (each test starts its own on free ports of
 # 127.0.0.1, in a temp folder, and stops it): PostgreSQL, vsftpd (FTP/FTPS), OpenSSH (SFTP),
-# Apache mod_dav and nginx dav (WebDAV), Ceph RGW (S3), Mosquitto (MQTT), and rclone for bench:transfer.
+# Apache mod_dav and nginx dav (WebDAV), Ceph RGW (S3), Mosquitto (MQTT), socat (serial pairs) and
+# rclone for bench:transfer.
 # Does nothing when they are all there. Needs root (CI runs as root).
 set -euo pipefail
 need=()
