@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs, from Debian, the real servers the tests start (each test starts its own on free ports of
 # 127.0.0.1, in a temp folder, and stops it): PostgreSQL, vsftpd (FTP/FTPS), OpenSSH (SFTP),
-# Apache mod_dav and nginx dav (WebDAV), Ceph RGW (S3), and rclone for bench:transfer.
+# Apache mod_dav and nginx dav (WebDAV), Ceph RGW (S3), rclone for bench:transfer, and Chromium
+# for the dashboard's browser tests and bench:web (driven by playwright-core; no browser download).
 # Does nothing when they are all there. Needs root (CI runs as root).
 set -euo pipefail
 need=()
@@ -16,6 +17,7 @@ have radosgw || need+=(radosgw ceph-mon ceph-osd)
 have uuidgen || need+=(uuid-runtime)
 have openssl || need+=(openssl)
 have rclone || need+=(rclone)
+have chromium || need+=(chromium)
 if ((${#need[@]} == 0)); then exit 0; fi
 echo "ferry: installing test servers from Debian: ${need[*]}" >&2
 apt-get update -qq >&2
