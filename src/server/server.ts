@@ -339,6 +339,10 @@ function build(
         // index.html is answered by the page fallback (with its headers); hashed files never change.
         index: false,
         wildcard: true,
+        // The build writes .br and .gz beside each script and style (scripts/build-web.ts).
+        preCompressed: true,
+        // Set below, per file (send's own would say max-age=0 for all).
+        cacheControl: false,
         setHeaders: (response, file) => {
           response.setHeader(
             "cache-control",

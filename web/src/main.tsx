@@ -6,6 +6,7 @@ import { ApiError } from "./api/client.ts";
 import { LiveEvents } from "./api/events.ts";
 import { App } from "./App.tsx";
 import { LiveContext } from "./live.ts";
+import { printersQuery } from "./pages/farm-queries.ts";
 import "./styles.css";
 
 const client = new QueryClient({
@@ -19,6 +20,9 @@ const client = new QueryClient({
   },
 });
 const live = new LiveEvents(client);
+// The farm grid's data is asked for at once, beside "who am I", not after it: the first page
+// fills one round trip sooner. Without a session it is a 401, dropped (the login page shows).
+if (location.pathname === "/") client.query(printersQuery).catch(() => undefined);
 const root = document.getElementById("root");
 if (!root) throw new Error("index.html has no #root");
 createRoot(root).render(

@@ -1,8 +1,8 @@
 /**
  * Live updates: one EventSource on GET /api/v1/events for the whole page (no polling). Each event
  * updates TanStack Query's cache in place (a printer's state, temperatures, a job's progress, a
- * transfer's bytes), batched once per animation frame so 200 printers a second cost one render
- * each; events that change lists (a job's new state, a task done) mark those lists stale, and
+ * transfer's bytes), batched: at most five flushes a second, each in an animation frame, so 200
+ * printers updating every second cost a few renders a second, not hundreds; events that change lists (a job's new state, a task done) mark those lists stale, and
  * the queries on screen fetch them again once. After a reconnect everything is fetched again:
  * live-only events (progress, temperatures) are not replayed.
  */
@@ -58,6 +58,9 @@ const STALE: Partial<Record<StreamType, readonly string[]>> = {
 
 type Listener = (event: Envelope) => void;
 
+/** Live changes reach the cache at most this often. */
+const FLUSH_EVERY_MS = 200;
+
 export type StreamStatus = "connecting" | "live" | "reconnecting";
 
 export class LiveEvents {
@@ -72,6 +75,8 @@ export class LiveEvents {
   #transferBytes = new Map<string, { bytes: number; at: number }>();
   #stale = new Set<string>();
   #frame: number | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #lastFlush = 0;
   #wasLive = false;
 
   constructor(client: QueryClient) {
@@ -100,7 +105,9 @@ export class LiveEvents {
     this.#source = undefined;
     this.#wasLive = false;
     if (this.#frame !== undefined) cancelAnimationFrame(this.#frame);
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#frame = undefined;
+    this.#timer = undefined;
   }
 
   /** Every event, as it comes (for the printer page's chart and log). */
@@ -170,10 +177,16 @@ export class LiveEvents {
   }
 
   #schedule(): void {
-    this.#frame ??= requestAnimationFrame(() => {
-      this.#frame = undefined;
-      this.#flush();
-    });
+    if (this.#frame !== undefined || this.#timer !== undefined) return;
+    const wait = Math.max(0, FLUSH_EVERY_MS - (performance.now() - this.#lastFlush));
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#frame = requestAnimationFrame(() => {
+        this.#frame = undefined;
+        this.#lastFlush = performance.now();
+        this.#flush();
+      });
+    }, wait);
   }
 
   #flush(): void {

@@ -1,8 +1,10 @@
 import { useQuery } from "@tanstack/react-query";
 import { api, ok, type LibraryFile } from "../api/client.ts";
 
+export const printersQuery = { queryKey: ["printers"], queryFn: () => ok(api.GET("/api/v1/printers")) };
+
 export function usePrinters() {
-  return useQuery({ queryKey: ["printers"], queryFn: () => ok(api.GET("/api/v1/printers")) });
+  return useQuery(printersQuery);
 }
 
 /** The library by file id (thumbnails and metadata of the jobs' files). */
