@@ -36,10 +36,11 @@ export class TemperatureHistory {
   add(printer: string, at: number, temperatures: Temperature[]): void {
     let samples = this.#samples.get(printer);
     if (!samples) this.#samples.set(printer, (samples = []));
-    // Samples kept are a step apart, and the last one is the newest reading (it is replaced until
-    // a step has passed since the one before it): the chart ends where the printer is now.
-    const previous = samples.at(-2);
-    if (previous && at - previous.at < this.#stepMs) samples[samples.length - 1] = { at, temperatures };
+    // Samples kept are a step apart, and the last one is the newest reading (replaced by each new
+    // one until it is a step past the one before it): the chart ends where the printer is now.
+    const [previous, last] = [samples.at(-2), samples.at(-1)];
+    if (previous && last && last.at - previous.at < this.#stepMs)
+      samples[samples.length - 1] = { at, temperatures };
     else samples.push({ at, temperatures });
     const oldest = at - this.keepMs;
     let drop = 0;

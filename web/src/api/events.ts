@@ -140,8 +140,15 @@ export class LiveEvents {
           connection: e.payload.connection,
           activity: e.payload.activity,
           rawState: e.payload.rawState,
+          offlineReason: e.payload.connection === "online" ? null : p.offlineReason,
           observedAt: new Date(e.at).toISOString(),
         }));
+        break;
+      }
+      case "printer.error": {
+        const e = event as Envelope<"printer.error">;
+        if (e.payload.problem === "offline" || e.payload.problem === "auth_failed")
+          this.#patchPrinter(e.payload.printer, (p) => ({ ...p, offlineReason: e.payload.message }));
         break;
       }
       case "printer.temperatures": {

@@ -3827,6 +3827,8 @@ export interface components {
       activity:
         ("idle" | "busy" | "printing" | "paused" | "finished" | "stopped" | "error" | "attention") | null;
       rawState: string | null;
+      /** @description why it is offline or refuses Ferry's credentials */
+      offlineReason: string | null;
       temperatures: {
         name: string;
         actual: number;
@@ -4090,6 +4092,8 @@ export interface components {
       activity:
         ("idle" | "busy" | "printing" | "paused" | "finished" | "stopped" | "error" | "attention") | null;
       rawState: string | null;
+      /** @description why it is offline or refuses Ferry's credentials */
+      offlineReason: string | null;
       temperatures: {
         name: string;
         actual: number;

@@ -149,7 +149,7 @@ const PrinterCard = memo(function PrinterCard({
       )}
       {failed && (
         <p className="reason" role="note">
-          {p.lastError ?? p.rawState ?? p.waiting ?? "no answer"}
+          {p.offlineReason ?? p.lastError ?? p.rawState ?? p.waiting ?? "no answer"}
         </p>
       )}
       {job ? (
