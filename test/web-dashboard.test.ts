@@ -294,6 +294,19 @@ farm:
       async () => (await fetch("/api/v1/jobs")).json() as Promise<{ owner: string }[]>,
     );
     assert.deepEqual([...new Set(api.map((j) => j.owner))], ["maker"]);
+
+    // The printer's own page: its temperature chart (heaters from the last hour), its jobs, the
+    // files on it (the farm's folder), its event log with this job in it.
+    await card(ops, "mk4-a").getByRole("link", { name: "mk4-a" }).click();
+    const chart = ops.getByRole("img", { name: "Temperature chart of mk4-a" });
+    await chart.locator("canvas").waitFor();
+    await ops.locator(".chart").getByText("tool0 actual").waitFor();
+    await ops.getByRole("region", { name: "Jobs" }).getByText("cube-mini-png.gcode · completed").waitFor();
+    await ops
+      .getByRole("region", { name: /Files on the printer/ })
+      .getByRole("button", { name: "ferry/" })
+      .waitFor();
+    await ops.locator("ol.log li", { hasText: "cube-mini-png.gcode: printed → completed by olga" }).waitFor();
     await ops.close();
     await mine.close();
   });

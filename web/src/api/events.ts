@@ -41,7 +41,7 @@ const STALE: Partial<Record<StreamType, readonly string[]>> = {
   "printer.bed": ["printers"],
   "printer.maintenance": ["printers"],
   "printer.waiting_bed_clear": ["printers"],
-  "job.state": ["jobs", "printers", "job-history", "files"],
+  "job.state": ["jobs", "printers", "job-history"],
   "job.waiting": ["jobs"],
   "task.started": ["transfers", "tasks", "syncs"],
   "task.done": ["transfers", "tasks", "syncs"],
@@ -163,6 +163,11 @@ export class LiveEvents {
           p.job?.id === id ? { ...p, job: { ...p.job, progress, remainingS } } : p,
         );
         this.#jobPatches.set(id, { progress, remainingS });
+        break;
+      }
+      case "job.state": {
+        // A new job may print a file uploaded elsewhere (a slicer): its thumbnail is in the library.
+        if ((event as Envelope<"job.state">).payload.from === null) this.#stale.add("files");
         break;
       }
       case "task.progress": {
