@@ -109,7 +109,12 @@ export async function demoCommand(options: { dir: string; seconds?: number }): P
   });
   // Klipper behind Moonraker, trusting every client on its network (no API key), as most are set up.
   const klip = await MoonrakerSim.start({ name: "klip-1", rate: 2_000_000 });
-  const printers = [...sims, octo, klip];
+  // Two printers of the print farm only (no sync writes to them), for the dashboard's farm page:
+  // jobs submitted there print on them, at 20 times the speed of a real printer.
+  const farmSims = await Promise.all(
+    ["farm-a", "farm-b"].map((name) => PrusaLinkSim.start({ name, port: 0, password: PASSWORD, speed: 20 })),
+  );
+  const printers = [...sims, octo, klip, ...farmSims];
   const config = join(root, "ferry.yaml");
   await writeFile(join(root, ".env"), `PRUSA_PASSWORD=${PASSWORD}\nOCTO_KEY=${OCTO_KEY}\n`);
   await writeFile(
@@ -118,6 +123,7 @@ export async function demoCommand(options: { dir: string; seconds?: number }): P
       sims.map((sim) => sim.url),
       octo.url,
       klip.url,
+      farmSims.map((sim) => sim.url),
     ),
   );
   // The same farm for trying by hand against `ferry sim prusalink --count 3`, `ferry sim octoprint`
@@ -214,10 +220,18 @@ function portIsFree(port: number): Promise<boolean> {
   });
 }
 
-function farmConfig(urls: readonly string[], octoUrl: string, klipUrl: string): string {
+function farmConfig(
+  urls: readonly string[],
+  octoUrl: string,
+  klipUrl: string,
+  farmUrls: readonly string[] = [],
+): string {
   return [
     "# Written by `ferry demo`: three simulated PrusaLink printers, an OctoPrint one and a Moonraker",
     "# (Klipper) one fed from ./master, and flight logs moved from ./flights to ./archive.",
+    ...(farmUrls.length > 0
+      ? ["# farm-a and farm-b are print-farm printers: jobs submitted in the dashboard print there."]
+      : []),
     "devices:",
     ...urls.map(
       (url, i) =>
@@ -225,6 +239,10 @@ function farmConfig(urls: readonly string[], octoUrl: string, klipUrl: string): 
     ),
     `  octo-1: { type: octoprint, url: "${octoUrl}", api_key: "\${OCTO_KEY}" }`,
     `  klip-1: { type: moonraker, url: "${klipUrl}" }`,
+    ...farmUrls.map(
+      (url, i) =>
+        `  farm-${"ab"[i] ?? i}: { type: prusalink, url: "${url}", username: maker, password: "\${PRUSA_PASSWORD}", farm: true, model: MK4, tags: [${i === 0 ? "PLA" : "PETG"}] }`,
+    ),
     "groups:",
     "  farm: [mk4-a, mk4-b, mk4-c, octo-1, klip-1]",
     "syncs:",
@@ -240,6 +258,7 @@ function farmConfig(urls: readonly string[], octoUrl: string, klipUrl: string): 
     "    targets: [./archive]",
     "    mode: move",
     "    watch: true",
+    ...(farmUrls.length > 0 ? ["farm:", "  interval: 1s"] : []),
     "",
   ].join("\n");
 }
