@@ -8,7 +8,7 @@
  *   workers publish them): long tasks (> 50 ms) and frame times, from the page's
  *   PerformanceObserver and requestAnimationFrame.
  *
- *   npm run bench:web -- [--printers 200] [--seconds 20]
+ *   npm run bench:web -- [--printers 200] [--seconds 20] [--idle]   (--idle: no updates, the machine's own noise)
  * Targets: JS < 300 kB, grid filled < 1.5 s, no long task over 50 ms during the updates.
  */
 import { spawn, type ChildProcess } from "node:child_process";
