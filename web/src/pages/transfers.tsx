@@ -88,7 +88,7 @@ export default function Transfers({ role }: { role: Role }) {
                   </td>
                   <td>
                     {s.lastPass
-                      ? `${time(s.lastPass.at)} (${s.lastPass.reason}, ${s.lastPass.changes} changes)`
+                      ? `${time(s.lastPass.at)} (${s.lastPass.reason}, ${s.lastPass.changes} change${s.lastPass.changes === 1 ? "" : "s"})`
                       : "–"}
                   </td>
                   <td>
