@@ -3,6 +3,7 @@ import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import js from "@eslint/js";
 import { createNodeResolver, importX } from "eslint-plugin-import-x";
+import reactHooks from "eslint-plugin-react-hooks";
 import tseslint from "typescript-eslint";
 
 const root = import.meta.dirname;
@@ -128,7 +129,17 @@ function vendorSdkRule(own) {
 }
 
 export default tseslint.config(
-  { ignores: ["node_modules/**", ".cache/**", "ferry-data/**", "ferry-demo/**", "dist/**"] },
+  {
+    ignores: [
+      "node_modules/**",
+      ".cache/**",
+      "ferry-data/**",
+      "ferry-demo/**",
+      "dist/**",
+      "web/dist/**",
+      "web/dist.*",
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.strictTypeChecked,
   {
@@ -161,8 +172,8 @@ export default tseslint.config(
     settings: {
       "import-x/resolver-next": [createNodeResolver()],
       // Without these import-x does not read .ts files and finds no cycle through them.
-      "import-x/extensions": [".ts", ".js"],
-      "import-x/parsers": { "@typescript-eslint/parser": [".ts"] },
+      "import-x/extensions": [".ts", ".tsx", ".js"],
+      "import-x/parsers": { "@typescript-eslint/parser": [".ts", ".tsx"] },
     },
     rules: {
       // Only runtime cycles: a type-only import costs nothing at load time.
@@ -175,6 +186,29 @@ export default tseslint.config(
     rules: { "import-x/no-restricted-paths": ["error", { basePath: root, zones: restrictedPaths }] },
   },
   { files: ["src/**/*.ts"], rules: { "no-restricted-imports": vendorSdkRule(undefined) } },
+  // The dashboard (web/, its own tsconfig for the browser): React's rules of hooks; it reaches the
+  // server's code only for types (its event payloads), which the build erases.
+  {
+    files: ["web/**/*.{ts,tsx}"],
+    ...reactHooks.configs.flat["recommended-latest"],
+  },
+  {
+    files: ["web/src/**/*.{ts,tsx}"],
+    rules: {
+      "@typescript-eslint/no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            {
+              regex: "^(\\.\\./)+src/",
+              allowTypeImports: true,
+              message: "the dashboard imports the server's types only",
+            },
+          ],
+        },
+      ],
+    },
+  },
   ...Object.keys(VENDOR_SDKS).map((folder) => ({
     files: [`src/${folder}/**/*.ts`],
     rules: { "no-restricted-imports": vendorSdkRule(folder) },

@@ -191,7 +191,7 @@ export async function demoCommand(options: { dir: string; seconds?: number }): P
         signal: stop.signal,
         onStarted: (app) => {
           say(
-            `The API answers at the address above: sign in as admin with the password ${process.env.FERRY_ADMIN_PASSWORD ?? ""} (or as ${STUDENT.name}, password ${STUDENT.password}), or make a token for scripts (see README, "The HTTP API").`,
+            `The dashboard and the API answer at the address above: sign in as admin with the password ${process.env.FERRY_ADMIN_PASSWORD ?? ""} (or as ${STUDENT.name}, password ${STUDENT.password}), or make a token for scripts (see README, "The HTTP API").`,
           );
           setTimeout(() => {
             void writeFile(join(master, "new-design.gcode"), gcode(600_000));

@@ -18,6 +18,7 @@ import { EXIT, UsageError } from "./exit.ts";
 import { acquireRunLock, LockedError, type RunLock } from "./run-lock.ts";
 import { oneLine } from "./sync-output.ts";
 import { FerryServer } from "../server/server.ts";
+import { LIVE_ONLY } from "../store/event-history.ts";
 
 export interface ServeOptions {
   config?: string;
@@ -132,8 +133,8 @@ function attachServeOutput(bus: EventBus<AppEvents>, json: boolean): void {
   const out = (text: string) => process.stdout.write(text + "\n");
   if (json) {
     bus.onAny((event) => {
-      // Progress is for live displays; a log of it would be mostly noise.
-      if (event.type !== "task.progress") out(JSON.stringify(event));
+      // Progress and temperatures are for live displays; a log of them would be mostly noise.
+      if (!LIVE_ONLY.includes(event.type)) out(JSON.stringify(event));
     });
     return;
   }

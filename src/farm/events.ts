@@ -1,5 +1,5 @@
 /** What the farm publishes (docs/events.md has the whole vocabulary); displays and notifications subscribe. */
-import type { Activity, Connection } from "../printers/driver.ts";
+import type { Activity, Connection, Temperature } from "../printers/driver.ts";
 import type { JobState } from "./states.ts";
 
 export interface FarmEvents {
@@ -31,6 +31,11 @@ export interface FarmEvents {
     rawState: string | null;
     before: { connection: Connection; activity: Activity } | null;
   };
+  /**
+   * A farm printer's temperatures changed (a target, or an actual by a degree or more; live only,
+   * never in the event history): for live displays.
+   */
+  "printer.temperatures": { printer: string; temperatures: Temperature[] };
   /** A farm printer is in error, asks for attention, refuses Ferry's credentials or went offline. */
   "printer.error": {
     printer: string;

@@ -16,6 +16,8 @@ export interface PrinterView {
   connection: PrinterSnapshot["connection"] | null;
   activity: PrinterSnapshot["activity"] | null;
   rawState: string | null;
+  /** Why it is offline or refuses Ferry's credentials, as last seen. */
+  offlineReason: string | null;
   temperatures: Temperature[];
   heating: boolean;
   observedAt: number | null;
@@ -54,6 +56,7 @@ export function printerView({ name, kind, settings, worker, state, job, now }: V
     connection: seen?.connection ?? null,
     activity: seen?.activity ?? null,
     rawState: seen?.rawState ?? null,
+    offlineReason: seen?.offlineReason ?? null,
     temperatures: seen?.temperatures ?? [],
     heating: seen ? isHeating(seen) : false,
     observedAt: seen?.observedAt ?? null,

@@ -7,7 +7,7 @@
  */
 import { FerryError, toFerryError } from "../core/errors.ts";
 import { basename } from "../core/paths.ts";
-import type { PrinterDriver, PrinterSnapshot } from "../printers/driver.ts";
+import type { PrinterDriver, PrinterSnapshot, Temperature } from "../printers/driver.ts";
 import type { FarmContext } from "./context.ts";
 import type { Job } from "./jobs.ts";
 import { decide, type Action } from "./reconciler.ts";
@@ -35,6 +35,15 @@ export function isHeating(snapshot: PrinterSnapshot): boolean {
   );
 }
 
+/** Whether temperatures changed enough to be worth an event (a target, or an actual by 1 °C). */
+export function temperaturesMoved(before: readonly Temperature[], now: readonly Temperature[]): boolean {
+  if (before.length !== now.length) return true;
+  return now.some((t, i) => {
+    const old = before[i];
+    return old?.name !== t.name || old.target !== t.target || Math.abs(old.actual - t.actual) >= 1;
+  });
+}
+
 export class PrinterWorker {
   readonly printer: string;
   readonly #ctx: FarmContext;
@@ -49,6 +58,8 @@ export class PrinterWorker {
   waiting: string | undefined;
   /** The last error, until a tick goes through. */
   lastError: string | undefined;
+  /** The temperatures of the last printer.temperatures event. */
+  #temperaturesShown: readonly Temperature[] = [];
   /** Whether it heats, as written to the store last (undefined: not written under this lease). */
   #heatingStored: boolean | undefined;
   /** Starts asked again, by job (this process's count: a restart may ask a few more times). */
@@ -312,6 +323,13 @@ export class PrinterWorker {
   #observe(snapshot: PrinterSnapshot): void {
     const before = this.snapshot;
     this.snapshot = snapshot;
+    if (temperaturesMoved(this.#temperaturesShown, snapshot.temperatures)) {
+      this.#temperaturesShown = snapshot.temperatures;
+      this.#ctx.bus.emit("printer.temperatures", {
+        printer: this.printer,
+        temperatures: snapshot.temperatures,
+      });
+    }
     if (before?.connection === snapshot.connection && before.activity === snapshot.activity) return;
     const { bus } = this.#ctx;
     bus.emit("printer.state", {

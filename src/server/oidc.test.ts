@@ -168,6 +168,13 @@ describe("sign-in through an OpenID Connect provider", () => {
       cookie: session,
     });
 
+  test("the sign-in options name the identity provider's sign-in, for the login page", async () => {
+    assert.deepEqual((await t.json("/api/v1/session/options")).body, {
+      password: true,
+      oidc: OIDC_LOGIN_PATH,
+    });
+  });
+
   test("a full sign-in ends with a Ferry session of the role the claim maps to", async () => {
     idp.accounts.set("sub-ada", { preferred_username: "ada", ferry_role: "technicians" });
     const browser = newBrowser();
@@ -307,9 +314,10 @@ describe("without a reachable provider, or without auth.oidc", () => {
     assert.equal(body.subject, "server.auth.oidc.issuer");
   });
 
-  test("without auth.oidc both routes answer 404", async () => {
+  test("without auth.oidc both routes answer 404, and the sign-in options say password only", async () => {
     const t = await startServer();
     after(() => t.close());
+    assert.deepEqual((await t.json("/api/v1/session/options")).body, { password: true, oidc: null });
     for (const path of [OIDC_LOGIN_PATH, OIDC_CALLBACK_PATH]) {
       const { status, body } = await t.json(path);
       assert.equal(status, 404, path);

@@ -21,6 +21,7 @@ const PUBLIC = [
   "POST /api/v1/session",
   "GET /api/v1/session/oidc",
   "GET /api/v1/session/oidc/callback",
+  "GET /api/v1/session/options",
   "POST /api/v1/setup",
 ];
 const METHODS = ["get", "post", "put", "patch", "delete"];
@@ -104,7 +105,7 @@ describe("who may call what", () => {
         .map((op) => op.label)
         .sort(),
       [...PUBLIC].sort(),
-      "only health, sign-in and setup are open to anyone",
+      "only health, sign-in (and how one signs in) and setup are open to anyone",
     );
   });
 

@@ -4,12 +4,21 @@
  * given the App and registers every feature's routes over it (routes/all.ts); it builds nothing
  * of its own beyond what HTTP needs.
  */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import fastifyStatic from "@fastify/static";
 import { hostname } from "node:os";
 import fastifyCookie from "@fastify/cookie";
 import fastifySwagger from "@fastify/swagger";
 import fastifySwaggerUi from "@fastify/swagger-ui";
-import Fastify, { type FastifyInstance, type RouteOptions } from "fastify";
+import Fastify, {
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  type RouteOptions,
+} from "fastify";
 import {
   jsonSchemaTransform,
   jsonSchemaTransformObject,
@@ -35,12 +44,23 @@ export const CLOSE_GRACE_MS = 3_000;
 export const DOCS_PREFIX = "/api/docs";
 export const OPENAPI_PATH = "/api/openapi.json";
 const VERSION = "0.1.0";
+/** Where `npm run build` puts the dashboard (web/). */
+export const DASHBOARD_DIR = fileURLToPath(new URL("../../web/dist", import.meta.url));
+/** The dashboard's content security policy: its own scripts only; pictures may be cameras elsewhere. */
+const DASHBOARD_CSP =
+  "default-src 'self'; img-src 'self' data: blob: http: https:; style-src 'self' 'unsafe-inline'; " +
+  "script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
 export interface ServerOptions {
   /** Where FERRY_ADMIN_PASSWORD is read (default process.env). */
   env?: NodeJS.ProcessEnv;
   /** Shows where it listens and the one-time setup link (default: lines on stderr; never through the logger). */
   announce?: (line: string) => void;
+  /**
+   * The dashboard's built assets, served at `/` (default DASHBOARD_DIR); null, or a folder without
+   * index.html: none, the server answers the API only (and says so when it starts).
+   */
+  dashboard?: string | null;
 }
 
 export class FerryServer {
@@ -48,6 +68,9 @@ export class FerryServer {
   readonly #app: App;
   readonly #config: ServerConfig;
   readonly #options: ServerOptions;
+  /** The dashboard's folder when it is served; null: API only. */
+  readonly dashboard: string | null;
+  readonly #wantedDashboard: string | null;
   readonly #setup = new SetupGate();
   readonly #closing = { now: false };
   #closed: Promise<void> | undefined;
@@ -57,7 +80,10 @@ export class FerryServer {
     this.#app = app;
     this.#config = config;
     this.#options = options;
-    this.fastify = build(app, config, this.#setup, this.#closing, () => this.url);
+    const dashboard = options.dashboard === undefined ? DASHBOARD_DIR : options.dashboard;
+    this.dashboard = dashboard !== null && existsSync(`${dashboard}/index.html`) ? dashboard : null;
+    this.#wantedDashboard = dashboard;
+    this.fastify = build(app, config, this.#setup, this.#closing, () => this.url, this.dashboard);
   }
 
   /** Builds the server and its routes (throws naming a route that declares no role). */
@@ -105,6 +131,11 @@ export class FerryServer {
         "server: an admin exists (FERRY_ADMIN_PASSWORD is used only at the first start)",
       );
     }
+    if (this.dashboard !== null) announce(`ferry: dashboard at ${this.#url}/`);
+    else if (this.#wantedDashboard !== null)
+      announce(
+        `ferry: no dashboard (${this.#wantedDashboard}/index.html is missing; npm run build makes it): serving the API only`,
+      );
     return this.#url;
   }
 
@@ -137,6 +168,7 @@ function build(
   setup: SetupGate,
   closing: { now: boolean },
   publicUrl: () => string,
+  dashboard: string | null,
 ): FastifyInstance {
   const logger = app.logger.child({ component: "server" });
   const secure = config.tls !== undefined || config.publicUrl?.startsWith("https:") === true;
@@ -164,7 +196,31 @@ function build(
   server.setValidatorCompiler(validatorCompiler);
   server.setSerializerCompiler(serializerCompiler);
   server.setErrorHandler(errorHandler(logger));
-  server.setNotFoundHandler(notFoundHandler);
+  /** The dashboard's page, index.html, which routes its paths (/jobs, /printers/mk4-a) in the browser. */
+  const sendPage = (request: FastifyRequest, reply: FastifyReply) =>
+    readFile(join(dashboard ?? "", "index.html")).then(
+      (html) =>
+        reply
+          .type("text/html; charset=utf-8")
+          .header("cache-control", "no-cache")
+          .header("content-security-policy", DASHBOARD_CSP)
+          .header("x-content-type-options", "nosniff")
+          .send(html),
+      // Removed since the server started (a rebuild in progress): as if there were none.
+      () => notFoundHandler(request, reply),
+    );
+  server.setNotFoundHandler((request, reply) => {
+    // Never under /api or /health, whose unknown paths stay problems; nor a missing asset file.
+    const path = request.url.split("?")[0] ?? "";
+    const page =
+      dashboard !== null &&
+      (request.method === "GET" || request.method === "HEAD") &&
+      !path.startsWith("/api/") &&
+      path !== "/api" &&
+      path !== "/health" &&
+      !/\.[A-Za-z0-9]+$/.test(path);
+    return page ? sendPage(request, reply) : notFoundHandler(request, reply);
+  });
   server.decorateRequest("identity", null);
 
   // Every route must say who may call it: checked once all are registered.
@@ -278,6 +334,31 @@ function build(
     metrics.close();
     done();
   });
+  if (dashboard !== null)
+    void server.register(async (assets) => {
+      assets.addHook("onRoute", (route) => {
+        route.config = { ...route.config, role: "public" };
+      });
+      assets.get("/", { schema: { hide: true } }, sendPage);
+      await assets.register(fastifyStatic, {
+        root: dashboard,
+        // index.html is answered by the page fallback (with its headers); hashed files never change.
+        index: false,
+        wildcard: true,
+        // The build writes .br and .gz beside each script and style (scripts/build-web.ts).
+        preCompressed: true,
+        // Set below, per file (send's own would say max-age=0 for all).
+        cacheControl: false,
+        setHeaders: (response, file) => {
+          response.setHeader(
+            "cache-control",
+            file.includes(join(dashboard, "assets")) ? "public, max-age=31536000, immutable" : "no-cache",
+          );
+          response.setHeader("x-content-type-options", "nosniff");
+        },
+      });
+    });
+
   for (const routes of ROUTES)
     void server.register((scope, _options, done) => {
       routes(scope.withTypeProvider<ZodTypeProvider>(), { app, session: cookie, setup, oidc, metrics });

@@ -107,6 +107,8 @@ export async function startServer(
     {
       env: options.env ?? {},
       announce: (line) => announced.push(line),
+      // The API alone unless a test serves a dashboard.
+      dashboard: options.dashboard ?? null,
     },
   );
   await server.start();

@@ -238,8 +238,9 @@ for (const dialect of dialects(pg)) {
   });
 }
 
-test("deviceOf: payload device, else the device of a target label", () => {
+test("deviceOf: payload device, else printer, else the device of a target label", () => {
   assert.equal(deviceOf({ device: "mk4-a", target: "mk4-b" }), "mk4-a");
+  assert.equal(deviceOf({ printer: "mk4-c", id: "j1" }), "mk4-c");
   assert.equal(deviceOf({ target: "mk4-b" }), "mk4-b");
   assert.equal(deviceOf({ target: "mk4-b:models/sub" }), "mk4-b");
   for (const target of ["./backup", "../out", "/srv/outbox", "~/out", "~", "source"]) {

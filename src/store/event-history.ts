@@ -2,7 +2,7 @@
  * The bounded history of published events behind the server's event stream (docs/events.md):
  * every event of the bus is recorded in the `events` table, where the database gives it an
  * increasing integer id (the stream's position, by which a client resumes), except high-rate live
- * events (`task.progress`), which are passed on without an id.
+ * events (`task.progress`, `printer.temperatures`), which are passed on without an id.
  *
  * Events are written in batches, one transaction each, at most `flushMs` after they were published
  * (at once when `batchSize` are waiting), so a thousand events a second cost about twenty small
@@ -23,12 +23,15 @@ import { silentLogger, type Logger } from "../core/logger.ts";
 import type { Store } from "./handle.ts";
 import type { Schema } from "./schema.ts";
 
+/** High-rate events of use only live: streamed without an id, never recorded. */
+export const LIVE_ONLY: readonly string[] = ["task.progress", "printer.temperatures"];
+
 export interface EventHistoryOptions {
   /** Keep the newest this many events (default 10,000). */
   keep?: number;
   /** Keep no event older than this (default 7 days). */
   keepDays?: number;
-  /** Types passed on live but never recorded (default: `task.progress`). */
+  /** Types passed on live but never recorded (default: LIVE_ONLY). */
   liveOnly?: readonly string[];
   /** Longest wait before a published event is written (default 50 ms). */
   flushMs?: number;
@@ -160,7 +163,7 @@ class StoreEventHistory implements EventHistory {
     this.node = node;
     this.#keep = positive(options.keep ?? 10_000, "keep");
     this.#keepMs = positive(options.keepDays ?? 7, "keepDays") * DAY_MS;
-    this.#liveOnly = new Set(options.liveOnly ?? ["task.progress"]);
+    this.#liveOnly = new Set(options.liveOnly ?? LIVE_ONLY);
     this.#flushMs = positive(options.flushMs ?? 50, "flushMs");
     this.#batchSize = positive(options.batchSize ?? 500, "batchSize");
     this.#maxPending = positive(options.maxPending ?? 10_000, "maxPending");
@@ -433,13 +436,15 @@ function taskOf(type: string, payload: unknown): string | null {
 const DEVICE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 
 /**
- * The device an event concerns: payload `device`, else the device of payload `target` (a target's
- * label is `<device>` or `<device>:<folder>`; a local folder, `./backup`, and `source` name none).
+ * The device an event concerns: payload `device`, else `printer` (the farm's events name their
+ * printer so), else the device of payload `target` (a target's label is `<device>` or
+ * `<device>:<folder>`; a local folder, `./backup`, and `source` name none).
  */
 export function deviceOf(payload: unknown): string | null {
   if (typeof payload !== "object" || payload === null) return null;
-  const { device, target } = payload as { device?: unknown; target?: unknown };
+  const { device, printer, target } = payload as { device?: unknown; printer?: unknown; target?: unknown };
   if (typeof device === "string") return device;
+  if (typeof printer === "string") return printer;
   if (typeof target !== "string" || target === "source") return null;
   const name = target.split(":", 1)[0] ?? "";
   return DEVICE_NAME.test(name) ? name : null;

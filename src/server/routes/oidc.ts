@@ -29,6 +29,19 @@ const oidc: FerryRoutes = (server, { app, session: sessionCookie, oidc: login })
     });
 
   server.get(
+    "/api/v1/session/options",
+    {
+      config: { role: "public" },
+      schema: {
+        summary: "How one may sign in here: password, and the identity provider when configured",
+        tags: ["session"],
+        response: { 200: z.object({ password: z.boolean(), oidc: z.string().nullable() }) },
+      },
+    },
+    () => ({ password: true, oidc: login ? OIDC_LOGIN_PATH : null }),
+  );
+
+  server.get(
     OIDC_LOGIN_PATH,
     {
       config: { role: "public" },

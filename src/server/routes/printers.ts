@@ -10,7 +10,8 @@ import { z } from "zod";
 import { FerryError } from "../../core/errors.ts";
 import type { Job } from "../../farm/jobs.ts";
 import { printerDrivers } from "../../printers/all.ts";
-import { identityOf, type FerryRoutes } from "../route.ts";
+import { identityOf, isoTime, type FerryRoutes } from "../route.ts";
+import { TemperatureHistory } from "../temperature-history.ts";
 import { byName, NAME, printerSchema, printerView, seesAllJobs } from "./farm-schemas.ts";
 
 const PRINTER_TYPES = printerDrivers.map((driver) => driver.kind) as [string, ...string[]];
@@ -50,6 +51,13 @@ const printers: FerryRoutes = (server, { app }) => {
   const configs = app.stored.deviceConfigs;
   const source = (name: string) =>
     devices.config.devices.has(name) ? ("config" as const) : ("api" as const);
+  const temperatures = new TemperatureHistory(app.bus);
+  const offRemoved = app.bus.on("device.removed", ({ payload }) => temperatures.forget(payload.device));
+  server.addHook("onClose", (_instance, done) => {
+    offRemoved();
+    temperatures.close();
+    done();
+  });
   const show = async (request: FastifyRequest, name: string) => {
     const caller = identityOf(request);
     const visible = (job: Job) => seesAllJobs(caller) || job.owner === caller.user.name;
@@ -86,6 +94,83 @@ const printers: FerryRoutes = (server, { app }) => {
       },
     },
     async (request) => show(request, request.params.name),
+  );
+
+  const heater = z.object({ name: z.string(), actual: z.number(), target: z.number().optional() });
+  server.get(
+    "/api/v1/printers/:name/temperatures",
+    {
+      config: { role: "viewer" },
+      schema: {
+        summary: "The printer's temperatures over the last hour (actual and target per heater)",
+        description:
+          "Samples at least 10 s apart, oldest first, the last one the newest reading, kept in memory since the " +
+          "server started; live changes come as `printer.temperatures` events on GET /api/v1/events.",
+        tags: ["printers"],
+        params: byName,
+        response: {
+          200: z.object({
+            keepS: z.number().int(),
+            samples: z.array(z.object({ at: z.string(), temperatures: z.array(heater) })),
+          }),
+        },
+      },
+    },
+    async (request) => {
+      const { name } = request.params;
+      await farm.printer(name); // NOT_FOUND naming it
+      return {
+        keepS: Math.round(temperatures.keepMs / 1000),
+        samples: temperatures
+          .of(name, app.clock.now())
+          .map((sample) => ({ at: isoTime(sample.at), temperatures: sample.temperatures })),
+      };
+    },
+  );
+
+  server.get(
+    "/api/v1/printers/:name/files",
+    {
+      config: { role: "viewer" },
+      schema: {
+        summary: "The files on the printer's storage, one folder at a time",
+        tags: ["printers"],
+        params: byName,
+        querystring: z.strictObject({
+          dir: z
+            .string()
+            .max(1000)
+            .default("")
+            .describe("a folder of the printer's storage; default its root"),
+        }),
+        response: {
+          200: z.array(
+            z.object({
+              path: z.string(),
+              type: z.enum(["file", "dir"]),
+              size: z.number().nullable(),
+              modifiedAt: z.string().nullable(),
+            }),
+          ),
+        },
+      },
+    },
+    async (request) => {
+      const { name } = request.params;
+      await farm.printer(name); // NOT_FOUND naming it
+      const storage = devices.storage(name);
+      const entries = [];
+      for await (const entry of storage.list(request.query.dir)) {
+        entries.push({
+          path: entry.path,
+          type: entry.type,
+          size: entry.size ?? null,
+          modifiedAt: entry.modTime === undefined ? null : isoTime(entry.modTime),
+        });
+        if (entries.length >= 5000) break;
+      }
+      return entries.sort((a, b) => a.path.localeCompare(b.path));
+    },
   );
 
   server.post(
