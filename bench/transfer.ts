@@ -10,7 +10,7 @@
  */
 import { execFile, spawn } from "node:child_process";
 import { createWriteStream } from "node:fs";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -40,6 +40,8 @@ const fileCount = Number(values.files);
 const fileSize = parseSize(values["file-size"], "--file-size");
 const cli = new URL("../bin/ferry.js", import.meta.url).pathname;
 const exec = promisify(execFile);
+const maxRss = new URL("../test/support/max-rss.ts", import.meta.url).pathname;
+const mb = (bytes: number) => `${(bytes / 1e6).toFixed(0)} MB`;
 
 const work = await mkdtemp(join(tmpdir(), "ferry-bench-transfer-"));
 let target: NetworkTarget | undefined;
@@ -57,13 +59,13 @@ try {
     () => undefined,
   );
 
-  const results: { what: string; ferry: number; rclone?: number }[] = [];
+  const results: { what: string; ferry: number; rss: number; rclone?: number }[] = [];
   for (const [what, folder] of [
     ["big", "big"],
     ["small", "small"],
   ] as const) {
     const expected = folder === "big" ? 1 : fileCount;
-    const ferryMs = await timeFerry(target, folder);
+    const { ms: ferryMs, rss } = await timeFerry(target, folder);
     await expectFiles(target, `ferry-${folder}`, expected);
     let rcloneMs: number | undefined;
     if (rclone) {
@@ -80,7 +82,7 @@ try {
       );
       await expectFiles(target, `rclone-${folder}`, expected);
     }
-    results.push({ what, ferry: ferryMs, ...(rcloneMs === undefined ? {} : { rclone: rcloneMs }) });
+    results.push({ what, ferry: ferryMs, rss, ...(rcloneMs === undefined ? {} : { rclone: rcloneMs }) });
   }
 
   console.log(`bench:transfer --target ${targetName}: ${target.describe}`);
@@ -90,7 +92,7 @@ try {
   if (big) {
     const mbps = (ms: number) => bigSize / 1e6 / (ms / 1000);
     console.log(
-      `big file ${values.big}: ferry ${mbps(big.ferry).toFixed(1)} MB/s (${(big.ferry / 1000).toFixed(1)} s)` +
+      `big file ${values.big}: ferry ${mbps(big.ferry).toFixed(1)} MB/s (${(big.ferry / 1000).toFixed(1)} s, peak RSS ${mb(big.rss)})` +
         (big.rclone === undefined
           ? ""
           : `, rclone ${mbps(big.rclone).toFixed(1)} MB/s (${(big.rclone / 1000).toFixed(1)} s), ratio ${(big.rclone / big.ferry).toFixed(2)} (target >= 1)`),
@@ -99,7 +101,7 @@ try {
   if (small) {
     const fps = (ms: number) => fileCount / (ms / 1000);
     console.log(
-      `${fileCount} files of ${values["file-size"]}: ferry ${fps(small.ferry).toFixed(0)} files/s (${(small.ferry / 1000).toFixed(1)} s)` +
+      `${fileCount} files of ${values["file-size"]}: ferry ${fps(small.ferry).toFixed(0)} files/s (${(small.ferry / 1000).toFixed(1)} s, peak RSS ${mb(small.rss)})` +
         (small.rclone === undefined
           ? ""
           : `, rclone ${fps(small.rclone).toFixed(0)} files/s (${(small.rclone / 1000).toFixed(1)} s), ratio ${(small.rclone / small.ferry).toFixed(2)} (target >= 3)`),
@@ -121,7 +123,7 @@ async function obscure(password: string): Promise<string> {
 }
 
 /** `ferry sync` of one folder onto the target, in copy mode, in a process of its own. */
-async function timeFerry(t: NetworkTarget, folder: string): Promise<number> {
+async function timeFerry(t: NetworkTarget, folder: string): Promise<{ ms: number; rss: number }> {
   const dir = join(work, `ferry-${folder}-run`);
   await mkdir(dir, { recursive: true });
   const config = [
@@ -133,15 +135,18 @@ async function timeFerry(t: NetworkTarget, folder: string): Promise<number> {
     "",
   ].join("\n");
   await writeFile(join(dir, "ferry.yaml"), config);
+  const rssFile = join(dir, "max-rss");
   const ms = await timed(
     process.execPath,
-    ["--max-semi-space-size=2", cli, "sync", "-c", join(dir, "ferry.yaml")],
+    ["--max-semi-space-size=2", "--import", maxRss, cli, "sync", "-c", join(dir, "ferry.yaml")],
     {
       FERRY_LOG_LEVEL: "error",
+      FERRY_MAX_RSS_FILE: rssFile,
     },
   );
+  const rss = Number(await readFile(rssFile, "utf8"));
   await rm(dir, { recursive: true, force: true });
-  return ms;
+  return { ms, rss };
 }
 
 /** Runs a command to its end, timed; `env` adds to ours (undefined: removes). */

@@ -34,8 +34,8 @@ const ONE_CHUNK: Record<NetworkTargetName, number> = {
   ftp: 4 * MiB,
   sftp: 4 * MiB,
   webdav: 16 * MiB,
-  // A part is the unit: the parts in flight when it broke (4 of 16 MiB) go again.
-  s3: 4 * 16 * MiB,
+  // A part is the unit: the parts in flight when it broke (4 of 8 MiB) go again.
+  s3: 4 * 8 * MiB,
 };
 
 /** An event's type beside its payload's fields. */

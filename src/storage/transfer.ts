@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto";
 import { Transform, type Readable } from "node:stream";
 import { FerryError } from "../core/errors.ts";
 import { basename, dirname, joinPath } from "../core/paths.ts";
+import { spentBytes } from "../core/spent-buffers.ts";
 import type { Entry, StorageAdapter, UploadToken } from "./adapter.ts";
 
 export interface SendOptions {
@@ -128,6 +129,7 @@ async function readCounted(
         if (chunk.length === 0) return done();
       }
       bytes += chunk.length;
+      spentBytes(chunk.length);
       onProgress?.(bytes);
       done(null, chunk);
     },

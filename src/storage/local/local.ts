@@ -34,6 +34,20 @@ import { TEMP_NAME, tempName } from "../temp-names.ts";
 
 /** Files from this size on are read in big chunks. */
 const BIG_FILE = 8 * 1024 * 1024;
+/** Files up to this size (from the read's offset) are read whole, in one call. */
+const WHOLE_READ = 64 * 1024;
+
+/** `length` bytes from `offset` (fewer if the file ends first). */
+async function readWhole(handle: FileHandle, offset: number, length: number): Promise<Buffer> {
+  const buffer = Buffer.allocUnsafe(length);
+  let filled = 0;
+  while (filled < length) {
+    const { bytesRead } = await handle.read(buffer, filled, length - filled, offset + filled);
+    if (bytesRead === 0) break;
+    filled += bytesRead;
+  }
+  return buffer.subarray(0, filled);
+}
 /** Entries of a folder stat'ed at once while listing. */
 const LIST_BATCH = 64;
 /** A temp file untouched this long belongs to a write that died; it may go with its folder. */
@@ -370,6 +384,21 @@ class LocalStorage implements StorageAdapter {
     } catch (error) {
       await handle?.close();
       throw fsError(error, this.name, at);
+    }
+    if (size - offset <= WHOLE_READ) {
+      // A small file in one read and no stream machinery: a stream reads twice (the second finds
+      // the end) and costs more CPU than the file's bytes (issue 16). The size is the one just
+      // stat'd; a file that changed since shows as a size mismatch downstream, as with a stream.
+      let bytes: Buffer;
+      try {
+        bytes = await readWhole(handle, offset, Math.max(0, size - offset));
+      } catch (error) {
+        throw fsError(error, this.name, at);
+      } finally {
+        await handle.close();
+      }
+      const whole = Readable.from(bytes.length > 0 ? [bytes] : [], { objectMode: false });
+      return signal ? addAbortSignal(signal, whole) : whole;
     }
     // Small chunks keep many transfers at once small in memory; a big file is one fast stream,
     // where small reads cost throughput (docs/adr/0006-memory.md).

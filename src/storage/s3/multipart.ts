@@ -195,10 +195,20 @@ class MultipartUpload implements Upload {
         while (inFlight.size >= this.#concurrency) await Promise.race(inFlight);
         if (failure !== undefined) break;
         const length = this.#lengthOf(part);
-        const release = await this.#s3.partBudget.acquire(controller.signal);
+        const budget = this.#s3.partBudget;
+        const granted = await budget.acquire(controller.signal);
+        // The buffer is filled again only once the request that sent it has settled.
+        const buffer = budget.take(length);
+        let released = false;
+        const release = () => {
+          if (released) return;
+          released = true;
+          budget.give(buffer);
+          granted();
+        };
         let bytes: Buffer | undefined;
         try {
-          bytes = await reader.read(length, controller.signal);
+          bytes = await reader.read(length, controller.signal, buffer);
         } finally {
           if (!bytes) release();
         }

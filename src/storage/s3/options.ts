@@ -30,7 +30,7 @@ export const s3OptionsSchema = z
       .int()
       .min(MIN_PART_SIZE, "S3 parts have at least 5 MiB")
       .max(5 * 1024 * MiB)
-      .default(16 * MiB),
+      .default(8 * MiB),
     /** Files larger than this go as resumable multipart uploads (default: part_size); smaller in one PUT. */
     multipart_threshold: z
       .number()

@@ -10,10 +10,32 @@ interface Waiter {
 
 export class PartBudget {
   #free: number;
+  readonly #limit: number;
   readonly #waiting: Waiter[] = [];
+  /**
+   * Part buffers given back, filled again by the next part: a new buffer per part left the spent
+   * ones to V8's heuristics, 100 MB and more of them during a 1 GiB upload.
+   */
+  readonly #spare: Buffer[] = [];
 
   constructor(limit: number) {
-    this.#free = Math.max(1, Math.floor(limit));
+    this.#limit = Math.max(1, Math.floor(limit));
+    this.#free = this.#limit;
+  }
+
+  /** A buffer of at least `length` bytes to fill one part into; `give` it back once sent. */
+  take(length: number): Buffer {
+    for (;;) {
+      const spare = this.#spare.pop();
+      if (spare === undefined) return Buffer.allocUnsafeSlow(length);
+      if (spare.length >= length) return spare;
+      // Another part size (a device's config changed under a running upload): not worth keeping.
+    }
+  }
+
+  /** Takes back a buffer from `take` whose part is no longer needed (sent, or given up). */
+  give(buffer: Buffer): void {
+    if (this.#spare.length < this.#limit) this.#spare.push(buffer);
   }
 
   /** Resolves with the function that gives the buffer back, once one may be filled; ABORTED if the signal fires first. */

@@ -39,9 +39,9 @@ export class PartReader {
     }
   }
 
-  /** The next `length` bytes, or undefined (with `received` telling how many came) when the source ends first. */
-  async read(length: number, signal: AbortSignal | undefined): Promise<Buffer | undefined> {
-    const part = Buffer.allocUnsafe(length);
+  /** The next `length` bytes (in `into` when given), or undefined (with `received` telling how many came) when the source ends first. */
+  async read(length: number, signal: AbortSignal | undefined, into?: Buffer): Promise<Buffer | undefined> {
+    const part = into ? into.subarray(0, length) : Buffer.allocUnsafe(length);
     let filled = 0;
     while (filled < length) {
       const chunk = await this.#next(signal);

@@ -50,15 +50,12 @@ export class PipelinedWriter {
   /** Resolves once the source ended and its last byte went out (acknowledged or not). */
   readonly allSent: Promise<void>;
   #allSent: () => void = () => undefined;
-  /** Rejects with the first failure: what every wait races against. */
-  readonly #failed: Promise<never>;
-  #rejectFailed: (error: Error) => void = () => undefined;
+  /** Rejects the one wait of `run` in progress (there is never more than one) at a failure. */
+  #interrupt: ((error: Error) => void) | undefined;
 
   constructor(options: PipelinedWrite) {
     this.#options = options;
-    this.#failed = new Promise<never>((_, reject) => (this.#rejectFailed = reject));
     this.allSent = new Promise<void>((resolve) => (this.#allSent = resolve));
-    this.#failed.catch(() => undefined);
     this.#acked = options.start;
     this.#reported = options.start;
   }
@@ -164,7 +161,9 @@ export class PipelinedWriter {
   #fail(error: unknown): void {
     if (this.#failure === undefined) {
       this.#failure = toError(error);
-      this.#rejectFailed(this.#failure);
+      const interrupt = this.#interrupt;
+      this.#interrupt = undefined;
+      interrupt?.(this.#failure);
     }
     this.#poke();
   }
@@ -185,9 +184,27 @@ export class PipelinedWriter {
     await this.#race(new Promise<void>((resolve) => (this.#wake = resolve)));
   }
 
-  /** `promise`, or the failure (an abort included) as soon as there is one. */
+  /**
+   * `promise`, or the failure (an abort included) as soon as there is one. Not a `Promise.race`
+   * against one long-lived failure promise: each race leaves a reaction on it that holds its
+   * result (a chunk of the source) until that promise settles, which on success is never, so a
+   * whole upload stayed in memory.
+   */
   #race<T>(promise: Promise<T>): Promise<T> {
-    return Promise.race([promise, this.#failed]);
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    return new Promise<T>((resolve, reject) => {
+      this.#interrupt = reject;
+      promise.then(
+        (value) => {
+          if (this.#interrupt === reject) this.#interrupt = undefined;
+          resolve(value);
+        },
+        (error: unknown) => {
+          if (this.#interrupt === reject) this.#interrupt = undefined;
+          reject(toError(error));
+        },
+      );
+    });
   }
 }
 
