@@ -2,7 +2,9 @@
  * The dashboard in a real browser (Debian's Chromium, headless, through playwright-core) against
  * `ferry serve`'s server and App over simulated PrusaLink printers: sign-in, the farm grid and its
  * live states, a job from upload to completed, who sees which jobs, a transfer's bar, a failed
- * printer's reason. It takes the README's screenshots (docs/screenshots/) on the way.
+ * printer's reason. It takes the README's screenshots on the way: into docs/screenshots/ with
+ * FERRY_UPDATE_SCREENSHOTS=1, else into its temp folder (so a test run leaves the docs alone, and two
+ * runs at once never write the same file).
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -30,7 +32,7 @@ const SIM_PASSWORD = "sim-secret";
 const SPEED = 36;
 const FIXTURE = fileURLToPath(new URL("./fixtures/gcode/cube-mini-png.gcode", import.meta.url));
 const OTHER_FIXTURE = fileURLToPath(new URL("./fixtures/gcode/cube-mini-qoi.gcode", import.meta.url));
-const SCREENSHOTS = fileURLToPath(new URL("../docs/screenshots/", import.meta.url));
+const README_SCREENSHOTS = fileURLToPath(new URL("../docs/screenshots/", import.meta.url));
 const WAIT = { timeoutMs: 90_000 };
 
 describe("the dashboard in a browser", { timeout: 300_000, ...browserTestOptions() }, () => {
@@ -47,12 +49,17 @@ describe("the dashboard in a browser", { timeout: 300_000, ...browserTestOptions
   const announced: string[] = [];
   /** What before() started, stopped in reverse order by after(), however far before() came. */
   const cleanup: (() => Promise<unknown>)[] = [];
+  /** Where the screenshots go (see the top of this file). */
+  let screenshots: string;
 
   before(async () => {
     if (isStale()) await buildWeb();
     dir = await mkdtemp(join(tmpdir(), "ferry-web-"));
     cleanup.push(() => rm(dir, { recursive: true, force: true }));
     await mkdir(join(dir, "master"));
+    screenshots =
+      process.env.FERRY_UPDATE_SCREENSHOTS === "1" ? README_SCREENSHOTS : join(dir, "screenshots");
+    await mkdir(screenshots, { recursive: true });
     mk4a = await PrusaLinkSim.start({ password: SIM_PASSWORD, speed: SPEED, name: "mk4-a" });
     mk4b = await PrusaLinkSim.start({ password: SIM_PASSWORD, speed: SPEED, name: "mk4-b" });
     const locked = await PrusaLinkSim.start({ password: SIM_PASSWORD, speed: SPEED, name: "mk4-c" });
@@ -227,7 +234,7 @@ farm:
       1,
       "operators see every job",
     );
-    await ops.screenshot({ path: join(SCREENSHOTS, "jobs.png"), fullPage: false });
+    await ops.screenshot({ path: join(screenshots, "jobs.png"), fullPage: false });
 
     // Mark mk4-a's bed clear on the farm page (it asks first).
     await ops.getByRole("link", { name: "Farm" }).click();
@@ -259,7 +266,7 @@ farm:
     );
     // The farm grid while it prints.
     await card(ops, "mk4-a").locator(".job .file").waitFor();
-    await ops.screenshot({ path: join(SCREENSHOTS, "farm.png"), fullPage: false });
+    await ops.screenshot({ path: join(screenshots, "farm.png"), fullPage: false });
     await waitFor(
       "the job printed",
       async () => (await myRow.getAttribute("data-state")) === "printed",
@@ -334,7 +341,7 @@ farm:
           `${await page.locator("main").innerHTML()}; store has ${JSON.stringify(store.files())}; tasks ${JSON.stringify(await app.stored.queue.list({ limit: 10 }))}`,
       },
     );
-    await page.screenshot({ path: join(SCREENSHOTS, "transfers.png"), fullPage: false });
+    await page.screenshot({ path: join(screenshots, "transfers.png"), fullPage: false });
     await waitFor(
       "the bar to move",
       async () => {
