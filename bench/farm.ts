@@ -11,7 +11,6 @@
  *
  *   npm run bench:farm -- [--printers 1000] [--jobs 10000] [--seconds 30] [--changes 10]
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { request } from "node:http";
 import { availableParallelism, tmpdir } from "node:os";
@@ -21,6 +20,7 @@ import { createApp } from "../src/app.ts";
 import { parseConfig } from "../src/config/index.ts";
 import { silentLogger } from "../src/core/logger.ts";
 import { deviceKinds } from "../src/devices/devices.ts";
+import { percentile, startSimFleet } from "./support/sim-fleet.ts";
 
 const { values } = parseArgs({
   options: {
@@ -36,36 +36,6 @@ const JOBS = Number(values.jobs);
 const SECONDS = Number(values.seconds);
 const CHANGES = Number(values.changes);
 const TARGET = { cores: 1, rssMb: 400, passMs: 50, lagP99Ms: 1500 };
-const cli = new URL("../bin/ferry.js", import.meta.url).pathname;
-const prusaCount = Math.ceil(PRINTERS / 2);
-const octoCount = PRINTERS - prusaCount;
-// Below Linux's ephemeral range (32768+), so no outgoing connection holds one of the ports (ADR 8).
-const prusaPort = 20000 + Math.floor(Math.random() * (12000 - PRINTERS));
-const octoPort = prusaPort + prusaCount;
-
-/** A `ferry sim` process serving `count` printers; resolves once every one listens. */
-async function startSims(
-  kind: "prusalink" | "octoprint",
-  count: number,
-  port: number,
-): Promise<ChildProcess> {
-  const auth = kind === "prusalink" ? ["--password", "bench"] : ["--api-key", "bench"];
-  const child = spawn(
-    process.execPath,
-    [cli, "sim", kind, "--count", String(count), "--port", String(port), ...auth, "--no-content"],
-    { stdio: ["ignore", "pipe", "inherit"] },
-  );
-  let seen = 0;
-  await new Promise<void>((resolve, reject) => {
-    child.once("exit", (code) => reject(new Error(`${kind} simulators exited with ${code}`)));
-    child.stdout.on("data", (chunk: Buffer) => {
-      seen += chunk.toString().split("simulator on").length - 1;
-      if (seen >= count) resolve();
-    });
-  });
-  return child;
-}
-
 /** PUT /_sim/state of one simulated printer. */
 function setSimState(port: number, state: string): Promise<void> {
   const body = JSON.stringify({ state });
@@ -102,19 +72,15 @@ async function peakRss(): Promise<number> {
   return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
 }
 
-const percentile = (sorted: number[], p: number) =>
-  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
-
 const work = await mkdtemp(join(tmpdir(), "ferry-bench-farm-"));
-const sims = await Promise.all([
-  startSims("prusalink", prusaCount, prusaPort),
-  startSims("octoprint", octoCount, octoPort),
-]);
+const fleet = await startSimFleet(PRINTERS);
+const { prusaCount, octoCount } = fleet;
+const sims = fleet.children;
 const printers = Array.from({ length: PRINTERS }, (_, i) => {
   const prusa = i < prusaCount;
   return {
     name: `${prusa ? "mk4" : "octo"}-${String(i).padStart(4, "0")}`,
-    port: prusa ? prusaPort + i : octoPort + (i - prusaCount),
+    port: fleet.printer(i).port,
     busy: prusa ? "BUSY" : "Connecting",
     idle: prusa ? "IDLE" : "Operational",
   };

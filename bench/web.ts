@@ -11,7 +11,6 @@
  *   npm run bench:web -- [--printers 200] [--seconds 20] [--idle]   (--idle: no updates, the machine's own noise)
  * Targets: JS < 300 kB, grid filled < 1.5 s, no long task over 50 ms during the updates.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -23,6 +22,7 @@ import { silentLogger } from "../src/core/logger.ts";
 import { deviceKinds } from "../src/devices/devices.ts";
 import { DASHBOARD_DIR, FerryServer } from "../src/server/server.ts";
 import { launchBrowser } from "../test/support/browser.ts";
+import { percentile, startSimFleet } from "./support/sim-fleet.ts";
 
 const { values } = parseArgs({
   options: {
@@ -36,39 +36,6 @@ const PRINTERS = Number(values.printers);
 const SECONDS = Number(values.seconds);
 const TARGET = { jsKb: 300, gridMs: 1500, longTaskMs: 50 };
 const PASSWORD = "bench-web-password";
-const cli = new URL("../bin/ferry.js", import.meta.url).pathname;
-const prusaCount = Math.ceil(PRINTERS / 2);
-const octoCount = PRINTERS - prusaCount;
-// Below Linux's ephemeral range (32768+), so no outgoing connection holds one of the ports (ADR 8).
-const prusaPort = 20000 + Math.floor(Math.random() * (12000 - PRINTERS));
-const octoPort = prusaPort + prusaCount;
-
-/** A `ferry sim` process serving `count` printers; resolves once every one listens. */
-async function startSims(
-  kind: "prusalink" | "octoprint",
-  count: number,
-  port: number,
-): Promise<ChildProcess> {
-  const auth = kind === "prusalink" ? ["--password", "bench"] : ["--api-key", "bench"];
-  const child = spawn(
-    process.execPath,
-    [cli, "sim", kind, "--count", String(count), "--port", String(port), ...auth, "--no-content"],
-    { stdio: ["ignore", "pipe", "inherit"] },
-  );
-  let seen = 0;
-  await new Promise<void>((resolve, reject) => {
-    child.once("exit", (code) => reject(new Error(`${kind} simulators exited with ${code}`)));
-    child.stdout.on("data", (chunk: Buffer) => {
-      seen += chunk.toString().split("simulator on").length - 1;
-      if (seen >= count) resolve();
-    });
-  });
-  return child;
-}
-
-const percentile = (sorted: number[], p: number) =>
-  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
-
 /** Put in the page before its scripts: when the grid was filled, long tasks, frame times. */
 const PROBE = `
   window.__bench = { gridAt: null, longTasks: [], frames: [], recordFrames: false };
@@ -100,10 +67,9 @@ interface Probe {
 
 if (isStale()) await buildWeb();
 const work = await mkdtemp(join(tmpdir(), "ferry-bench-web-"));
-const sims = await Promise.all([
-  startSims("prusalink", prusaCount, prusaPort),
-  startSims("octoprint", octoCount, octoPort),
-]);
+const fleet = await startSimFleet(PRINTERS);
+const { prusaCount } = fleet;
+const sims = fleet.children;
 const names = Array.from({ length: PRINTERS }, (_, i) =>
   i < prusaCount ? `mk4-${String(i).padStart(3, "0")}` : `octo-${String(i).padStart(3, "0")}`,
 );
@@ -116,8 +82,8 @@ try {
     "devices:",
     ...names.map((name, i) =>
       i < prusaCount
-        ? `  ${name}: { type: prusalink, url: "http://127.0.0.1:${prusaPort + i}", username: maker, password: bench, farm: true, model: MK4, tags: [${tags[i % 4]}] }`
-        : `  ${name}: { type: octoprint, url: "http://127.0.0.1:${octoPort + i - prusaCount}", api_key: bench, farm: true, tags: [${tags[i % 4]}] }`,
+        ? `  ${name}: { type: prusalink, url: "http://127.0.0.1:${fleet.printer(i).port}", username: maker, password: bench, farm: true, model: MK4, tags: [${tags[i % 4]}] }`
+        : `  ${name}: { type: octoprint, url: "http://127.0.0.1:${fleet.printer(i).port}", api_key: bench, farm: true, tags: [${tags[i % 4]}] }`,
     ),
     "farm:",
     "  interval: 1s",
