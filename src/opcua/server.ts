@@ -1,5 +1,5 @@
 /**
- * Ferry's own OPC UA server (docs/opcua.md, docs/adr/0019): every farm printer under the
+ * Ferry's own OPC UA server (docs/opcua.md, docs/adr/0022): every farm printer under the
  * Machinery `Machines` folder (OPC 40001-1), with its `Identification` add-in and the same
  * variables the mirror writes (values.ts); `Ferry/Jobs` (one object per live job) and `Ferry/Queue`.
  * Operators call `Pause`, `Resume`, `Cancel` and `MarkBedClear` on a printer; sessions sign in with
