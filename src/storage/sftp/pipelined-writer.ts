@@ -50,8 +50,8 @@ export class PipelinedWriter {
   /** Resolves once the source ended and its last byte went out (acknowledged or not). */
   readonly allSent: Promise<void>;
   #allSent: () => void = () => undefined;
-  /** Rejects the one wait of `run` in progress (there is never more than one) at a failure. */
-  #interrupt: ((error: Error) => void) | undefined;
+  /** Rejects the waits in progress at a failure (each removes itself once it settles). */
+  readonly #interrupts = new Set<(error: Error) => void>();
 
   constructor(options: PipelinedWrite) {
     this.#options = options;
@@ -161,9 +161,9 @@ export class PipelinedWriter {
   #fail(error: unknown): void {
     if (this.#failure === undefined) {
       this.#failure = toError(error);
-      const interrupt = this.#interrupt;
-      this.#interrupt = undefined;
-      interrupt?.(this.#failure);
+      const failure = this.#failure;
+      for (const interrupt of this.#interrupts) interrupt(failure);
+      this.#interrupts.clear();
     }
     this.#poke();
   }
@@ -191,16 +191,20 @@ export class PipelinedWriter {
    * whole upload stayed in memory.
    */
   #race<T>(promise: Promise<T>): Promise<T> {
-    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    if (this.#failure !== undefined) {
+      // Its own rejection (a source destroyed meanwhile: premature close) must not go unhandled.
+      promise.catch(() => undefined);
+      return Promise.reject(this.#failure);
+    }
     return new Promise<T>((resolve, reject) => {
-      this.#interrupt = reject;
+      this.#interrupts.add(reject);
       promise.then(
         (value) => {
-          if (this.#interrupt === reject) this.#interrupt = undefined;
+          this.#interrupts.delete(reject);
           resolve(value);
         },
         (error: unknown) => {
-          if (this.#interrupt === reject) this.#interrupt = undefined;
+          this.#interrupts.delete(reject);
           reject(toError(error));
         },
       );
