@@ -16,7 +16,7 @@ import { Farm } from "./farm/farm.ts";
 import { openLibrary, type Library } from "./farm/library/index.ts";
 import { Notifier, notifyTaskChannels } from "./notify/notifier.ts";
 import type { JobFiles } from "./farm/upload.ts";
-import { Opcua } from "./opcua/index.ts";
+import type { Opcua } from "./opcua/index.ts";
 import { DeviceConfigs } from "./store/device-configs.ts";
 import { storeDeliveries, type DeliveryRecordsOpener } from "./store/deliveries.ts";
 import { DeviceStates } from "./store/devices.ts";
@@ -88,6 +88,10 @@ function farmUploadWorkers(config: FerryConfig): number {
 }
 
 /** Workers for notifications sent as tasks (webhooks, e-mail): one per channel, a few at most. */
+function opcuaWanted(config: FerryConfig): boolean {
+  return config.opcua?.mirror !== undefined || config.opcua?.server !== undefined;
+}
+
 function notifyWorkers(config: FerryConfig): number {
   return Math.min(notifyTaskChannels(config.notify), 4);
 }
@@ -218,8 +222,10 @@ export async function createApp(config: FerryConfig, options: AppOptions): Promi
       logger,
       clock,
     });
-  const opcua = Opcua.wanted(config)
-    ? new Opcua({
+  // node-opcua is loaded only where ferry.yaml asks for OPC UA: it adds about 130 MB and a second
+  // to every process that imports it (a `ferry sync` from cron included).
+  const opcua = opcuaWanted(config)
+    ? new (await import("./opcua/index.ts")).Opcua({
         config,
         bus,
         farm,

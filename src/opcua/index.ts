@@ -64,11 +64,6 @@ export class Opcua {
       });
   }
 
-  /** Whether ferry.yaml asks for OPC UA at all. */
-  static wanted(config: FerryConfig): boolean {
-    return config.opcua?.mirror !== undefined || config.opcua?.server !== undefined;
-  }
-
   async start(): Promise<void> {
     await this.server?.start();
     this.mirror?.start();

@@ -3710,6 +3710,168 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  "/api/v1/me/notifications": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** My notification settings */
+    get: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path?: never;
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": {
+              /** @description false: this user is told nothing */
+              enabled: boolean;
+              /** @description where this user's e-mail goes; null: none */
+              email: string | null;
+              updatedAt: string | null;
+            };
+          };
+        };
+        /** @description a problem (RFC 9457) */
+        "4XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/problem+json": {
+              /** @description tag:ferry,2026:problem:<kind>, e.g. tag:ferry,2026:problem:validation */
+              type: string;
+              title: string;
+              status: number;
+              detail: string;
+              subject?: string;
+              errors?: {
+                path: string;
+                message: string;
+              }[];
+            };
+          };
+        };
+      };
+    };
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    /** Switch my notifications on or off, set my e-mail address */
+    patch: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path?: never;
+        cookie?: never;
+      };
+      requestBody: {
+        content: {
+          "application/json": {
+            enabled?: boolean;
+            email?: string | null;
+          };
+        };
+      };
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": {
+              /** @description false: this user is told nothing */
+              enabled: boolean;
+              /** @description where this user's e-mail goes; null: none */
+              email: string | null;
+              updatedAt: string | null;
+            };
+          };
+        };
+        /** @description a problem (RFC 9457) */
+        "4XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/problem+json": {
+              /** @description tag:ferry,2026:problem:<kind>, e.g. tag:ferry,2026:problem:validation */
+              type: string;
+              title: string;
+              status: number;
+              detail: string;
+              subject?: string;
+              errors?: {
+                path: string;
+                message: string;
+              }[];
+            };
+          };
+        };
+      };
+    };
+    trace?: never;
+  };
+  "/metrics": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Metrics in Prometheus' text format (printers, jobs, queue, transfers, tasks, event stream, Node) */
+    get: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path?: never;
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description a problem (RFC 9457) */
+        "4XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/problem+json": {
+              /** @description tag:ferry,2026:problem:<kind>, e.g. tag:ferry,2026:problem:validation */
+              type: string;
+              title: string;
+              status: number;
+              detail: string;
+              subject?: string;
+              errors?: {
+                path: string;
+                message: string;
+              }[];
+            };
+          };
+        };
+      };
+    };
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
 }
 export type webhooks = Record<string, never>;
 export interface components {
