@@ -31,6 +31,7 @@ import { OctoPrintSim } from "../src/sim/octoprint/index.ts";
 import { PrusaLinkSim } from "../src/sim/prusalink/index.ts";
 import { freePort } from "./servers/common.ts";
 import { waitFor } from "./support/wait.ts";
+import { estimatedGcode } from "./support/gcode.ts";
 
 const cli = new URL("../bin/ferry.js", import.meta.url).pathname;
 const run = promisify(execFile);
@@ -41,22 +42,6 @@ const SPEED = 600;
 const KILLS = 10;
 /** After this many regular jobs completed, the server is killed once more. */
 const DRAIN_KILLS_AT = [4, 8, 12, 16, 19];
-
-/** G-code whose PrusaSlicer estimate is `minutes` long, padded with comments to `size` bytes. */
-function gcode(minutes: number, tag: string, size = 0): Buffer {
-  const head = [
-    `; ${tag}`,
-    "M140 S60",
-    "M104 S215",
-    "G28",
-    "G1 X10 Y10 Z0.2 F3000",
-    `; estimated printing time (normal mode) = ${minutes}m 0s`,
-    "",
-  ].join("\n");
-  const pad = Math.max(0, size - head.length);
-  const line = "; padding to make the upload long enough to break half way\n";
-  return Buffer.from(head + line.repeat(Math.ceil(pad / line.length)).slice(0, pad));
-}
 
 interface JobBody {
   id: string;
@@ -397,13 +382,13 @@ farm:
       "30 jobs to their ends through approval, scheduling, upload, printing and bed clear; cancelled in every live state; nothing lost or printed twice",
       { timeout: 900_000 },
       async () => {
-        await upload("pla-part.gcode", gcode(20, "a PLA part"));
-        await upload("petg-part.gcode", gcode(20, "a PETG part"));
-        await upload("abs-part.gcode", gcode(20, "an ABS part"));
-        await upload("urgent.gcode", gcode(20, "an urgent PLA part"));
-        await upload("long.gcode", gcode(600, "a ten-hour print"));
-        await upload("hour.gcode", gcode(60, "an hour's print"));
-        const big = gcode(20, "a large file", 400_000);
+        await upload("pla-part.gcode", estimatedGcode(20, "a PLA part"));
+        await upload("petg-part.gcode", estimatedGcode(20, "a PETG part"));
+        await upload("abs-part.gcode", estimatedGcode(20, "an ABS part"));
+        await upload("urgent.gcode", estimatedGcode(20, "an urgent PLA part"));
+        await upload("long.gcode", estimatedGcode(600, "a ten-hour print"));
+        await upload("hour.gcode", estimatedGcode(60, "an hour's print"));
+        const big = estimatedGcode(20, "a large file", 400_000);
         await upload("big.gcode", big);
 
         step("21 regular jobs, while no bed is known to be clear: nothing starts yet.");

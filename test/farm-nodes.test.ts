@@ -22,6 +22,7 @@ import { localAdapter } from "../src/storage/local/local.ts";
 import { testPostgres } from "./servers/postgres.ts";
 import { folderJobFiles } from "./support/farm-files.ts";
 import { waitFor } from "./support/wait.ts";
+import { estimatedGcode } from "./support/gcode.ts";
 
 const PASSWORD = "farm-nodes";
 const KEY = "farm-nodes-key";
@@ -30,19 +31,6 @@ const SPEED = 600;
 /** A dead node's printers wait this long for another node. */
 const LEASE_MS = 1_500;
 const NODE_SCRIPT = new URL("./support/farm-node.ts", import.meta.url).pathname;
-
-function gcode(minutes: number, tag: string): Buffer {
-  return Buffer.from(
-    [
-      `; ${tag}`,
-      "M140 S60",
-      "M104 S215",
-      "G28",
-      `; estimated printing time (normal mode) = ${minutes}m 0s`,
-      "",
-    ].join("\n"),
-  );
-}
 
 const pg = await testPostgres();
 
@@ -82,7 +70,8 @@ farm:
     await mkdir(library);
     const configPath = join(dir, "ferry.yaml");
     await writeFile(configPath, yaml(10));
-    for (let i = 1; i <= 8; i++) await writeFile(join(library, `vase-${i}.gcode`), gcode(600, `vase ${i}`));
+    for (let i = 1; i <= 8; i++)
+      await writeFile(join(library, `vase-${i}.gcode`), estimatedGcode(600, `vase ${i}`));
     const parse = (text: string): FerryConfig => parseConfig(text, configPath, { deviceKinds, env: {} });
     const files = folderJobFiles(
       localAdapter.create({ path: library }, { name: "library", logger: silentLogger, baseDir: dir }),

@@ -25,26 +25,12 @@ import { PrusaLinkSim } from "../src/sim/prusalink/index.ts";
 import { localAdapter } from "../src/storage/local/local.ts";
 import { folderJobFiles } from "./support/farm-files.ts";
 import { waitFor } from "./support/wait.ts";
+import { estimatedGcode } from "./support/gcode.ts";
 
 const PASSWORD = "farm-e2e";
 const KEY = "farm-e2e-key";
 /** Printer time runs this many times faster: a 10-minute print takes 1 s. */
 const SPEED = 600;
-
-/** G-code whose PrusaSlicer estimate is `minutes` long. */
-function gcode(minutes: number, tag: string): Buffer {
-  return Buffer.from(
-    [
-      `; ${tag}`,
-      "M140 S60",
-      "M104 S215",
-      "G28",
-      "G1 X10 Y10 Z0.2 F3000",
-      `; estimated printing time (normal mode) = ${minutes}m 0s`,
-      "",
-    ].join("\n"),
-  );
-}
 
 describe("farm end to end (PrusaLink, OctoPrint and Moonraker simulators)", { timeout: 240_000 }, () => {
   let dir: string;
@@ -114,10 +100,10 @@ farm:
     dir = await mkdtemp(join(tmpdir(), "ferry-farm-e2e-"));
     const library = join(dir, "library");
     await mkdir(library);
-    await writeFile(join(library, "petg-clip.gcode"), gcode(10, "petg clip"));
-    await writeFile(join(library, "pla-hook.gcode"), gcode(10, "pla hook"));
-    await writeFile(join(library, "long-vase.gcode"), gcode(600, "a ten-hour vase"));
-    await writeFile(join(library, "abs-bracket.gcode"), gcode(600, "an ABS bracket"));
+    await writeFile(join(library, "petg-clip.gcode"), estimatedGcode(10, "petg clip"));
+    await writeFile(join(library, "pla-hook.gcode"), estimatedGcode(10, "pla hook"));
+    await writeFile(join(library, "long-vase.gcode"), estimatedGcode(600, "a ten-hour vase"));
+    await writeFile(join(library, "abs-bracket.gcode"), estimatedGcode(600, "an ABS bracket"));
     const adapter = localAdapter.create(
       { path: library },
       { name: "library", logger: silentLogger, baseDir: dir },
@@ -172,7 +158,7 @@ farm:
     assert.match(printed.printerPath ?? "", /^ferry\/petg-clip\.[0-9a-z]+\.gcode$/);
     assert.deepEqual(
       mk4.files().find((f) => f.path === printed.printerPath)?.size,
-      gcode(10, "petg clip").length,
+      estimatedGcode(10, "petg clip").length,
     );
 
     // octo-1 has the fewest extra tags for PLA and clears its own bed.
@@ -223,7 +209,7 @@ farm:
     assert.equal(printing.printer, "klip-1");
     assert.deepEqual(
       klip.files().find((f) => f.path === printing.printerPath)?.size,
-      gcode(600, "an ABS bracket").length,
+      estimatedGcode(600, "an ABS bracket").length,
     );
     await farm().pause(bracket.id, "olga");
     await state(bracket.id, "paused");

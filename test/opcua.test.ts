@@ -42,24 +42,12 @@ import { localAdapter } from "../src/storage/local/local.ts";
 import { folderJobFiles } from "./support/farm-files.ts";
 import { freePort, run } from "./servers/common.ts";
 import { waitFor } from "./support/wait.ts";
+import { estimatedGcode } from "./support/gcode.ts";
 
 const PASSWORD = "opcua-e2e";
 /** Printer time runs this many times faster: a 100-minute print takes 10 s. */
 const SPEED = 600;
 const NAMESPACE = "urn:ferry:printers";
-
-function gcode(minutes: number, tag: string): Buffer {
-  return Buffer.from(
-    [
-      `; ${tag}`,
-      "M140 S60",
-      "M104 S215",
-      "G28",
-      `; estimated printing time (normal mode) = ${minutes}m 0s`,
-      "",
-    ].join("\n"),
-  );
-}
 
 /** The lab's OPC UA server, in its own process. */
 class LabServer {
@@ -167,8 +155,8 @@ describe("OPC UA: the mirror into a lab's server and Ferry's own server", { time
     dir = await mkdtemp(join(tmpdir(), "ferry-opcua-"));
     const library = join(dir, "library");
     await mkdir(library);
-    await writeFile(join(library, "bracket.gcode"), gcode(100, "a 100-minute bracket"));
-    await writeFile(join(library, "vase.gcode"), gcode(600, "a ten-hour vase"));
+    await writeFile(join(library, "bracket.gcode"), estimatedGcode(100, "a 100-minute bracket"));
+    await writeFile(join(library, "vase.gcode"), estimatedGcode(600, "a ten-hour vase"));
     sim = await PrusaLinkSim.start({ password: PASSWORD, speed: SPEED });
     labPort = await freePort();
     serverPort = await freePort();
