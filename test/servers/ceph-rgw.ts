@@ -16,6 +16,7 @@ import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { waitFor } from "../support/wait.ts";
 import { Daemon, freePort, requireBinary, run, tail, Unavailable, writeConfig } from "./common.ts";
 
 const USER = "ferry";
@@ -178,12 +179,18 @@ export async function startCephRgw(options: CephRgwOptions = {}): Promise<CephRg
       ),
     );
     const env = { ...process.env, CEPH_CONF: conf };
+    // Every step is idempotent (the OSD's uuid names it), so a monitor's passing refusal is retried:
+    // it answers EPERM ("problem getting command descriptions") while it holds an election, which
+    // it may call again after the first, seen with four clusters starting at once.
     const step = async (what: string, command: string, args: string[]) => {
-      try {
-        return (await run(command, ["-c", conf, ...args], { env, timeout: 30_000 })).stdout;
-      } catch (error) {
-        const { stderr } = error as { stderr?: string };
-        throw new Unavailable(`${what} failed: ${tail(stderr ?? String(error))} (logs in ${dir}/log)`);
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return (await run(command, ["-c", conf, ...args], { env, timeout: 30_000 })).stdout;
+        } catch (error) {
+          const stderr = (error as { stderr?: string }).stderr ?? String(error);
+          if (attempt < 5 && stderr.includes("problem getting command descriptions")) continue;
+          throw new Unavailable(`${what} failed: ${tail(stderr)} (logs in ${dir}/log)`);
+        }
       }
     };
 
@@ -198,7 +205,11 @@ export async function startCephRgw(options: CephRgwOptions = {}): Promise<CephRg
       monmap,
     ]);
     await step("ceph-mon --mkfs", bin.mon, ["--mkfs", "-i", "a", "--monmap", monmap]);
-    daemons.push(await Daemon.start(bin.mon, ["-c", conf, "-f", "-i", "a"], { port: monPort, env }));
+    const mon = await Daemon.start(bin.mon, ["-c", conf, "-f", "-i", "a"], { port: monPort, env });
+    daemons.push(mon);
+    // The monitor accepts connections before it has won its (one-member) election; a command sent
+    // meanwhile is refused with EPERM ("problem getting command descriptions"), seen under load.
+    await waitForLeader(join(dir, "run", "mon.a.asok"), mon);
     // The OSD's identity is made here and registered before its store is made (in parallel, they race).
     const osdUuid = randomUUID();
     const id = await step("ceph osd new", bin.ceph, ["osd", "new", osdUuid]);
@@ -293,6 +304,25 @@ function askDaemon(socketPath: string, prefix: string): Promise<unknown> {
       }
     });
   });
+}
+
+/** Resolves once the monitor reports itself leader (its quorum formed), rejects after 30 s. */
+async function waitForLeader(socketPath: string, mon: Daemon): Promise<void> {
+  let last = "no answer yet";
+  try {
+    await waitFor(
+      "ceph-mon to lead its quorum",
+      async () => {
+        const status = await askDaemon(socketPath, "mon_status").catch((error: unknown) => error);
+        last =
+          status instanceof Error ? status.message : `state ${String((status as { state?: unknown }).state)}`;
+        return last === "state leader";
+      },
+      { timeoutMs: 30_000 },
+    );
+  } catch (error) {
+    throw new Unavailable(`${(error as Error).message} (last: ${last}); ${tail(mon.stderr)}`);
+  }
 }
 
 /** ceph-osd, up and active; started again should it die on its way (up to three times). */
