@@ -7,6 +7,7 @@
  * Ferry with `ferry sync` (copy mode, as a user runs it), rclone with `rclone copy` and its default
  * settings. Each is timed from process start to exit; what arrived is checked afterwards. The
  * targets: Ferry's throughput >= rclone's for the big file, and >= 3x its files per second.
+ * `--big 0` or `--files 0` leaves that case out.
  */
 import { execFile, spawn } from "node:child_process";
 import { createWriteStream } from "node:fs";
@@ -47,7 +48,9 @@ const work = await mkdtemp(join(tmpdir(), "ferry-bench-transfer-"));
 let target: NetworkTarget | undefined;
 try {
   await mkdir(join(work, "big"));
-  await pipeline(Readable.from(randomChunks(bigSize)), createWriteStream(join(work, "big", "big.bin")));
+  if (bigSize > 0) {
+    await pipeline(Readable.from(randomChunks(bigSize)), createWriteStream(join(work, "big", "big.bin")));
+  }
   for (let i = 0; i < fileCount; i++) {
     const dir = join(work, "small", `d${i % 50}`);
     if (i < 50) await mkdir(dir, { recursive: true });
@@ -60,10 +63,8 @@ try {
   );
 
   const results: { what: string; ferry: number; rss: number; rclone?: number }[] = [];
-  for (const [what, folder] of [
-    ["big", "big"],
-    ["small", "small"],
-  ] as const) {
+  const cases = [...(bigSize > 0 ? (["big"] as const) : []), ...(fileCount > 0 ? (["small"] as const) : [])];
+  for (const folder of cases) {
     const expected = folder === "big" ? 1 : fileCount;
     const { ms: ferryMs, rss } = await timeFerry(target, folder);
     await expectFiles(target, `ferry-${folder}`, expected);
@@ -82,13 +83,19 @@ try {
       );
       await expectFiles(target, `rclone-${folder}`, expected);
     }
-    results.push({ what, ferry: ferryMs, rss, ...(rcloneMs === undefined ? {} : { rclone: rcloneMs }) });
+    results.push({
+      what: folder,
+      ferry: ferryMs,
+      rss,
+      ...(rcloneMs === undefined ? {} : { rclone: rcloneMs }),
+    });
   }
 
   console.log(`bench:transfer --target ${targetName}: ${target.describe}`);
   if (!rclone) console.log("rclone is not installed (Debian package rclone): Ferry alone");
   else console.log(rclone);
-  const [big, small] = results;
+  const big = results.find((r) => r.what === "big");
+  const small = results.find((r) => r.what === "small");
   if (big) {
     const mbps = (ms: number) => bigSize / 1e6 / (ms / 1000);
     console.log(

@@ -14,8 +14,6 @@ export interface AccountOptions {
   json?: boolean;
 }
 
-export const DEFAULT_TOKEN_EXPIRY = "90d";
-
 async function withStore(
   options: AccountOptions,
   work: (opened: OpenedStore) => Promise<number>,
@@ -122,9 +120,9 @@ export function userRemoveCommand(name: string, options: AccountOptions): Promis
 
 export function tokenCreateCommand(
   name: string,
-  options: AccountOptions & { role?: Role; user?: string; expires?: string },
+  options: AccountOptions & { role?: Role; user?: string; expires: string },
 ): Promise<number> {
-  const expires = options.expires ?? DEFAULT_TOKEN_EXPIRY;
+  const { expires } = options;
   const seconds = expires === "never" ? undefined : parseDuration(expires);
   if (expires !== "never" && (seconds === undefined || seconds <= 0))
     throw new UsageError(`--expires: expected a duration such as 30d or 12h, or "never", got "${expires}"`);

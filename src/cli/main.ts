@@ -3,14 +3,13 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { isFerryError } from "../core/errors.ts";
 import { parseSize } from "../core/units.ts";
-import * as accounts from "./account-command.ts";
-import { demoCommand } from "./demo.ts";
+import type * as accounts from "./account-command.ts";
 import { exitQuietlyWhenOutputCloses } from "./epipe.ts";
 import { EXIT, UsageError } from "./exit.ts";
-import { simPrusaLinkCommand } from "./sim-command.ts";
-import { serveCommand } from "./serve-command.ts";
-import { statusCommand, tasksCommand } from "./status-command.ts";
-import { syncCommand } from "./sync-command.ts";
+import type { simPrusaLinkCommand } from "./sim-command.ts";
+import type { serveCommand } from "./serve-command.ts";
+import type { statusCommand, tasksCommand } from "./status-command.ts";
+import type { syncCommand } from "./sync-command.ts";
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 /** `-c FILE`, the same on every command that reads ferry.yaml. */
@@ -68,7 +67,7 @@ function program(): Command {
     .option("-x, --exclude <device>", "never this device (repeatable)", collect)
     .option("--json", "print one machine-readable summary instead of progress")
     .action(async (names: string[], options: Parameters<typeof syncCommand>[1]) => {
-      process.exitCode = await syncCommand(names, options);
+      process.exitCode = await (await import("./sync-command.ts")).syncCommand(names, options);
     });
 
   ferry
@@ -81,7 +80,7 @@ function program(): Command {
       "start the HTTP API there (over server.listen of ferry.yaml), e.g. 127.0.0.1:8080",
     )
     .action(async (options: Parameters<typeof serveCommand>[0]) => {
-      process.exitCode = await serveCommand(options);
+      process.exitCode = await (await import("./serve-command.ts")).serveCommand(options);
     });
 
   ferry
@@ -90,7 +89,7 @@ function program(): Command {
     .addOption(configOption())
     .option("--json", "print one machine-readable status")
     .action(async (options: Parameters<typeof statusCommand>[0]) => {
-      process.exitCode = await statusCommand(options);
+      process.exitCode = await (await import("./status-command.ts")).statusCommand(options);
     });
 
   ferry
@@ -103,7 +102,7 @@ function program(): Command {
     .option("--json", "machine-readable list")
     .action(
       async (action: string | undefined, ids: string[], options: Parameters<typeof tasksCommand>[2]) => {
-        process.exitCode = await tasksCommand(action, ids, options);
+        process.exitCode = await (await import("./status-command.ts")).tasksCommand(action, ids, options);
       },
     );
 
@@ -121,7 +120,7 @@ function program(): Command {
     .addOption(configOption())
     .option("--json", "print the user as JSON")
     .action(async (name: string, options: Parameters<typeof accounts.userAddCommand>[1]) => {
-      process.exitCode = await accounts.userAddCommand(name, options);
+      process.exitCode = await (await import("./account-command.ts")).userAddCommand(name, options);
     });
   user
     .command("list")
@@ -129,7 +128,7 @@ function program(): Command {
     .addOption(configOption())
     .option("--json", "machine-readable list")
     .action(async (options: accounts.AccountOptions) => {
-      process.exitCode = await accounts.userListCommand(options);
+      process.exitCode = await (await import("./account-command.ts")).userListCommand(options);
     });
   user
     .command("remove")
@@ -137,7 +136,7 @@ function program(): Command {
     .argument("<name>", "user name")
     .addOption(configOption())
     .action(async (name: string, options: accounts.AccountOptions) => {
-      process.exitCode = await accounts.userRemoveCommand(name, options);
+      process.exitCode = await (await import("./account-command.ts")).userRemoveCommand(name, options);
     });
   user
     .command("password")
@@ -145,7 +144,7 @@ function program(): Command {
     .argument("<name>", "user name")
     .addOption(configOption())
     .action(async (name: string, options: accounts.AccountOptions) => {
-      process.exitCode = await accounts.userPasswordCommand(name, options);
+      process.exitCode = await (await import("./account-command.ts")).userPasswordCommand(name, options);
     });
 
   const token = ferry
@@ -157,14 +156,11 @@ function program(): Command {
     .argument("<name>", "a name for the token, e.g. the script that uses it")
     .addOption(roleOption("the token's role (default: its user's; never above it)"))
     .option("--user <name>", 'the token\'s owner (default: "admin")')
-    .option(
-      "--expires <duration>",
-      `how long it works: 30d, 12h, ... or never (default ${accounts.DEFAULT_TOKEN_EXPIRY})`,
-    )
+    .option("--expires <duration>", "how long it works: 30d, 12h, ... or never", "90d")
     .addOption(configOption())
     .option("--json", "print the token and its details as JSON")
     .action(async (name: string, options: Parameters<typeof accounts.tokenCreateCommand>[1]) => {
-      process.exitCode = await accounts.tokenCreateCommand(name, options);
+      process.exitCode = await (await import("./account-command.ts")).tokenCreateCommand(name, options);
     });
   token
     .command("list")
@@ -173,7 +169,7 @@ function program(): Command {
     .addOption(configOption())
     .option("--json", "machine-readable list")
     .action(async (options: Parameters<typeof accounts.tokenListCommand>[0]) => {
-      process.exitCode = await accounts.tokenListCommand(options);
+      process.exitCode = await (await import("./account-command.ts")).tokenListCommand(options);
     });
   token
     .command("revoke")
@@ -181,7 +177,7 @@ function program(): Command {
     .argument("<ids...>", "token ids")
     .addOption(configOption())
     .action(async (ids: string[], options: accounts.AccountOptions) => {
-      process.exitCode = await accounts.tokenRevokeCommand(ids, options);
+      process.exitCode = await (await import("./account-command.ts")).tokenRevokeCommand(ids, options);
     });
 
   const sim = ferry
@@ -206,7 +202,7 @@ function program(): Command {
     .addOption(new Option("--model <model>", "printer model").choices(["MK4", "MK3"]).default("MK4"))
     .option("--no-content", "keep only names and sizes of uploads, not their bytes (for large benchmarks)")
     .action(async (options: Parameters<typeof simPrusaLinkCommand>[0]) => {
-      await simPrusaLinkCommand(options);
+      await (await import("./sim-command.ts")).simPrusaLinkCommand(options);
     });
   sim
     .command("octoprint")
@@ -328,7 +324,7 @@ function program(): Command {
       integer("--seconds"),
     )
     .action(async (options: { dir: string; seconds?: number }) => {
-      process.exitCode = await demoCommand(options);
+      process.exitCode = await (await import("./demo.ts")).demoCommand(options);
     });
 
   return ferry;
