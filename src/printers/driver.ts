@@ -134,6 +134,16 @@ export interface PrinterDriverDefinition<Options> {
   cleartext?(options: Options): string | undefined;
 }
 
+/** What validating a printer's entry needs of its kind: everything but the implementation. */
+export type PrinterKind<Options> = Omit<PrinterDriverDefinition<Options>, "create">;
+
+/** A driver's or storage adapter's `cleartext`: an API key sent in a header over http:// is readable. */
+export function apiKeyInClear(options: { url: string; api_key?: unknown }): string | undefined {
+  return options.api_key !== undefined && options.url.startsWith("http:")
+    ? "the API key goes over http:// in clear"
+    : undefined;
+}
+
 const OPTIONAL_METHODS = [
   ["startJob", (c: PrinterCapabilities) => c.startJob],
   ["pause", (c: PrinterCapabilities) => c.pause],

@@ -123,13 +123,6 @@ export function networkError(
   return new FerryError("TRANSIENT", `${where(context)}: ${message}`, options);
 }
 
-/** A driver's or storage adapter's `cleartext`: an API key sent in a header over http:// is readable. */
-export function apiKeyInClear(options: { url: string; api_key?: unknown }): string | undefined {
-  return options.api_key !== undefined && options.url.startsWith("http:")
-    ? "the API key goes over http:// in clear"
-    : undefined;
-}
-
 /** Where the printer is and how patient to be with it: the options every vendor's client takes. */
 export interface HttpTarget {
   /** Base URL, e.g. http://192.168.1.20 or https://farm.example/octoprint/ */

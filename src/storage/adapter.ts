@@ -163,6 +163,12 @@ export interface StorageAdapterDefinition<Options> {
   cleartext?(options: Options): string | undefined;
 }
 
+/**
+ * What validating a device's entry needs of its kind: everything but the implementation, so that
+ * a config can be checked without loading the protocol libraries of kinds it does not use.
+ */
+export type StorageKind<Options> = Omit<StorageAdapterDefinition<Options>, "create">;
+
 const OPTIONAL_METHODS = [
   ["move", (c: Capabilities) => c.serverSideMove],
   ["setModTime", (c: Capabilities) => c.setModTime],

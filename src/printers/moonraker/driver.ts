@@ -16,13 +16,11 @@ import {
   type Activity,
   type EventsOptions,
   type JobSnapshot,
-  type PrinterCapabilities,
   type PrinterDriver,
   type PrinterEvent,
   type PrinterSnapshot,
   type Temperature,
 } from "../driver.ts";
-import { apiKeyInClear } from "../http.ts";
 import {
   booleanField,
   metadataSchema,
@@ -37,14 +35,8 @@ import {
 import type { MoonrakerClient } from "./client.ts";
 import { MoonrakerCallError } from "./errors.ts";
 import { StatusFeed } from "./feed.ts";
-import {
-  createClient,
-  KIND,
-  moonrakerOptionsSchema,
-  MoonrakerStorage,
-  type ClientTuning,
-  type MoonrakerOptions,
-} from "./storage.ts";
+import { createClient, MoonrakerStorage, type ClientTuning } from "./storage.ts";
+import { KIND, type MoonrakerOptions, moonrakerKind } from "./options.ts";
 
 type Signal = { signal?: AbortSignal };
 
@@ -141,14 +133,6 @@ export function temperaturesOf(status: WireStatus): Temperature[] {
   return out;
 }
 
-export const moonrakerPrinterCapabilities: Readonly<PrinterCapabilities> = Object.freeze({
-  startJob: true,
-  pause: true,
-  resume: true,
-  cancel: true,
-  events: "push",
-});
-
 /** What Moonraker's history tells of the job of a file (its metadata), kept while the job runs. */
 interface JobFacts {
   filename: string;
@@ -165,7 +149,7 @@ const SAME_JOB_MS = 2_000;
 export class MoonrakerDriver implements PrinterDriver {
   readonly kind = KIND;
   readonly name: string;
-  readonly capabilities = moonrakerPrinterCapabilities;
+  readonly capabilities = moonrakerKind.capabilities;
   readonly #client: MoonrakerClient;
   readonly #storage: MoonrakerStorage;
   readonly #clock: () => number;
@@ -498,9 +482,6 @@ export function openMoonrakerDriver(
 }
 
 export const moonrakerDriver = definePrinterDriver<MoonrakerOptions>({
-  kind: KIND,
-  optionsSchema: moonrakerOptionsSchema,
-  capabilities: moonrakerPrinterCapabilities,
+  ...moonrakerKind,
   create: (options, context) => openMoonrakerDriver(options, context),
-  cleartext: apiKeyInClear,
 });

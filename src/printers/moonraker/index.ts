@@ -5,16 +5,15 @@ export {
   MoonrakerDriver,
   activityOf,
   temperaturesOf,
-  moonrakerPrinterCapabilities,
 } from "./driver.ts";
+export { moonrakerPrinterCapabilities } from "./options.ts";
 export {
   moonrakerStorage,
   openMoonrakerStorage,
   MoonrakerStorage,
-  moonrakerOptionsSchema,
   moonrakerCapabilities,
   MOONRAKER_FORBIDDEN,
-  type MoonrakerOptions,
   type ClientTuning,
 } from "./storage.ts";
+export { moonrakerOptionsSchema, type MoonrakerOptions } from "./options.ts";
 export { MoonrakerClient, type MoonrakerClientOptions } from "./client.ts";

@@ -3,10 +3,8 @@
  * Paths are relative to the root and sent in NFC (the printer's Linux file system compares bytes).
  */
 import type { Readable } from "node:stream";
-import { z } from "zod";
 import { FerryError, isFerryError, throwIfAborted } from "../../core/errors.ts";
 import { ancestors, basename, dirname, joinPath, normalizePath } from "../../core/paths.ts";
-import { secretString } from "../../core/secret.ts";
 import {
   defineStorageAdapter,
   type AdapterContext,
@@ -19,12 +17,13 @@ import {
   type Usage,
   type WriteOptions,
 } from "../../storage/adapter.ts";
-import { apiKeyInClear, type CallOptions } from "../http.ts";
+import { apiKeyInClear } from "../driver.ts";
+import type { CallOptions } from "../http.ts";
 import { directorySchema, fileActionSchema, parseWire, type WireDirectory } from "./api-types.ts";
 import { MoonrakerClient, type MoonrakerClientOptions } from "./client.ts";
+import { KIND, moonrakerOptionsSchema, type MoonrakerOptions } from "./options.ts";
 import { MoonrakerCallError } from "./errors.ts";
 
-export const KIND = "moonraker";
 const ROOT = "gcodes";
 
 /**
@@ -32,16 +31,6 @@ const ROOT = "gcodes";
  * multipart header's quoted file name (control characters are refused too).
  */
 export const MOONRAKER_FORBIDDEN = '"\\';
-
-export const moonrakerOptionsSchema = z
-  .object({
-    url: z.url({ protocol: /^https?$/, error: "must be an http:// or https:// URL" }),
-    /** Moonraker's API key, when its [authorization] requires one of untrusted clients. */
-    api_key: secretString().optional(),
-  })
-  .strict();
-
-export type MoonrakerOptions = z.output<typeof moonrakerOptionsSchema>;
 
 /** Tuning for tests. */
 export type ClientTuning = Pick<MoonrakerClientOptions, "timeoutMs" | "connectTimeoutMs">;

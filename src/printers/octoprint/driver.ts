@@ -14,13 +14,11 @@ import {
   type EventsOptions,
   type HeaterName,
   type JobSnapshot,
-  type PrinterCapabilities,
   type PrinterDriver,
   type PrinterEvent,
   type PrinterSnapshot,
   type Temperature,
 } from "../driver.ts";
-import { apiKeyInClear } from "../http.ts";
 import {
   jobSchema,
   printerSchema,
@@ -30,14 +28,8 @@ import {
   type WirePrinter,
 } from "./api-types.ts";
 import type { OctoPrintClient } from "./client.ts";
-import {
-  createClient,
-  KIND,
-  octoprintOptionsSchema,
-  OctoPrintStorage,
-  type ClientTuning,
-  type OctoPrintOptions,
-} from "./storage.ts";
+import { createClient, OctoPrintStorage, type ClientTuning } from "./storage.ts";
+import { KIND, type OctoPrintOptions, octoprintKind } from "./options.ts";
 
 type Signal = { signal?: AbortSignal };
 
@@ -85,14 +77,6 @@ export function activityOf(state: string): Activity {
   return ACTIVITY[state] ?? "busy";
 }
 
-export const octoprintPrinterCapabilities: Readonly<PrinterCapabilities> = Object.freeze({
-  startJob: true,
-  pause: true,
-  resume: true,
-  cancel: true,
-  events: "poll",
-});
-
 /** Heaters as OctoPrint names them (tool0, tool1, …, bed, chamber), with a reading. */
 function temperatures(printer: WirePrinter | undefined): Temperature[] {
   const out: Temperature[] = [];
@@ -112,7 +96,7 @@ function temperatures(printer: WirePrinter | undefined): Temperature[] {
 export class OctoPrintDriver implements PrinterDriver {
   readonly kind = KIND;
   readonly name: string;
-  readonly capabilities = octoprintPrinterCapabilities;
+  readonly capabilities = octoprintKind.capabilities;
   readonly #client: OctoPrintClient;
   readonly #storage: OctoPrintStorage;
   readonly #clock: () => number;
@@ -306,9 +290,6 @@ export function openOctoPrintDriver(
 }
 
 export const octoprintDriver = definePrinterDriver<OctoPrintOptions>({
-  kind: KIND,
-  optionsSchema: octoprintOptionsSchema,
-  capabilities: octoprintPrinterCapabilities,
+  ...octoprintKind,
   create: (options, context) => openOctoPrintDriver(options, context),
-  cleartext: apiKeyInClear,
 });

@@ -7,11 +7,9 @@
  */
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
-import { z } from "zod";
 import { FerryError, throwIfAborted } from "../../core/errors.ts";
 import { fieldsForm, MultipartBody } from "../../core/multipart.ts";
 import { basename, dirname, joinPath, normalizePath } from "../../core/paths.ts";
-import { secretString } from "../../core/secret.ts";
 import {
   defineStorageAdapter,
   type AdapterContext,
@@ -25,24 +23,14 @@ import {
   type Usage,
   type WriteOptions,
 } from "../../storage/adapter.ts";
-import { apiKeyInClear, type CallOptions } from "../http.ts";
+import { apiKeyInClear } from "../driver.ts";
+import type { CallOptions } from "../http.ts";
 import { entrySchema, folderSchema, listingSchema, uploadSchema, type WireEntry } from "./api-types.ts";
 import { OctoPrintClient, type OctoPrintClientOptions } from "./client.ts";
-
-export const KIND = "octoprint";
+import { KIND, octoprintOptionsSchema, type OctoPrintOptions } from "./options.ts";
 
 /** Characters OctoPrint strips from names (its own list and pathvalidate's), besides control characters. */
 export const OCTOPRINT_FORBIDDEN = ';|&?$*<>:"\\';
-
-export const octoprintOptionsSchema = z
-  .object({
-    url: z.url({ protocol: /^https?$/, error: "must be an http:// or https:// URL" }),
-    /** A user's or an application's API key (OctoPrint's settings, "API" or "Application Keys"). */
-    api_key: secretString(),
-  })
-  .strict();
-
-export type OctoPrintOptions = z.output<typeof octoprintOptionsSchema>;
 
 /** Tuning for tests. */
 export type ClientTuning = Pick<OctoPrintClientOptions, "timeoutMs" | "connectTimeoutMs">;

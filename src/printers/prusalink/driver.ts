@@ -13,7 +13,6 @@ import {
   type Activity,
   type EventsOptions,
   type JobSnapshot,
-  type PrinterCapabilities,
   type PrinterDriver,
   type PrinterEvent,
   type PrinterSnapshot,
@@ -21,14 +20,8 @@ import {
 } from "../driver.ts";
 import { jobSchema, statusSchema, type WireStatus } from "./api-types.ts";
 import type { PrusaLinkClient } from "./client.ts";
-import {
-  createClient,
-  KIND,
-  prusalinkOptionsSchema,
-  PrusaLinkStorage,
-  type ClientTuning,
-  type PrusaLinkOptions,
-} from "./storage.ts";
+import { createClient, PrusaLinkStorage, type ClientTuning } from "./storage.ts";
+import { KIND, type PrusaLinkOptions, prusalinkKind } from "./options.ts";
 
 type Signal = { signal?: AbortSignal };
 
@@ -48,14 +41,6 @@ const ACTIVITY: Readonly<Record<string, Activity>> = {
 export function activityOf(state: string): Activity {
   return ACTIVITY[state.toUpperCase()] ?? "busy";
 }
-
-export const prusalinkPrinterCapabilities: Readonly<PrinterCapabilities> = Object.freeze({
-  startJob: true,
-  pause: true,
-  resume: true,
-  cancel: true,
-  events: "poll",
-});
 
 /** The fields of a job's `file` that locate it. */
 export interface JobFileRef {
@@ -100,7 +85,7 @@ function temperatures(status: WireStatus): Temperature[] {
 export class PrusaLinkDriver implements PrinterDriver {
   readonly kind = KIND;
   readonly name: string;
-  readonly capabilities = prusalinkPrinterCapabilities;
+  readonly capabilities = prusalinkKind.capabilities;
   readonly #client: PrusaLinkClient;
   readonly #storage: PrusaLinkStorage;
   readonly #clock: () => number;
@@ -247,13 +232,6 @@ export function openPrusaLinkDriver(
 }
 
 export const prusalinkDriver = definePrinterDriver<PrusaLinkOptions>({
-  kind: KIND,
-  optionsSchema: prusalinkOptionsSchema,
-  capabilities: prusalinkPrinterCapabilities,
+  ...prusalinkKind,
   create: (options, context) => openPrusaLinkDriver(options, context),
-  // Digest never sends the password; an API key travels as it is.
-  cleartext: (options) =>
-    options.api_key !== undefined && options.password === undefined && options.url.startsWith("http:")
-      ? "the API key goes over http:// in clear (a password uses Digest and never travels)"
-      : undefined,
 });

@@ -10,12 +10,8 @@ import { silentLogger } from "../../core/logger.ts";
 import { Secret } from "../../core/secret.ts";
 import { PrusaLinkSim, type PrusaLinkSimOptions } from "../../sim/prusalink/index.ts";
 import { jobFilePath, openPrusaLinkDriver } from "./driver.ts";
-import {
-  openPrusaLinkStorage,
-  prusalinkOptionsSchema,
-  type ClientTuning,
-  type PrusaLinkOptions,
-} from "./storage.ts";
+import { openPrusaLinkStorage, type ClientTuning } from "./storage.ts";
+import { prusalinkOptionsSchema, type PrusaLinkOptions } from "./options.ts";
 import { rejectsWith } from "../../../test/conformance/storage-helpers.ts";
 
 const PASSWORD = "quirks";

@@ -4,10 +4,8 @@
  * and compares names case-insensitively, as FAT does.
  */
 import type { Readable } from "node:stream";
-import { z } from "zod";
 import { FerryError, isFerryError, throwIfAborted } from "../../core/errors.ts";
 import { joinPath, normalizePath } from "../../core/paths.ts";
-import { secretString } from "../../core/secret.ts";
 import {
   defineStorageAdapter,
   type AdapterContext,
@@ -23,49 +21,11 @@ import {
 import type { CallOptions } from "../http.ts";
 import { fileInfoSchema, storageListSchema, type WireFileEntry, type WireStorage } from "./api-types.ts";
 import { PrusaLinkClient, type PrusaLinkClientOptions } from "./client.ts";
+import { KIND, prusalinkOptionsSchema, type PrusaLinkOptions } from "./options.ts";
 import { errorDetail, statusError } from "./errors.ts";
-
-export const KIND = "prusalink";
 
 /** Characters FAT (and so PrusaLink) refuses in names; control characters are refused too. */
 export const FAT_FORBIDDEN = '"*:<>?\\|';
-
-export const prusalinkOptionsSchema = z
-  .object({
-    url: z.url({ protocol: /^https?$/, error: "must be an http:// or https:// URL" }),
-    /** Digest user (default "maker"). */
-    username: z.string().min(1).optional(),
-    password: secretString().optional(),
-    api_key: secretString().optional(),
-    /** Storage to use ("usb", "local"); default: the first available writable one. */
-    storage: z
-      .string()
-      .regex(/^\/?[A-Za-z0-9_-]+$/, "a storage name such as usb or local")
-      .transform((s) => s.replace(/^\//, "").toLowerCase())
-      .optional(),
-  })
-  .strict()
-  .superRefine((options, ctx) => {
-    if (options.password === undefined && options.api_key === undefined) {
-      ctx.addIssue({
-        code: "custom",
-        message: "set password (with username) or api_key",
-        path: ["password"],
-      });
-    }
-    if (options.password !== undefined && options.api_key !== undefined) {
-      ctx.addIssue({
-        code: "custom",
-        message: "set either password or api_key, not both",
-        path: ["api_key"],
-      });
-    }
-    if (options.username !== undefined && options.password === undefined) {
-      ctx.addIssue({ code: "custom", message: "username needs a password", path: ["password"] });
-    }
-  });
-
-export type PrusaLinkOptions = z.output<typeof prusalinkOptionsSchema>;
 
 /** Tuning for tests: an injected clock and nonce refresh bound. */
 export type ClientTuning = Pick<

@@ -38,7 +38,7 @@ import {
   parseMdtm,
   remotePath,
 } from "./names.ts";
-import { ftpCapabilities, ftpOptionsSchema, type FtpOptions } from "./options.ts";
+import { ftpCapabilities, ftpKind, type FtpOptions } from "./options.ts";
 import { FtpPool } from "./pool.ts";
 import { Queries } from "./queries.ts";
 import { download } from "./transfer.ts";
@@ -399,10 +399,6 @@ class FtpStorage implements StorageAdapter, UploadHost {
 }
 
 export const ftpAdapter = defineStorageAdapter<FtpOptions>({
-  kind: "ftp",
-  optionsSchema: ftpOptionsSchema,
-  capabilities: ftpCapabilities,
+  ...ftpKind,
   create: (options, context) => new FtpStorage(options, context),
-  cleartext: (options) =>
-    options.secure === false ? "plain FTP sends the password in clear (secure: true uses TLS)" : undefined,
 });

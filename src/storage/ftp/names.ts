@@ -1,13 +1,10 @@
 /** Ferry paths as FTP paths: checks, the temp names of uploads, and FTP's timestamps. */
 import { normalizePath } from "../../core/paths.ts";
 import { ftpFailure } from "./errors.ts";
+import { FORBIDDEN_CHARS, MAX_NAME_BYTES } from "./options.ts";
 import { TEMP_NAME, tempName } from "../temp-names.ts";
 
 export { TEMP_NAME, tempName };
-
-/** FTP commands are lines: these cannot be sent in a name (basic-ftp refuses them too). */
-export const FORBIDDEN_CHARS = "\0\r\n";
-export const MAX_NAME_BYTES = 255;
 
 /** Whether a name has a single Unicode normalization form (then no NFC lookup is needed). */
 // eslint-disable-next-line no-control-regex

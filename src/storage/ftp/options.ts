@@ -1,8 +1,11 @@
 /** The ftp adapter's options in ferry.yaml and what it can do (README.md says why). */
 import { z } from "zod";
 import { secretString } from "../../core/secret.ts";
-import type { Capabilities } from "../adapter.ts";
-import { FORBIDDEN_CHARS, MAX_NAME_BYTES } from "./names.ts";
+import type { Capabilities, StorageKind } from "../adapter.ts";
+
+/** FTP commands are lines: these cannot be sent in a name (basic-ftp refuses them too). */
+export const FORBIDDEN_CHARS = "\0\r\n";
+export const MAX_NAME_BYTES = 255;
 
 export const ftpOptionsSchema = z
   .strictObject({
@@ -50,3 +53,11 @@ export const ftpCapabilities: Readonly<Capabilities> = Object.freeze({
   usage: false,
   removable: false,
 });
+
+export const ftpKind: StorageKind<FtpOptions> = {
+  kind: "ftp",
+  optionsSchema: ftpOptionsSchema,
+  capabilities: ftpCapabilities,
+  cleartext: (options) =>
+    options.secure === false ? "plain FTP sends the password in clear (secure: true uses TLS)" : undefined,
+};

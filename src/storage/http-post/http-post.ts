@@ -15,7 +15,6 @@ import type { Secret } from "../../core/secret.ts";
 import {
   defineStorageAdapter,
   type AdapterContext,
-  type Capabilities,
   type Entry,
   type ListOptions,
   type OpOptions,
@@ -25,51 +24,18 @@ import {
 } from "../adapter.ts";
 import { firstLine, networkError, statusError, type ErrorContext } from "./errors.ts";
 import { MultipartBody } from "../../core/multipart.ts";
-import {
-  CONTROL_CHARS,
-  controlCharIn,
-  fillPlaceholders,
-  httpPostOptionsSchema,
-  type HttpPostOptions,
-} from "./options.ts";
+import { controlCharIn, fillPlaceholders, httpPostKind, type HttpPostOptions } from "./options.ts";
 import { Watchdog } from "./watchdog.ts";
 
 export { httpPostOptionsSchema, fillPlaceholders, type HttpPostOptions } from "./options.ts";
 
-export const KIND = "http-post";
-
 /** Enough of a reply to find the success text or the error message; the rest is dropped. */
 const MAX_REPLY_BYTES = 256 * 1024;
 
-export const httpPostCapabilities: Readonly<Capabilities> = Object.freeze({
-  read: false,
-  write: true,
-  list: "none",
-  listSizes: false,
-  modTimePrecisionMs: null,
-  setModTime: false,
-  hashes: [],
-  rangeRead: false,
-  resumableWrite: "none",
-  // A form's server takes a file only once its body is complete (the closing boundary came).
-  partialWritesVisible: false,
-  atomicRename: false,
-  serverSideMove: false,
-  // Sites process each log as it arrives (Flight Review parses it in its one process): a second
-  // upload keeps the line busy while the first is processed; more only queue there and time out.
-  maxConcurrency: 2,
-  forbiddenChars: CONTROL_CHARS,
-  maxNameBytes: null,
-  caseInsensitive: false,
-  watch: false,
-  usage: false,
-  removable: false,
-});
-
 export class HttpPostStorage implements StorageAdapter {
-  readonly kind = KIND;
+  readonly kind = httpPostKind.kind;
   readonly name: string;
-  readonly capabilities = httpPostCapabilities;
+  readonly capabilities = httpPostKind.capabilities;
   readonly #options: HttpPostOptions;
   readonly #context: AdapterContext;
   readonly #url: URL;
@@ -361,12 +327,6 @@ async function readSome(stream: AsyncIterable<Buffer>, limit: number): Promise<s
 }
 
 export const httpPostAdapter = defineStorageAdapter<HttpPostOptions>({
-  kind: KIND,
-  optionsSchema: httpPostOptionsSchema,
-  capabilities: httpPostCapabilities,
+  ...httpPostKind,
   create: (options, context) => new HttpPostStorage(options, context),
-  cleartext: (options) =>
-    options.username !== undefined && options.url.startsWith("http:")
-      ? "Basic authentication over http:// sends the password in clear (use https://)"
-      : undefined,
 });

@@ -2,6 +2,7 @@
 import { z } from "zod";
 import { basename } from "../../core/paths.ts";
 import { secretString } from "../../core/secret.ts";
+import type { Capabilities, StorageKind } from "../adapter.ts";
 
 /** Control characters cannot travel in a part's quoted file name (CR and LF would end the header). */
 export const CONTROL_CHARS = Array.from({ length: 32 }, (_, i) => String.fromCharCode(i)).join("") + "\x7f";
@@ -85,3 +86,38 @@ export type HttpPostOptions = z.output<typeof httpPostOptionsSchema>;
 export function fillPlaceholders(value: string, path: string): string {
   return value.replace(/\{(path|name)\}/g, (_m, key: string) => (key === "path" ? path : basename(path)));
 }
+
+const capabilities: Readonly<Capabilities> = Object.freeze({
+  read: false,
+  write: true,
+  list: "none",
+  listSizes: false,
+  modTimePrecisionMs: null,
+  setModTime: false,
+  hashes: [],
+  rangeRead: false,
+  resumableWrite: "none",
+  // A form's server takes a file only once its body is complete (the closing boundary came).
+  partialWritesVisible: false,
+  atomicRename: false,
+  serverSideMove: false,
+  // Sites process each log as it arrives (Flight Review parses it in its one process): a second
+  // upload keeps the line busy while the first is processed; more only queue there and time out.
+  maxConcurrency: 2,
+  forbiddenChars: CONTROL_CHARS,
+  maxNameBytes: null,
+  caseInsensitive: false,
+  watch: false,
+  usage: false,
+  removable: false,
+});
+
+export const httpPostKind: StorageKind<HttpPostOptions> = {
+  kind: "http-post",
+  optionsSchema: httpPostOptionsSchema,
+  capabilities,
+  cleartext: (options) =>
+    options.username !== undefined && options.url.startsWith("http:")
+      ? "Basic authentication over http:// sends the password in clear (use https://)"
+      : undefined,
+};

@@ -23,45 +23,7 @@ import {
 } from "node-mavlink";
 import type { Logger } from "../../core/logger.ts";
 import { decodePayload, type FtpPayload } from "../../core/mavlink-ftp.ts";
-
-export type LinkAddress =
-  | { kind: "udp"; host: string; port: number }
-  | { kind: "udpin"; host: string; port: number }
-  | { kind: "tcp"; host: string; port: number }
-  | { kind: "serial"; path: string; baud: number };
-
-const DEFAULT_BAUD = 57_600;
-
-/** Parses a link URL; throws an Error saying what is wrong with it. */
-export function parseLinkUrl(text: string): LinkAddress {
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    throw new Error(`not a URL: ${text}`);
-  }
-  const scheme = url.protocol.replace(/:$/, "");
-  if (scheme === "serial") {
-    const path = decodeURIComponent(url.pathname);
-    if (url.host !== "" || path === "" || path === "/") {
-      throw new Error(`a serial URL names a device: serial:///dev/ttyACM0?baud=921600, not ${text}`);
-    }
-    const baudText = url.searchParams.get("baud");
-    const baud = baudText === null ? DEFAULT_BAUD : Number(baudText);
-    if (!Number.isSafeInteger(baud) || baud < 300 || baud > 16_000_000) {
-      throw new Error(`baud must be a whole number of bits per second, not ${baudText ?? ""}`);
-    }
-    return { kind: "serial", path, baud };
-  }
-  if (scheme !== "udp" && scheme !== "udpin" && scheme !== "tcp") {
-    throw new Error(`the link must be udp://, udpin://, tcp:// or serial://, not ${scheme}://`);
-  }
-  const port = Number(url.port);
-  if (url.hostname === "" || !Number.isInteger(port) || port < 1 || port > 65_535) {
-    throw new Error(`${scheme}:// needs a host and a port, e.g. ${scheme}://127.0.0.1:14550`);
-  }
-  return { kind: scheme, host: url.hostname.replace(/^\[|\]$/g, ""), port };
-}
+import type { LinkAddress } from "./options.ts";
 
 export interface LinkOptions {
   address: LinkAddress;

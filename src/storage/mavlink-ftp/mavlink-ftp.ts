@@ -26,12 +26,13 @@ import { TEMP_NAME, tempName } from "../temp-names.ts";
 import { FtpClient } from "./client.ts";
 import { download, type DownloadStats } from "./download.ts";
 import { FtpTimeout, isNak, mavError, mavFailure } from "./errors.ts";
-import { MavlinkLink, parseLinkUrl } from "./link.ts";
+import { MavlinkLink } from "./link.ts";
 import {
   FORBIDDEN_CHARS,
   MAX_NAME_BYTES,
   mavlinkFtpCapabilities,
-  mavlinkFtpOptionsSchema,
+  mavlinkFtpKind,
+  parseLinkUrl,
   type MavlinkFtpOptions,
 } from "./options.ts";
 import {
@@ -557,8 +558,6 @@ export class MavlinkFtpStorage implements StorageAdapter {
 }
 
 export const mavlinkFtpAdapter = defineStorageAdapter<MavlinkFtpOptions>({
-  kind: "mavlink-ftp",
-  optionsSchema: mavlinkFtpOptionsSchema,
-  capabilities: mavlinkFtpCapabilities,
+  ...mavlinkFtpKind,
   create: (options, context) => new MavlinkFtpStorage(options, context),
 });

@@ -1,9 +1,47 @@
 /** The options of a `mavlink-ftp` device in ferry.yaml, and what the adapter can do. */
 import { z } from "zod";
-import type { Capabilities } from "../adapter.ts";
-import { parseLinkUrl } from "./link.ts";
+import type { Capabilities, StorageKind } from "../adapter.ts";
 
 const id = z.number().int().min(1).max(255);
+
+export type LinkAddress =
+  | { kind: "udp"; host: string; port: number }
+  | { kind: "udpin"; host: string; port: number }
+  | { kind: "tcp"; host: string; port: number }
+  | { kind: "serial"; path: string; baud: number };
+
+const DEFAULT_BAUD = 57_600;
+
+/** Parses a link URL; throws an Error saying what is wrong with it. */
+export function parseLinkUrl(text: string): LinkAddress {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new Error(`not a URL: ${text}`);
+  }
+  const scheme = url.protocol.replace(/:$/, "");
+  if (scheme === "serial") {
+    const path = decodeURIComponent(url.pathname);
+    if (url.host !== "" || path === "" || path === "/") {
+      throw new Error(`a serial URL names a device: serial:///dev/ttyACM0?baud=921600, not ${text}`);
+    }
+    const baudText = url.searchParams.get("baud");
+    const baud = baudText === null ? DEFAULT_BAUD : Number(baudText);
+    if (!Number.isSafeInteger(baud) || baud < 300 || baud > 16_000_000) {
+      throw new Error(`baud must be a whole number of bits per second, not ${baudText ?? ""}`);
+    }
+    return { kind: "serial", path, baud };
+  }
+  if (scheme !== "udp" && scheme !== "udpin" && scheme !== "tcp") {
+    throw new Error(`the link must be udp://, udpin://, tcp:// or serial://, not ${scheme}://`);
+  }
+  const port = Number(url.port);
+  if (url.hostname === "" || !Number.isInteger(port) || port < 1 || port > 65_535) {
+    throw new Error(`${scheme}:// needs a host and a port, e.g. ${scheme}://127.0.0.1:14550`);
+  }
+  return { kind: scheme, host: url.hostname.replace(/^\[|\]$/g, ""), port };
+}
 
 export const mavlinkFtpOptionsSchema = z.strictObject({
   /** udp://HOST:PORT, udpin://HOST:PORT, tcp://HOST:PORT or serial:///dev/ttyACM0?baud=921600. */
@@ -68,3 +106,9 @@ export const mavlinkFtpCapabilities: Readonly<Capabilities> = Object.freeze<Capa
   usage: false,
   removable: false,
 });
+
+export const mavlinkFtpKind: StorageKind<MavlinkFtpOptions> = {
+  kind: "mavlink-ftp",
+  optionsSchema: mavlinkFtpOptionsSchema,
+  capabilities: mavlinkFtpCapabilities,
+};

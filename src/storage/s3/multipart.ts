@@ -17,6 +17,7 @@ import { sizeMismatch } from "../errors.ts";
 import type { S3Session } from "./client.ts";
 import { s3Error, s3Failure } from "./errors.ts";
 import { md5OfEtag } from "./keys.ts";
+import { MAX_PARTS } from "./options.ts";
 import { PartReader, type Source } from "./part-reader.ts";
 import { metadataFor, type Target } from "./put.ts";
 import {
@@ -30,9 +31,6 @@ import {
 } from "./uploads.ts";
 
 const MiB = 1024 * 1024;
-/** S3's limits: parts of at least 5 MiB (but the last), at most 10,000 of them. */
-export const MIN_PART_SIZE = 5 * MiB;
-const MAX_PARTS = 10_000;
 
 const tokenSchema = z.object({
   v: z.literal(1),

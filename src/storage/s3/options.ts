@@ -1,11 +1,13 @@
 /** The options of an S3 device in ferry.yaml, and what such a device can do. */
 import { z } from "zod";
 import { secretString } from "../../core/secret.ts";
-import type { Capabilities } from "../adapter.ts";
+import type { Capabilities, StorageKind } from "../adapter.ts";
 import { FORBIDDEN_CHARS, MAX_KEY_BYTES } from "./keys.ts";
-import { MIN_PART_SIZE } from "./multipart.ts";
 
 const MiB = 1024 * 1024;
+/** S3's limits: parts of at least 5 MiB (but the last), at most 10,000 of them. */
+export const MIN_PART_SIZE = 5 * MiB;
+export const MAX_PARTS = 10_000;
 /** Transfers at once: S3 servers take many requests in parallel; small files are latency-bound. */
 export const MAX_CONCURRENCY = 16;
 
@@ -69,3 +71,5 @@ export const capabilities: Capabilities = {
   usage: false,
   removable: false,
 };
+
+export const s3Kind: StorageKind<S3Options> = { kind: "s3", optionsSchema: s3OptionsSchema, capabilities };

@@ -37,7 +37,7 @@ import { s3Error, s3Failure, serviceCode } from "./errors.ts";
 import { encodeKey, formatMtime, Keys, md5OfEtag, MTIME_META, parseMtime, spellings } from "./keys.ts";
 import { listFolder } from "./listing.ts";
 import { openMultipart } from "./multipart.ts";
-import { capabilities, MAX_CONCURRENCY, s3OptionsSchema, type S3Options } from "./options.ts";
+import { MAX_CONCURRENCY, s3Kind, s3OptionsSchema, type S3Options } from "./options.ts";
 import { PutUpload } from "./put.ts";
 import { abortOrphans, abortUpload } from "./uploads.ts";
 
@@ -382,8 +382,6 @@ function fileEntry(path: string, head: HeadObjectCommandOutput): Entry {
 export { s3OptionsSchema, type S3Options };
 
 export const s3Adapter = defineStorageAdapter<S3Options>({
-  kind: "s3",
-  optionsSchema: s3OptionsSchema,
-  capabilities,
+  ...s3Kind,
   create: (options, context) => new S3Storage(options, context),
 });

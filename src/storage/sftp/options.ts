@@ -1,7 +1,7 @@
 /** The options of an `sftp` device in ferry.yaml, and what the adapter can do. */
 import { z } from "zod";
 import { secretString } from "../../core/secret.ts";
-import type { Capabilities } from "../adapter.ts";
+import type { Capabilities, StorageKind } from "../adapter.ts";
 import { normalizeFingerprint } from "./host-keys.ts";
 import { FORBIDDEN_CHARS, MAX_NAME_BYTES } from "./names.ts";
 
@@ -71,3 +71,9 @@ export const sftpCapabilities: Readonly<Capabilities> = Object.freeze({
   usage: true,
   removable: false,
 });
+
+export const sftpKind: StorageKind<SftpOptions> = {
+  kind: "sftp",
+  optionsSchema: sftpOptionsSchema,
+  capabilities: sftpCapabilities,
+};

@@ -28,7 +28,7 @@ import {
 import type { Channel } from "./channel.ts";
 import { isConnectionLoss, isMissing, sftpError, sftpFailure } from "./errors.ts";
 import { MAX_NAME_BYTES, TEMP_NAME, checkPath } from "./names.ts";
-import { sftpCapabilities, sftpOptionsSchema, type SftpOptions } from "./options.ts";
+import { sftpCapabilities, sftpKind, type SftpOptions } from "./options.ts";
 import { SftpReadStream } from "./read-stream.ts";
 import { SftpRemote } from "./remote.ts";
 import { SftpUpload, closeSource, freshPlan, resumeOffset, tokenFor } from "./upload.ts";
@@ -331,8 +331,6 @@ class SftpStorage implements StorageAdapter {
 }
 
 export const sftpAdapter = defineStorageAdapter<SftpOptions>({
-  kind: "sftp",
-  optionsSchema: sftpOptionsSchema,
-  capabilities: sftpCapabilities,
+  ...sftpKind,
   create: (options, context) => new SftpStorage(options, context),
 });

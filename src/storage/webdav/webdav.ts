@@ -12,15 +12,12 @@
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { Readable } from "node:stream";
-import { z } from "zod";
 import { FerryError, toFerryError } from "../../core/errors.ts";
 import type { Logger } from "../../core/logger.ts";
 import { basename, dirname, normalizePath } from "../../core/paths.ts";
-import { secretString } from "../../core/secret.ts";
 import {
   defineStorageAdapter,
   type AdapterContext,
-  type Capabilities,
   type Entry,
   type ListOptions,
   type OpOptions,
@@ -35,44 +32,14 @@ import { ByteReader } from "./bytes.ts";
 import { DavClient } from "./client.ts";
 import { checkAborted, davError, networkError, type ErrorContext } from "./errors.ts";
 import { dump, isAscii, Remote } from "./remote.ts";
+import { webdavKind, type WebdavOptions } from "./options.ts";
 import { openResumableUpload, TEMP_NAME } from "./upload.ts";
 
-export const KIND = "webdav";
+export { webdavOptionsSchema, type WebdavOptions } from "./options.ts";
 
 /** A Ferry temp file untouched this long belongs to an upload that died: it does not keep a folder. */
 const STALE_TEMP_MS = 15 * 60_000;
 const DEFAULT_CHUNK_BYTES = 16 * 1024 * 1024;
-
-export const webdavOptionsSchema = z
-  .strictObject({
-    /** The collection that is the root, e.g. http://nas:8080/dav/. */
-    url: z.url({ protocol: /^https?$/, error: "must be an http:// or https:// URL" }),
-    username: z.string().min(1).optional(),
-    password: secretString().optional(),
-    /** auto: the scheme the server asks for (Digest when offered); basic, digest: only that one. */
-    auth: z.enum(["auto", "basic", "digest"]).default("auto"),
-    /** PEM file of the CA that signed the server's certificate (https). */
-    ca_file: z.string().min(1).optional(),
-  })
-  .superRefine((options, ctx) => {
-    if ((options.username === undefined) !== (options.password === undefined)) {
-      ctx.addIssue({
-        code: "custom",
-        message: "set both username and password, or neither",
-        path: ["password"],
-      });
-    }
-    const url = new URL(options.url);
-    if (url.username !== "" || url.password !== "" || url.search !== "" || url.hash !== "") {
-      const message = "the url names the collection only (credentials go in username and password)";
-      ctx.addIssue({ code: "custom", message, path: ["url"] });
-    }
-    if (options.ca_file !== undefined && url.protocol !== "https:") {
-      ctx.addIssue({ code: "custom", message: "ca_file needs an https:// url", path: ["ca_file"] });
-    }
-  });
-
-export type WebdavOptions = z.output<typeof webdavOptionsSchema>;
 
 /** Knobs for tests, not configuration. */
 export interface WebdavTuning {
@@ -82,33 +49,10 @@ export interface WebdavTuning {
   clock?: () => number;
 }
 
-export const webdavCapabilities: Readonly<Capabilities> = Object.freeze({
-  read: true,
-  write: true,
-  list: "flat",
-  listSizes: true,
-  // getlastmodified is an HTTP date: whole seconds, stamped by the server.
-  modTimePrecisionMs: 1000,
-  setModTime: false,
-  hashes: [],
-  rangeRead: true,
-  resumableWrite: "offset",
-  partialWritesVisible: false,
-  atomicRename: true,
-  serverSideMove: true,
-  maxConcurrency: 8,
-  forbiddenChars: "\0",
-  maxNameBytes: 255,
-  caseInsensitive: false,
-  watch: false,
-  usage: false,
-  removable: false,
-});
-
 export class WebdavStorage implements StorageAdapter {
-  readonly kind = KIND;
+  readonly kind = webdavKind.kind;
   readonly name: string;
-  readonly capabilities = webdavCapabilities;
+  readonly capabilities = webdavKind.capabilities;
   readonly #remote: Remote;
 
   constructor(client: DavClient, logger: Logger, tuning: WebdavTuning) {
@@ -325,7 +269,7 @@ export function openWebdavStorage(
             }
           },
     logger: context.logger,
-    connections: webdavCapabilities.maxConcurrency + 2,
+    connections: webdavKind.capabilities.maxConcurrency + 2,
     ...(tuning.clock ? { clock: tuning.clock } : {}),
     ...(tuning.nonceRefreshMs === undefined ? {} : { nonceRefreshMs: tuning.nonceRefreshMs }),
   });
@@ -333,12 +277,6 @@ export function openWebdavStorage(
 }
 
 export const webdavAdapter = defineStorageAdapter<WebdavOptions>({
-  kind: KIND,
-  optionsSchema: webdavOptionsSchema,
-  capabilities: webdavCapabilities,
+  ...webdavKind,
   create: (options, context) => openWebdavStorage(options, context),
-  cleartext: (options) =>
-    options.username !== undefined && options.url.startsWith("http:") && options.auth !== "digest"
-      ? "Basic authentication over http:// sends the password in clear (use https://, or auth: digest)"
-      : undefined,
 });
