@@ -1,13 +1,13 @@
 /**
  * Benchmark (not a test): Ferry against rclone on the same local server, in the same run.
  *
- *   npm run bench:transfer -- --target ftp|sftp|webdav|s3 [--big 1GiB] [--files 5000] [--file-size 4KiB]
+ *   npm run bench:transfer -- --target ftp|sftp|webdav|s3 [--only big|small] [--big 1GiB] [--files 5000] [--file-size 4KiB]
+ *     [--cpu-prof DIR]   (a CPU profile of each Ferry run, into DIR)
  *
  * Both send one big file, then a folder of many small ones, to a fresh folder of the server:
  * Ferry with `ferry sync` (copy mode, as a user runs it), rclone with `rclone copy` and its default
  * settings. Each is timed from process start to exit; what arrived is checked afterwards. The
  * targets: Ferry's throughput >= rclone's for the big file, and >= 3x its files per second.
- * `--big 0` or `--files 0` leaves that case out.
  */
 import { execFile, spawn } from "node:child_process";
 import { createWriteStream } from "node:fs";
@@ -28,6 +28,8 @@ const { values } = parseArgs({
     big: { type: "string", default: "1GiB" },
     files: { type: "string", default: "5000" },
     "file-size": { type: "string", default: "4KiB" },
+    only: { type: "string" },
+    "cpu-prof": { type: "string" },
   },
 });
 const targetName = values.target;
@@ -36,6 +38,11 @@ if (!make) {
   console.error(`--target must be one of ${Object.keys(networkTargets).join(", ")}`);
   process.exit(2);
 }
+if (values.only !== undefined && values.only !== "big" && values.only !== "small") {
+  console.error("--only must be big or small");
+  process.exit(2);
+}
+const cases = (["big", "small"] as const).filter((c) => values.only === undefined || values.only === c);
 const bigSize = parseSize(values.big, "--big");
 const fileCount = Number(values.files);
 const fileSize = parseSize(values["file-size"], "--file-size");
@@ -48,10 +55,9 @@ const work = await mkdtemp(join(tmpdir(), "ferry-bench-transfer-"));
 let target: NetworkTarget | undefined;
 try {
   await mkdir(join(work, "big"));
-  if (bigSize > 0) {
+  if (cases.includes("big"))
     await pipeline(Readable.from(randomChunks(bigSize)), createWriteStream(join(work, "big", "big.bin")));
-  }
-  for (let i = 0; i < fileCount; i++) {
+  for (let i = 0; cases.includes("small") && i < fileCount; i++) {
     const dir = join(work, "small", `d${i % 50}`);
     if (i < 50) await mkdir(dir, { recursive: true });
     await writeFile(join(dir, `f${i}.dat`), randomBytes(fileSize));
@@ -62,8 +68,7 @@ try {
     () => undefined,
   );
 
-  const results: { what: string; ferry: number; rss: number; rclone?: number }[] = [];
-  const cases = [...(bigSize > 0 ? (["big"] as const) : []), ...(fileCount > 0 ? (["small"] as const) : [])];
+  const results = new Map<string, { ferry: number; rss: number; rclone?: number }>();
   for (const folder of cases) {
     const expected = folder === "big" ? 1 : fileCount;
     const { ms: ferryMs, rss } = await timeFerry(target, folder);
@@ -83,19 +88,14 @@ try {
       );
       await expectFiles(target, `rclone-${folder}`, expected);
     }
-    results.push({
-      what: folder,
-      ferry: ferryMs,
-      rss,
-      ...(rcloneMs === undefined ? {} : { rclone: rcloneMs }),
-    });
+    results.set(folder, { ferry: ferryMs, rss, ...(rcloneMs === undefined ? {} : { rclone: rcloneMs }) });
   }
 
   console.log(`bench:transfer --target ${targetName}: ${target.describe}`);
   if (!rclone) console.log("rclone is not installed (Debian package rclone): Ferry alone");
   else console.log(rclone);
-  const big = results.find((r) => r.what === "big");
-  const small = results.find((r) => r.what === "small");
+  const big = results.get("big");
+  const small = results.get("small");
   if (big) {
     const mbps = (ms: number) => bigSize / 1e6 / (ms / 1000);
     console.log(
@@ -145,7 +145,16 @@ async function timeFerry(t: NetworkTarget, folder: string): Promise<{ ms: number
   const rssFile = join(dir, "max-rss");
   const ms = await timed(
     process.execPath,
-    ["--max-semi-space-size=2", "--import", maxRss, cli, "sync", "-c", join(dir, "ferry.yaml")],
+    [
+      "--max-semi-space-size=2",
+      ...(values["cpu-prof"] === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${values["cpu-prof"]}`]),
+      "--import",
+      maxRss,
+      cli,
+      "sync",
+      "-c",
+      join(dir, "ferry.yaml"),
+    ],
     {
       FERRY_LOG_LEVEL: "error",
       FERRY_MAX_RSS_FILE: rssFile,

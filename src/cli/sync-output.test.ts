@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import type { TargetReport } from "../sync/events.ts";
-import { finishLine, liveBlock, oneLine, summaryTable, type Live } from "./sync-output.ts";
+import { EventBus } from "../core/events.ts";
+import type { EngineEvents, TargetReport } from "../sync/events.ts";
+import { attachSyncOutput, finishLine, liveBlock, oneLine, summaryTable, type Live } from "./sync-output.ts";
 
 const target = (label: string, status: string, doneBytes = 0): Live => ({
   label,
@@ -70,5 +71,31 @@ describe("a target that failed", () => {
 
   test("a long reason is cut", () => {
     assert.equal(oneLine("x".repeat(500)).length, 160);
+  });
+});
+
+describe("plain output", () => {
+  test("lines of many files go out in one write, in order, by the time the output is detached", () => {
+    const bus = new EventBus<EngineEvents>();
+    const writes: string[] = [];
+    const out = { write: (text: string) => writes.push(text) } as unknown as NodeJS.WriteStream;
+    const detach = attachSyncOutput(bus, "plain", out);
+    for (let i = 0; i < 3; i++)
+      bus.emit("task.done", {
+        id: `t${i}`,
+        kind: "sync.file",
+        what: `send f${i}`,
+        sync: "s",
+        target: "t",
+        bytes: 0,
+        ms: 1,
+      });
+    assert.deepEqual(writes, [], "nothing written per file");
+    detach();
+    assert.equal(writes.length, 1, "one write");
+    assert.match(
+      writes.join(""),
+      /^s → t: send f0 ok[^\n]*\ns → t: send f1 ok[^\n]*\ns → t: send f2 ok[^\n]*\n$/,
+    );
   });
 });

@@ -12,6 +12,10 @@ import type { Action, UploadReason } from "../sync/plan.ts";
 
 export type OutputMode = "tty" | "plain" | "json";
 
+/** Plain output is written at least this often, and whenever this much has gathered. */
+const FLUSH_MS = 100;
+const FLUSH_BYTES = 64 * 1024;
+
 export interface Live {
   label: string;
   file?: string;
@@ -61,7 +65,23 @@ export function attachSyncOutput(
     `${key(e)}: ${e.what} failed: ${oneLine(e.error)}${e.outcome === "retry" ? " (retrying)" : ""}`;
 
   if (mode === "plain") {
-    const line = (text: string) => out.write(text + "\n");
+    // Not a terminal: lines go out a batch at a time (a file or a pipe took one write per file
+    // sent, a CPU cost of its own with thousands of small files), at the latest after FLUSH_MS.
+    let pending = "";
+    let timer: NodeJS.Timeout | undefined;
+    const flush = () => {
+      clearTimeout(timer);
+      timer = undefined;
+      if (pending === "") return;
+      const text = pending;
+      pending = "";
+      out.write(text);
+    };
+    const line = (text: string) => {
+      pending += text + "\n";
+      if (pending.length >= FLUSH_BYTES) flush();
+      else timer ??= setTimeout(flush, FLUSH_MS).unref();
+    };
     offs.push(
       bus.on("sync.planned", ({ payload: e }) => {
         line(`${key(e)}: ${planLine(e.actions, e.bytes)}${e.dryRun ? " (dry run)" : ""}`);
@@ -82,7 +102,10 @@ export function attachSyncOutput(
       bus.on("sync.source.removed", ({ payload: e }) => line(`${e.sync}: moved ${e.path} (source deleted)`)),
       bus.on("sync.source.kept", ({ payload: e }) => line(kept(e))),
     );
-    return () => offs.forEach((off) => off());
+    return () => {
+      offs.forEach((off) => off());
+      flush();
+    };
   }
 
   // TTY: a live block of one line per target, redrawn in place.

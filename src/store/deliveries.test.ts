@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { mkdir, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { sql } from "kysely";
+import { sql, type KyselyPlugin } from "kysely";
 import { testPostgres } from "../../test/servers/postgres.ts";
 import type { Logger } from "../core/logger.ts";
 import { silentLogger } from "../core/logger.ts";
@@ -93,6 +93,44 @@ for (const dialect of dialects(pg)) {
       const reread = await storeDeliveries(store)("gcode", "p");
       assert.deepEqual([...reread.keys()].sort(), ["a.gcode", "b.gcode"]);
     });
+
+    test(
+      "deliveries finishing together share one transaction; each save resolves once its record is committed",
+      dialect.testOptions,
+      async () => {
+        const store = await dialect.open();
+        let inserts = 0;
+        const counting: KyselyPlugin = {
+          transformQuery: (args) => {
+            if (args.node.kind === "InsertQueryNode") inserts++;
+            return args.node;
+          },
+          transformResult: (args) => Promise.resolve(args.result),
+        };
+        const records = await storeDeliveries({ ...store, db: store.db.withPlugin(counting) })("batch", "p");
+        // Four transfers ending one after another, each in its own turn of the microtask queue.
+        const saves: Promise<void>[] = [];
+        for (let i = 0; i < 4; i++) {
+          records.set(`f${i}.gcode`, record(i));
+          saves.push(records.save());
+          await Promise.resolve();
+        }
+        assert.equal(inserts, 0, "nothing written before the turn ends");
+        await saves[0];
+        assert.equal(inserts, 1, "one insert for the four records");
+        const committed = await storeDeliveries(store)("batch", "p");
+        assert.deepEqual([...committed.keys()].sort(), ["f0.gcode", "f1.gcode", "f2.gcode", "f3.gcode"]);
+        await Promise.all(saves);
+        // A record set while a write runs waits for the next one, and is committed before its save resolves.
+        records.set("late.gcode", record(9));
+        const late = records.save();
+        const first = records.save();
+        assert.equal(late, first, "saves asked for together join one write");
+        await late;
+        assert.equal(inserts, 2);
+        assert.ok((await storeDeliveries(store)("batch", "p")).get("late.gcode"));
+      },
+    );
 
     test("many records at once are saved in chunks", dialect.testOptions, async () => {
       const store = await dialect.open();

@@ -78,6 +78,8 @@ class StoreDeliveries implements DeliveryRecords {
   #sets = 0;
   #setAt = new Map<string, number>();
   #saving: Promise<void> = Promise.resolve();
+  /** The write that saves asked for now join (not started yet). */
+  #next: Promise<void> | undefined;
 
   private constructor(
     store: Store,
@@ -142,10 +144,23 @@ class StoreDeliveries implements DeliveryRecords {
     return this.#records.keys();
   }
 
-  /** Writes the keys changed since the last save in one transaction; saves run one after another. */
+  /**
+   * Writes the keys changed since the last save in one transaction; saves run one after another.
+   * Saves asked for before a write starts join it (it starts once the current one is done and the
+   * event loop has run what is ready): deliveries finishing together cost one transaction, not one
+   * each (BEGIN IMMEDIATE and COMMIT cost more than a record's upsert). Each save still resolves
+   * only once its records are committed.
+   */
   save(): Promise<void> {
-    this.#saving = this.#saving.catch(() => undefined).then(() => this.#write());
-    return this.#saving;
+    this.#next ??= this.#saving
+      .catch(() => undefined)
+      .then(() => new Promise<void>((resolve) => setImmediate(resolve)))
+      .then(() => {
+        this.#next = undefined;
+        return this.#write();
+      });
+    this.#saving = this.#next;
+    return this.#next;
   }
 
   async #write(): Promise<void> {
