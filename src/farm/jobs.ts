@@ -177,13 +177,13 @@ export class Jobs {
       .orderBy("created_at")
       .orderBy("id")
       .execute();
-    return rows.map((r) => ({
-      id: r.id,
-      priority: r.priority,
-      createdAt: r.created_at,
-      model: r.required_model,
-      tags: JSON.parse(r.required_tags) as string[],
-    }));
+    // Jobs of one kind share one tags list, parsed once: a long queue holds a few kinds.
+    const tags = new Map<string, string[]>();
+    return rows.map((r) => {
+      let list = tags.get(r.required_tags);
+      if (!list) tags.set(r.required_tags, (list = JSON.parse(r.required_tags) as string[]));
+      return { id: r.id, priority: r.priority, createdAt: r.created_at, model: r.required_model, tags: list };
+    });
   }
 
   /** The job that holds the printer (scheduled … cancelling), if any. */
