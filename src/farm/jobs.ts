@@ -7,6 +7,7 @@
 import type { Transaction } from "kysely";
 import { FerryError } from "../core/errors.ts";
 import type { Publisher } from "../core/events.ts";
+import { prepare } from "../store/prepared.ts";
 import type { Schema } from "../store/schema.ts";
 import type { Store } from "../store/store.ts";
 import { isUniqueViolation } from "../tasks/task-rows.ts";
@@ -49,6 +50,11 @@ export interface JobFilter {
 
 const expected = (expect: TransitionOptions["expect"]): readonly JobState[] | undefined =>
   expect === undefined ? undefined : typeof expect === "string" ? [expect] : expect;
+
+/** The job holding a printer: every worker asks every tick, so it is compiled once (store/prepared.ts). */
+const selectCurrent = prepare((db, printer: string) =>
+  db.selectFrom("jobs").select(COLUMNS).where("printer", "=", printer).where("state", "in", ON_PRINTER),
+);
 
 export class Jobs {
   readonly #store: Store;
@@ -171,23 +177,18 @@ export class Jobs {
       .orderBy("created_at")
       .orderBy("id")
       .execute();
-    return rows.map((r) => ({
-      id: r.id,
-      priority: r.priority,
-      createdAt: r.created_at,
-      model: r.required_model,
-      tags: JSON.parse(r.required_tags) as string[],
-    }));
+    // Jobs of one kind share one tags list, parsed once: a long queue holds a few kinds.
+    const tags = new Map<string, string[]>();
+    return rows.map((r) => {
+      let list = tags.get(r.required_tags);
+      if (!list) tags.set(r.required_tags, (list = JSON.parse(r.required_tags) as string[]));
+      return { id: r.id, priority: r.priority, createdAt: r.created_at, model: r.required_model, tags: list };
+    });
   }
 
   /** The job that holds the printer (scheduled … cancelling), if any. */
   async current(printer: string): Promise<Job | undefined> {
-    const row = await this.#store.db
-      .selectFrom("jobs")
-      .select(COLUMNS)
-      .where("printer", "=", printer)
-      .where("state", "in", ON_PRINTER)
-      .executeTakeFirst();
+    const [row] = (await selectCurrent(this.#store.db, printer)).rows;
     return row && toJob(row);
   }
 

@@ -5,6 +5,7 @@
  * dies leaves it to expire, and another node's worker takes the printer over.
  */
 import type { Transaction } from "kysely";
+import { prepare } from "../store/prepared.ts";
 import type { Schema } from "../store/schema.ts";
 import type { Store } from "../store/store.ts";
 import { setBed } from "./jobs.ts";
@@ -78,6 +79,31 @@ export function unknownPrinter(printer: string): PrinterFarmState {
   };
 }
 
+// A worker runs these for its printer every tick: compiled once (store/prepared.ts).
+const selectState = prepare((db, printer: string) =>
+  db.selectFrom("printer_farm_state").select(COLUMNS).where("printer", "=", printer),
+);
+
+const takeLease = prepare((db, printer: string, holder: string, now: number, until: number) => {
+  const lease = { lease_holder: holder, lease_until: until, updated_at: now };
+  return db
+    .insertInto("printer_farm_state")
+    .values({ ...freshRow(printer, now), ...lease })
+    .onConflict((oc) =>
+      oc
+        .column("printer")
+        .doUpdateSet(lease)
+        // Qualified: PostgreSQL sees the proposed row (excluded) beside the stored one here.
+        .where((eb) =>
+          eb.or([
+            eb("printer_farm_state.lease_holder", "is", null),
+            eb("printer_farm_state.lease_holder", "=", holder),
+            eb("printer_farm_state.lease_until", "<", now),
+          ]),
+        ),
+    );
+});
+
 export class PrinterStates {
   readonly #store: Store;
   readonly #clock: () => number;
@@ -88,11 +114,7 @@ export class PrinterStates {
   }
 
   async get(printer: string): Promise<PrinterFarmState> {
-    const row = await this.#store.db
-      .selectFrom("printer_farm_state")
-      .select(COLUMNS)
-      .where("printer", "=", printer)
-      .executeTakeFirst();
+    const [row] = (await selectState(this.#store.db, printer)).rows;
     return row ? toState(row) : unknownPrinter(printer);
   }
 
@@ -120,24 +142,13 @@ export class PrinterStates {
 
   /**
    * Takes or renews the lease on a printer for `holder` until now + `leaseMs`; false while another
-   * holder's lease runs. One statement decides, so two nodes asking at once cannot both win.
+   * holder's lease runs. One statement decides, so two nodes asking at once cannot both win; it
+   * writes the printer's first row too (every worker renews every tick: one write, not two).
    */
   async acquire(printer: string, holder: string, leaseMs: number): Promise<boolean> {
     const now = this.#clock();
-    await this.#store.db
-      .insertInto("printer_farm_state")
-      .values(freshRow(printer, now))
-      .onConflict((oc) => oc.column("printer").doNothing())
-      .execute();
-    const result = await this.#store.db
-      .updateTable("printer_farm_state")
-      .set({ lease_holder: holder, lease_until: now + leaseMs, updated_at: now })
-      .where("printer", "=", printer)
-      .where((eb) =>
-        eb.or([eb("lease_holder", "is", null), eb("lease_holder", "=", holder), eb("lease_until", "<", now)]),
-      )
-      .executeTakeFirst();
-    return Number(result.numUpdatedRows) === 1;
+    const result = await takeLease(this.#store.db, printer, holder, now, now + leaseMs);
+    return Number(result.numAffectedRows) === 1;
   }
 
   /**

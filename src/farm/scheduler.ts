@@ -76,6 +76,14 @@ function wanted(job: SchedulerJob): string {
   return `${model}printer${tags}`;
 }
 
+/** The printers a kind of job fits, the free ones among them (as of `at` assignments), and why none is. */
+interface Kind {
+  matching: SchedulerPrinter[];
+  ready: SchedulerPrinter[];
+  at: number;
+  why?: string;
+}
+
 export function schedule(
   jobs: readonly SchedulerJob[],
   printers: readonly SchedulerPrinter[],
@@ -91,20 +99,20 @@ export function schedule(
   const waiting = new Map<string, string>();
   // Jobs that ask for the same model and tags see the same printers: those, the free ones among
   // them and why none is free are worked out once per kind of job (again only after an assignment),
-  // so a long queue costs a lookup per job, not a walk over every printer.
-  const kinds = new Map<
-    string,
-    { matching: SchedulerPrinter[]; ready: SchedulerPrinter[]; at: number; why?: string }
-  >();
+  // so a long queue costs a lookup per job, not a walk over every printer. The queue's jobs of one
+  // kind share their tags list (Jobs.queued), so a kind is found by that list, then the model, with
+  // no key built per job; lists that only look alike make kinds of their own, with the same answers.
+  const kinds = new Map<readonly string[], Map<string | null, Kind>>();
   let assigned = 0;
 
   for (const job of order) {
-    const key = JSON.stringify([job.model, job.tags]);
-    let kind = kinds.get(key);
+    let byModel = kinds.get(job.tags);
+    if (!byModel) kinds.set(job.tags, (byModel = new Map<string | null, Kind>()));
+    let kind = byModel.get(job.model);
     if (!kind) {
       const matching = byName.filter((p) => fits(job, p));
       kind = { matching, ready: matching.filter((p) => free.has(p.name)), at: assigned };
-      kinds.set(key, kind);
+      byModel.set(job.model, kind);
     } else if (kind.at !== assigned) {
       kind.ready = kind.matching.filter((p) => free.has(p.name));
       kind.at = assigned;

@@ -65,13 +65,14 @@ export class Scheduling {
   async once(): Promise<{ assigned: number }> {
     const { ctx, config } = this.#o;
     const queued = await ctx.jobs.queued();
-    const waiting = new Map<string, string>();
+    let waiting = new Map<string, string>();
     let assigned = 0;
     if (!config.farm.autoSchedule) {
       for (const job of queued)
         waiting.set(job.id, "waiting for an operator to assign it (auto_schedule is off)");
     } else if (queued.length > 0) {
       const plan = schedule(queued, await this.#printers(), { maxHeating: config.farm.maxHeating });
+      waiting = plan.waiting;
       for (const { job, printer } of plan.assignments) {
         try {
           await ctx.jobs.transition(job, "scheduled", {
@@ -86,10 +87,11 @@ export class Scheduling {
           if (!isFerryError(error, "CONFLICT")) throw error;
         }
       }
-      for (const [id, why] of plan.waiting) waiting.set(id, why);
     }
-    for (const [id, why] of waiting)
+    // forEach: a queue of thousands, walked every pass, without an entry array per job.
+    waiting.forEach((why, id) => {
       if (this.#waiting.get(id) !== why) ctx.bus.emit("job.waiting", { id, reason: why });
+    });
     this.#waiting = waiting;
     return { assigned };
   }

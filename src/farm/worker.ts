@@ -128,7 +128,9 @@ export class PrinterWorker {
           "printer worker: an error, trying again",
         );
       }
-      await clock.sleep(delay, AbortSignal.any([signal, wake])).catch(() => undefined);
+      // stop() wakes it too, so `wake` alone ends the pause: no composite signal (and its weak
+      // references) per printer per interval.
+      await clock.sleep(delay, wake).catch(() => undefined);
     }
     await pushed;
     if (this.owned) await states.release(this.printer, node).catch(() => undefined);
@@ -174,7 +176,8 @@ export class PrinterWorker {
       printer: this.printer,
       snapshot,
       job,
-      recent: job ? [] : await jobs.recent(this.printer),
+      // Only a print the printer shows and no job holds is weighed against them (reconciler.ts).
+      recent: job || snapshot.job?.file === undefined ? [] : await jobs.recent(this.printer),
       bedClear: farm.bedClear,
       autoClear: settings?.autoClear ?? false,
       maintenance: farm.maintenance?.reason ?? null,
