@@ -4,6 +4,8 @@ import picomatch from "picomatch";
 export type FileFilter = (path: string) => boolean;
 
 export function fileFilter(include: readonly string[], exclude: readonly string[]): FileFilter {
+  // Everything (the default): a listed path never holds the "." or ".." that `**` leaves out.
+  if (exclude.length === 0 && include.includes("**")) return () => true;
   const options = { dot: true };
   const included = picomatch([...include], options);
   const excluded = exclude.length > 0 ? picomatch([...exclude], options) : () => false;

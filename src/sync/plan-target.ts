@@ -48,16 +48,21 @@ export async function planTarget(
   const notes: string[] = [];
   const listedFrom = options.records?.mark() ?? 0;
   const reserved = options.reservedFolder;
+  const reservedKey = reserved === undefined ? undefined : pathKey(reserved + "/", true);
   const outside = (path: string) =>
-    reserved === undefined || !pathKey(path + "/", true).startsWith(pathKey(reserved + "/", true));
-  const entries = (
-    caps.list === "none" ? [] : await scanTarget(target, source.filter, source.scan, options.signal)
-  ).filter((entry) => outside(entry.path));
+    reservedKey === undefined || !pathKey(path + "/", true).startsWith(reservedKey);
+  /** The items outside the reserved folder; the list itself when there is none (no copy). */
+  const keepOutside = <T>(items: T[], path: (item: T) => string): T[] =>
+    reservedKey === undefined ? items : items.filter((item) => outside(path(item)));
+  const entries = keepOutside(
+    caps.list === "none" ? [] : await scanTarget(target, source.filter, source.scan, options.signal),
+    (entry) => entry.path,
+  );
   if (options.records) {
     if (caps.list === "none") entries.push(...fromRecords(options.records, source.filter));
     else applyDeliveries(entries, options.records, caps.caseInsensitive, listedFrom);
   }
-  let files = source.scan.files.filter((file) => outside(file.path));
+  let files = keepOutside(source.scan.files, (file) => file.path);
   if (files.length < source.scan.files.length)
     notes.push(
       `${reserved ?? ""}/ on this printer is the print farm's: the source's files in it are not sent`,
@@ -70,7 +75,7 @@ export async function planTarget(
   }
   const actions = plan({
     source: files,
-    sourceDirs: source.scan.dirs.filter(outside),
+    sourceDirs: keepOutside(source.scan.dirs, (dir) => dir),
     target: entries,
     rules: {
       ...(hash ? { hash } : {}),

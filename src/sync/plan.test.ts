@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { plan, roomNeeded, type PlanRules, type SourceFile, type TargetEntry } from "./plan.ts";
+import { nameProblem, plan, roomNeeded, type PlanRules, type SourceFile, type TargetEntry } from "./plan.ts";
 
 const rules: PlanRules = {
   mode: "mirror",
@@ -194,6 +194,26 @@ describe("plan", () => {
       actions.map((a) => a.type),
       ["upload", "invalid", "invalid", "invalid"],
     );
+  });
+
+  test("names: every forbidden character, control characters and long names are found, wherever they are", () => {
+    // Characters that mean something in a regular expression's class, and one beyond the BMP.
+    const strict = { ...rules, forbiddenChars: '\\]^-:"\u{1F600}', maxNameBytes: 20 };
+    const cases: [string, string | undefined][] = [
+      ["a/b.gcode", undefined],
+      [`${"d/".repeat(40)}b.gcode`, undefined], // a long path of short names
+      ["a/b]c.gcode", 'the target does not allow "]" in names'],
+      ["a\\b.gcode", 'the target does not allow "\\\\" in names'],
+      ["a^b", 'the target does not allow "^" in names'],
+      ["a-b", 'the target does not allow "-" in names'],
+      ["a/\u{1F600}.gcode", 'the target does not allow "\u{1F600}" in names'],
+      ["a\tb", 'the target does not allow "\\t" in names'],
+      [
+        "ok/é".padEnd(16, "é") + ".gcode",
+        `"${"é".repeat(13)}.gcode" is longer than the target's 20-byte name limit`,
+      ],
+    ];
+    for (const [path, reason] of cases) assert.equal(nameProblem(path, strict), reason, path);
   });
 
   test("two spellings of one name (NFC and NFD) are named as such, with both forms", () => {

@@ -2,7 +2,7 @@
  * The planner: a pure function from two listings and the sync's rules to the actions that bring the
  * target in line with the source. No I/O, no clock: everything it needs is in its input.
  */
-import { ancestors, pathKey } from "../core/paths.ts";
+import { dirname, pathKey } from "../core/paths.ts";
 import type { HashKind } from "../storage/adapter.ts";
 
 export interface SourceFile {
@@ -101,12 +101,33 @@ export interface PlanInput {
   rules: PlanRules;
 }
 
+/** Per set of forbidden characters: matches a path with none of them and no control character. */
+const cleanPaths = new Map<string, RegExp>();
+
+/** A quick yes for the usual path: nothing nameProblem could find in it (a no is looked at in full). */
+function surelyClean(path: string, rules: PlanRules): boolean {
+  let clean = cleanPaths.get(rules.forbiddenChars);
+  if (clean === undefined) {
+    // Code points, as nameProblem compares them.
+    const forbidden = Array.from(
+      rules.forbiddenChars,
+      (ch) => `\\u{${(ch.codePointAt(0) ?? 0).toString(16)}}`,
+    );
+    clean = new RegExp(`^[^\\u0000-\\u001f${forbidden.join("")}]*$`, "u");
+    cleanPaths.set(rules.forbiddenChars, clean);
+  }
+  // A UTF-16 unit is at most 3 bytes in UTF-8: no name in a path this short is too long.
+  const short = rules.maxNameBytes === null || path.length * 3 <= rules.maxNameBytes;
+  return short && clean.test(path);
+}
+
 export function nameProblem(path: string, rules: PlanRules): string | undefined {
   const types = rules.fileTypes;
   const lower = path.toLowerCase();
   if (types !== undefined && !types.some((ending) => lower.endsWith(ending))) {
     return `not accepted by the target, which takes only ${types.join(", ")} files`;
   }
+  if (surelyClean(path, rules)) return undefined;
   for (const name of path.split("/")) {
     for (const ch of name) {
       if (rules.forbiddenChars.includes(ch) || ch.charCodeAt(0) < 0x20) {
@@ -169,8 +190,16 @@ export function plan({ source, sourceDirs = [], target, rules }: PlanInput): Act
   const uploads: Action[] = [];
   const others: Action[] = [];
   const sourceKeys = new Map<string, string>();
+  /** Folders to keep; each one's ancestors are in it too, so a walk up stops at the first known. */
   const keptDirs = new Set<string>();
-  for (const dir of sourceDirs) for (const d of [...ancestors(dir), dir]) keptDirs.add(key(d));
+  const keep = (dir: string) => {
+    for (let d = dir; d !== ""; d = dirname(d)) {
+      const k = key(d);
+      if (keptDirs.has(k)) return;
+      keptDirs.add(k);
+    }
+  };
+  for (const dir of sourceDirs) keep(dir);
 
   for (const file of source) {
     const k = key(file.path);
@@ -180,7 +209,7 @@ export function plan({ source, sourceDirs = [], target, rules }: PlanInput): Act
       continue;
     }
     sourceKeys.set(k, file.path);
-    for (const dir of ancestors(file.path)) keptDirs.add(key(dir));
+    keep(dirname(file.path));
     const problem = nameProblem(file.path, rules);
     if (problem !== undefined) {
       others.push({ type: "invalid", path: file.path, reason: problem });
@@ -228,7 +257,7 @@ export function plan({ source, sourceDirs = [], target, rules }: PlanInput): Act
       deletes.push({ type: "delete", path: entry.path });
       continue;
     }
-    for (const dir of ancestors(entry.path)) keptDirs.add(key(dir));
+    keep(dirname(entry.path));
   }
 
   // Folders the deletions leave empty and the source does not have, deepest first.

@@ -321,19 +321,28 @@ class LocalStorage implements StorageAdapter {
         path,
         temps.map((d) => d.name),
       );
-    for (let i = 0; i < names.length; i += LIST_BATCH) {
-      throwIfAborted(signal);
-      const batch = names.slice(i, i + LIST_BATCH).map((name) => joinPath(path, name));
-      const stats = await Promise.all(
-        batch.map((child) =>
-          statOf(this.#abs(child)).catch((error: unknown) => {
+    // A listed name is one clean component: the child's paths are joined, not normalized again.
+    const abs = this.#abs(path);
+    const prefix = path === "" ? "" : `${path}/`;
+    const statBatch = (from: number) =>
+      Promise.all(
+        names.slice(from, from + LIST_BATCH).map((name) =>
+          statOf(join(abs, name)).catch((error: unknown) => {
             // Removed meanwhile, or a dangling symlink: not a file to offer.
-            this.#logger.debug({ path: child, err: error }, "skipping an entry that cannot be read");
+            this.#logger.debug({ path: prefix + name, err: error }, "skipping an entry that cannot be read");
             return undefined;
           }),
         ),
       );
-      for (const [k, child] of batch.entries()) {
+    // The next batch is read while this one is handed on (never rejects: each stat handles its error).
+    let next = names.length > 0 ? statBatch(0) : undefined;
+    for (let i = 0; next !== undefined; i += LIST_BATCH) {
+      throwIfAborted(signal);
+      const stats = await next;
+      next = i + LIST_BATCH < names.length ? statBatch(i + LIST_BATCH) : undefined;
+      const batch = names.slice(i, i + LIST_BATCH);
+      for (const [k, name] of batch.entries()) {
+        const child = prefix + name;
         const entryStats = stats[k];
         if (entryStats?.isSymbolicLink()) {
           this.#logger.debug({ path: child }, "not following a symbolic link (follow_links is false)");
