@@ -59,7 +59,9 @@ export async function planTarget(
     (entry) => entry.path,
   );
   if (options.records) {
-    if (caps.list === "none") entries.push(...fromRecords(options.records, source.filter));
+    // A loop, not push(...): a spread of 100,000+ records overflows the call stack.
+    if (caps.list === "none")
+      for (const entry of fromRecords(options.records, source.filter)) entries.push(entry);
     else applyDeliveries(entries, options.records, caps.caseInsensitive, listedFrom);
   }
   let files = keepOutside(source.scan.files, (file) => file.path);
