@@ -291,6 +291,9 @@ describe("kill -9 in the middle of an upload", () => {
       import { openLibrary } from ${JSON.stringify(join(import.meta.dirname, "library.ts"))};
       const store = await openStore({ dataDir: ${JSON.stringify(options.dataDir)} });
       const library = await openLibrary({ store, dataDir: ${JSON.stringify(options.dataDir)} });
+      // A stream waiting for data holds no handle: without a timer the process would end (an
+      // unsettled await) once the first bytes are written, maybe before the test saw them.
+      setInterval(() => undefined, 60_000);
       const endless = new Readable({ read() {} });
       endless.push(Buffer.alloc(65536, 0x47));
       await library.add(endless, { name: "endless.gcode" });
