@@ -17,7 +17,16 @@ import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { waitFor } from "../support/wait.ts";
-import { Daemon, freePort, requireBinary, run, tail, Unavailable, writeConfig } from "./common.ts";
+import {
+  Daemon,
+  freePort,
+  oneAtATime,
+  requireBinary,
+  run,
+  tail,
+  Unavailable,
+  writeConfig,
+} from "./common.ts";
 
 const USER = "ferry";
 const ACCESS_KEY = "FERRYTESTACCESSKEY01";
@@ -224,6 +233,7 @@ export async function startCephRgw(options: CephRgwOptions = {}): Promise<CephRg
     const rgwArgs = ["-c", conf, "-f", "-n", "client.rgw.ferry"];
     rgw = await Daemon.start(bin.rgw, rgwArgs, { port: rgwPort, env });
     let gateway = rgw;
+    const serial = oneAtATime();
     await step("radosgw-admin user create", bin.admin, [
       ...["user", "create", `--uid=${USER}`, `--display-name=${USER}`],
       ...[`--access-key=${ACCESS_KEY}`, `--secret-key=${SECRET_KEY}`],
@@ -265,11 +275,12 @@ export async function startCephRgw(options: CephRgwOptions = {}): Promise<CephRg
         ]);
         await step("radosgw-admin quota enable", bin.admin, ["quota", "enable", ...target, `--uid=${USER}`]);
       },
-      stop: () => gateway.stop(),
-      async start() {
-        await gateway.stop();
-        gateway = await Daemon.start(bin.rgw, rgwArgs, { port: rgwPort, env });
-      },
+      stop: () => serial(() => gateway.stop()),
+      start: () =>
+        serial(async () => {
+          await gateway.stop();
+          gateway = await Daemon.start(bin.rgw, rgwArgs, { port: rgwPort, env });
+        }),
       async close() {
         if (closed) return;
         closed = true;

@@ -97,6 +97,21 @@ export async function within(promise: Promise<unknown>, ms: number): Promise<boo
   }
 }
 
+/**
+ * Runs a server's stops and starts one after another. A test that stops a server mid-transfer sees
+ * the transfer fail, and may start the server again, before the stop has ended: the new daemon would
+ * meet the old one on its port (the old one answers the readiness check, the new one cannot bind and
+ * exits), or the start would still see the old daemon and do nothing.
+ */
+export function oneAtATime(): <T>(step: () => Promise<T>) => Promise<T> {
+  let last: Promise<unknown> = Promise.resolve();
+  return (step) => {
+    const next = last.then(step, step);
+    last = next.catch(() => undefined);
+    return next;
+  };
+}
+
 /** The last lines of a program's output, on one line, for error messages. */
 export function tail(text: string): string {
   return text.trim().split("\n").slice(-5).join(" | ");

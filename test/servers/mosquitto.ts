@@ -12,7 +12,16 @@
 import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Daemon, freePort, requireBinary, run, tlsCertificate, writeConfig, type Tls } from "./common.ts";
+import {
+  Daemon,
+  freePort,
+  oneAtATime,
+  requireBinary,
+  run,
+  tlsCertificate,
+  writeConfig,
+  type Tls,
+} from "./common.ts";
 
 export interface Mosquitto {
   /** mqtts://127.0.0.1:<port> */
@@ -65,16 +74,19 @@ export async function startMosquitto(): Promise<Mosquitto> {
       ].join("\n"),
     );
     let daemon = await Daemon.start(binary, ["-c", conf], { port });
+    const serial = oneAtATime();
     return {
       url: `mqtts://127.0.0.1:${port}`,
       port,
       tls,
       login: { username: USER, password: PASSWORD },
       log: () => daemon.stderr,
-      stop: () => daemon.stop(),
-      start: async () => {
-        daemon = await Daemon.start(binary, ["-c", conf], { port });
-      },
+      stop: () => serial(() => daemon.stop()),
+      start: () =>
+        serial(async () => {
+          await daemon.stop();
+          daemon = await Daemon.start(binary, ["-c", conf], { port });
+        }),
       close: async () => {
         await daemon.stop();
         await rm(dir, { recursive: true, force: true });

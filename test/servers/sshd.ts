@@ -16,12 +16,13 @@ import { join } from "node:path";
 import {
   Daemon,
   freePort,
+  oneAtATime,
   requireBinary,
   run,
   tail,
   testUser,
-  Unavailable,
   type TestUser,
+  Unavailable,
 } from "./common.ts";
 
 export interface SshdOptions {
@@ -136,7 +137,9 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
     await writeFile(knownHostsFile, `${knownHostsLine}\n`);
 
     let log = "";
-    const stop = async () => {
+    const serial = oneAtATime();
+    const stop = () => serial(stopNow);
+    const stopNow = async () => {
       if (!daemon) return;
       const pidFile = join(dir, "sshd.pid");
       // Sessions first, while the listener is there to reap them; then any that came meanwhile.
@@ -158,9 +161,10 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
       uploadRoot,
       log: () => (log + (daemon?.stderr ?? "")).slice(-20_000),
       stop,
-      start: async () => {
-        if (!daemon) await launch();
-      },
+      start: () =>
+        serial(async () => {
+          if (!daemon) await launch();
+        }),
       close: async () => {
         await stop();
         if (mounted) await run("umount", ["-l", uploadRoot]).catch(() => undefined);

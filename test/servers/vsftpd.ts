@@ -18,14 +18,15 @@ import { join } from "node:path";
 import {
   Daemon,
   freePort,
+  oneAtATime,
   requireBinary,
   run,
   testUser,
+  type TestUser,
+  type Tls,
   tlsCertificate,
   Unavailable,
   writeConfig,
-  type TestUser,
-  type Tls,
 } from "./common.ts";
 
 /** Passive data ports per server: enough for every connection of a few adapters at once. */
@@ -219,12 +220,19 @@ class Server implements Vsftpd {
     return readFile(join(this.#dir, "vsftpd.log"), "utf8").catch(() => "");
   }
 
-  async start(): Promise<void> {
-    if (this.#daemon) return;
-    this.#daemon = await Daemon.start(this.#binary, [this.#conf], { port: this.port });
+  readonly #oneAtATime = oneAtATime();
+
+  start(): Promise<void> {
+    return this.#oneAtATime(async () => {
+      this.#daemon ??= await Daemon.start(this.#binary, [this.#conf], { port: this.port });
+    });
   }
 
-  async stop(): Promise<void> {
+  stop(): Promise<void> {
+    return this.#oneAtATime(() => this.#stop());
+  }
+
+  async #stop(): Promise<void> {
     // The listener forks two processes per session, and they outlive it. Sessions are killed
     // first (open transfers break, as in a crash), then the listener through its Daemon, then
     // any session forked meanwhile. They are found by our config file, a path of this instance.

@@ -23,12 +23,13 @@ import { join } from "node:path";
 import {
   Daemon,
   freePort,
+  oneAtATime,
   requireBinary,
   run,
+  type Tls,
   tlsCertificate,
   Unavailable,
   writeConfig,
-  type Tls,
 } from "./common.ts";
 
 export interface DavServerOptions {
@@ -191,15 +192,19 @@ class Handle implements DavServer {
     this.#log = join(l.logs, "access.log");
   }
 
-  async start(): Promise<void> {
-    if (this.#daemon) return;
-    this.#daemon = await this.#launch();
+  readonly #oneAtATime = oneAtATime();
+
+  start(): Promise<void> {
+    return this.#oneAtATime(async () => {
+      this.#daemon ??= await this.#launch();
+    });
   }
 
-  async stop(): Promise<void> {
-    const daemon = this.#daemon;
-    this.#daemon = undefined;
-    await daemon?.stop();
+  stop(): Promise<void> {
+    return this.#oneAtATime(async () => {
+      await this.#daemon?.stop();
+      this.#daemon = undefined;
+    });
   }
 
   async close(): Promise<void> {
