@@ -50,6 +50,37 @@ for (const dialect of dialects(pg)) {
       },
     );
 
+    test(
+      "compiled once for a store and its transactions, run on the transaction's connection",
+      dialect.testOptions,
+      async () => {
+        const { db } = await dialect.open();
+        let builds = 0;
+        const holderOf = prepare((d, printer: string) => {
+          builds++;
+          return d.selectFrom("printer_farm_state").select("lease_holder").where("printer", "=", printer);
+        });
+        await db
+          .insertInto("printer_farm_state")
+          .values(row("mk4-t", "node-a", 1))
+          .execute();
+        assert.deepEqual((await holderOf(db, "mk4-t")).rows, [{ lease_holder: "node-a" }]);
+        await db.transaction().execute(async (trx) => {
+          await trx
+            .updateTable("printer_farm_state")
+            .set({ lease_holder: "node-b" })
+            .where("printer", "=", "mk4-t")
+            .execute();
+          // Its own uncommitted change: the query runs inside the transaction.
+          assert.deepEqual((await holderOf(trx, "mk4-t")).rows, [{ lease_holder: "node-b" }]);
+        });
+        await db.transaction().execute(async (trx) => {
+          assert.deepEqual((await holderOf(trx, "mk4-t")).rows, [{ lease_holder: "node-b" }]);
+        });
+        assert.equal(builds, 1);
+      },
+    );
+
     test("an argument that is not a bound parameter is refused", dialect.testOptions, async () => {
       const { db } = await dialect.open();
       const unused = prepare((d, _printer: string) => d.selectFrom("printer_farm_state").select("printer"));

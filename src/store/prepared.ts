@@ -18,13 +18,15 @@ interface Compiled {
 
 /**
  * `build` called with stand-ins for its arguments gives the query; what it returns runs the query
- * with the arguments given, compiled once per store. Arguments must reach the query as bound
+ * with the arguments given, compiled once per store (its transactions included). Arguments must reach the query as bound
  * parameters (as values in where, set and values clauses do), each at least once.
  */
 export function prepare<A extends readonly unknown[], R>(
   build: (db: Kysely<Schema>, ...args: A) => Compilable<R>,
 ): (db: Kysely<Schema>, ...args: A) => Promise<QueryResult<R>> {
-  const compiled = new WeakMap<Kysely<Schema>, Compiled>();
+  // By the executor's adapter, which a store's Kysely shares with its transactions: a query run in
+  // a transaction is compiled once too (the SQL depends only on the dialect).
+  const compiled = new WeakMap<object, Compiled>();
   const compile = (db: Kysely<Schema>, arity: number): Compiled => {
     const stand = Array.from({ length: arity }, (_, i) => placeholder(i));
     const query = build(db, ...(stand as unknown as A)).compile();
@@ -34,8 +36,9 @@ export function prepare<A extends readonly unknown[], R>(
     return { query, from };
   };
   return async (db, ...args) => {
-    let prepared = compiled.get(db);
-    if (!prepared) compiled.set(db, (prepared = compile(db, args.length)));
+    const dialect = db.getExecutor().adapter;
+    let prepared = compiled.get(dialect);
+    if (!prepared) compiled.set(dialect, (prepared = compile(db, args.length)));
     const { query, from } = prepared;
     const parameters = from.map((arg, i) => (arg === -1 ? query.parameters[i] : args[arg]));
     return await db.executeQuery<R>(CompiledQuery.raw(query.sql, parameters));

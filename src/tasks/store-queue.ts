@@ -12,6 +12,7 @@
 import { sql, type Expression, type ExpressionBuilder, type QueryCreator, type SqlBool } from "kysely";
 import type { Schema } from "../store/schema.ts";
 import type { Store } from "../store/store.ts";
+import { prepare } from "../store/prepared.ts";
 import {
   DEFAULT_MAX_ATTEMPTS,
   type ClaimOptions,
@@ -158,9 +159,8 @@ export class StoreTaskQueue implements TaskQueue {
       lease_until: now + leaseMs,
       updated_at: now,
     } as const;
-    const ways = choosers(options, now, this.#pg);
-    if (!this.#pg) return this.#claimSqlite(ways, running);
-    for (const choose of ways) {
+    if (!this.#pg) return this.#claimSqlite(options, worker, now, leaseMs);
+    for (const choose of choosers(options, now, true)) {
       const task = await this.#claimPostgres(choose, running);
       if (task) return task;
     }
@@ -187,22 +187,21 @@ export class StoreTaskQueue implements TaskQueue {
     return row && toTask(row);
   }
 
-  async #claimSqlite(ways: Chooser[], running: Partial<Row>): Promise<Task | undefined> {
+  /** One transaction, of statements compiled once (a claim per small file: compiling cost more than running). */
+  async #claimSqlite(
+    options: ClaimOptions,
+    worker: string,
+    now: number,
+    leaseMs: number,
+  ): Promise<Task | undefined> {
+    const { ways, args } = sqliteChoosers(options, now);
     return this.#store.db.transaction().execute(async (trx) => {
       for (const choose of ways) {
-        const picked = await choose(trx).executeTakeFirst();
+        const [picked] = (await choose(trx, ...args)).rows;
         if (!picked) continue;
-        const row = await trx
-          .updateTable("tasks")
-          .set(running)
-          .where("id", "=", picked.id)
-          .returning(TASK_COLUMNS)
-          .executeTakeFirstOrThrow();
-        await trx
-          .updateTable("task_queues")
-          .set({ running_id: picked.id })
-          .where("name", "=", picked.queue)
-          .execute();
+        const [row] = (await takeTask(trx, picked.id, worker, now + leaseMs, now)).rows;
+        if (!row) throw new Error(`task ${picked.id} was chosen but could not be claimed`);
+        await takeQueue(trx, picked.queue, picked.id);
         return toTask(row);
       }
       return undefined;
@@ -215,37 +214,31 @@ export class StoreTaskQueue implements TaskQueue {
     update: { leaseMs: number; checkpoint?: unknown; progress?: number },
   ): Promise<void> {
     const now = this.#clock();
-    const result = await this.#store.db
-      .updateTable("tasks")
-      .set({
-        lease_until: now + positive(update.leaseMs, "leaseMs"),
-        updated_at: now,
-        ...(update.checkpoint === undefined
-          ? {}
-          : { checkpoint: toJson(update.checkpoint, `checkpoint of task ${id}`) ?? null }),
-        ...(update.progress === undefined ? {} : { progress: update.progress }),
-      })
-      .where("id", "=", id)
-      .where("status", "=", RUNNING)
-      .where("locked_by", "=", worker)
-      .executeTakeFirst();
-    if (result.numUpdatedRows === 0n) throw await lost(this.#store.db, id, worker);
+    const leaseUntil = now + positive(update.leaseMs, "leaseMs");
+    const db = this.#store.db;
+    const progress = update.progress ?? null;
+    // A checkpoint is saved before each upload's first byte: with many small files, one a file.
+    const result =
+      update.checkpoint === undefined
+        ? await beat(db, id, worker, leaseUntil, now, progress)
+        : await beatSaving(
+            db,
+            id,
+            worker,
+            leaseUntil,
+            now,
+            progress,
+            toJson(update.checkpoint, `checkpoint of task ${id}`) ?? null,
+          );
+    if (result.numAffectedRows === 0n) throw await lost(db, id, worker);
   }
 
   async complete(id: string, worker: string): Promise<void> {
     const now = this.#clock();
-    const finish = (db: QueryCreator<Schema>) =>
-      db
-        .updateTable("tasks")
-        .set({ status: "done", locked_by: null, lease_until: null, updated_at: now })
-        .where("id", "=", id)
-        .where("status", "=", RUNNING)
-        .where("locked_by", "=", worker)
-        .returning(["id", "queue"]);
     if (this.#pg) {
       // One statement: the task done and its queue freed together.
       const row = await this.#store.db
-        .with("finished", finish)
+        .with("finished", (db) => finished(db, id, worker, now))
         .with("freed", (db) =>
           db
             .updateTable("task_queues")
@@ -261,7 +254,7 @@ export class StoreTaskQueue implements TaskQueue {
       return;
     }
     await this.#store.db.transaction().execute(async (trx) => {
-      const row = await finish(trx).executeTakeFirst();
+      const [row] = (await finishTask(trx, id, worker, now)).rows;
       if (!row) throw await lost(trx, id, worker);
       await freeQueue(trx, row.queue, id);
     });
@@ -423,6 +416,96 @@ export class StoreTaskQueue implements TaskQueue {
       }
     }
   }
+}
+
+/** A running task of `worker` marked done, with its queue (for the queue row to free). */
+const finished = (db: QueryCreator<Schema>, id: string, worker: string, now: number) =>
+  db
+    .updateTable("tasks")
+    .set({ status: "done", locked_by: null, lease_until: null, updated_at: now })
+    .where("id", "=", id)
+    .where("status", "=", RUNNING)
+    .where("locked_by", "=", worker)
+    .returning(["id", "queue"]);
+const finishTask = prepare(finished);
+
+const takeTask = prepare((db, id: string, worker: string, leaseUntil: number, now: number) =>
+  db
+    .updateTable("tasks")
+    .set({ status: "running", locked_by: worker, lease_until: leaseUntil, updated_at: now })
+    .where("id", "=", id)
+    .returning(TASK_COLUMNS),
+);
+
+const takeQueue = prepare((db, queue: string, id: string) =>
+  db.updateTable("task_queues").set({ running_id: id }).where("name", "=", queue),
+);
+
+/** A heartbeat: the lease extended, the progress kept when there is none new. */
+const beating = (
+  db: QueryCreator<Schema>,
+  id: string,
+  worker: string,
+  leaseUntil: number,
+  now: number,
+  progress: number | null,
+) =>
+  db
+    .updateTable("tasks")
+    .set({
+      lease_until: leaseUntil,
+      updated_at: now,
+      progress: sql<number | null>`coalesce(${progress}, progress)`,
+    })
+    .where("id", "=", id)
+    .where("status", "=", RUNNING)
+    .where("locked_by", "=", worker);
+const beat = prepare(beating);
+const beatSaving = prepare(
+  (
+    db,
+    id: string,
+    worker: string,
+    leaseUntil: number,
+    now: number,
+    progress: number | null,
+    checkpoint: string | null,
+  ) => beating(db, id, worker, leaseUntil, now, progress).set({ checkpoint }),
+);
+
+/**
+ * The claim queries of SQLite (claim-queries.ts), compiled once per shape of the claim's options
+ * (how many kinds, excluded queues and scopes) and run with its values: `now` and those lists.
+ */
+const sqliteWays = new Map<string, ReturnType<typeof prepareWay>[]>();
+
+function prepareWay(way: number, kinds: number | undefined, queues: number, scopes: number) {
+  return prepare((db, ...values: unknown[]) => {
+    let at = 1;
+    const take = (n: number) => values.slice(at, (at += n)) as string[];
+    const options: ClaimOptions = {
+      leaseMs: 1,
+      ...(kinds === undefined ? {} : { kinds: take(kinds) }),
+      excludeQueues: take(queues),
+      excludeScopes: take(scopes),
+    };
+    const choose = choosers(options, values[0] as number, false)[way];
+    if (!choose) throw new Error(`no claim query ${way}`);
+    return choose(db);
+  });
+}
+
+function sqliteChoosers(options: ClaimOptions, now: number) {
+  const { kinds, excludeQueues = [], excludeScopes = [] } = options;
+  const shape = `${kinds?.length ?? "all"}/${excludeQueues.length}/${excludeScopes.length}`;
+  let ways = sqliteWays.get(shape);
+  if (!ways) {
+    // Paused queues and scopes vary in number; a full cache starts over rather than grow.
+    if (sqliteWays.size >= 64) sqliteWays.clear();
+    ways = [0, 1].map((way) => prepareWay(way, kinds?.length, excludeQueues.length, excludeScopes.length));
+    sqliteWays.set(shape, ways);
+  }
+  return { ways, args: [now, ...(kinds ?? []), ...excludeQueues, ...excludeScopes] };
 }
 
 /** The where-clause of a TaskFilter. */

@@ -15,7 +15,7 @@ import { openMemoryStore, type Store } from "../../store/store.ts";
 import { TaskRunner } from "../../tasks/runner.ts";
 import { StoreTaskQueue } from "../../tasks/store-queue.ts";
 import type { EngineEvents } from "../events.ts";
-import { Engine } from "./engine.ts";
+import { Engine, workersFor } from "./engine.ts";
 import { FILE_TASK, fileKey, syncScope } from "./payloads.ts";
 
 describe("the sync engine on a fake clock", () => {
@@ -159,4 +159,20 @@ describe("the sync engine on a fake clock", () => {
     assert.equal(await readFile(join(dir, "dst", "c.gcode"), "utf8"), "third");
     assert.deepEqual(await pausedSyncs.all(), []);
   });
+});
+
+test("workers: one per target queue, and one more only for syncs that have work on their source", () => {
+  const workers = (mode: string, staging = false) => {
+    const config = parseConfig(
+      `syncs:\n  s: { source: ./src, targets: [./a, ./b], mode: ${mode}, staging: ${staging} }\n`,
+      join(tmpdir(), "ferry.yaml"),
+      { deviceKinds, env: {} },
+    );
+    return workersFor([...config.syncs.values()], new Devices(config, silentLogger));
+  };
+  // Two local folders: each takes 8 transfers at once.
+  assert.equal(workers("copy"), 16);
+  assert.equal(workers("mirror"), 16);
+  assert.equal(workers("copy", true), 17);
+  assert.equal(workers("move"), 17);
 });

@@ -232,7 +232,11 @@ export class Engine {
   }
 }
 
-/** One worker per queue the syncs' targets can use at once, and one for work on sources. */
+/**
+ * One worker per queue the syncs' targets can use at once, and one for work on sources when a sync
+ * has any (staging, the last step of a move). No more: a worker with no queue free to take is woken
+ * by every task settled and claims in vain (with many small files, about one failed claim a file).
+ */
 export function workersFor(syncs: readonly SyncConfig[], devices: Devices): number {
   const slots = new Map<string, number>();
   for (const sync of syncs)
@@ -241,5 +245,6 @@ export function workersFor(syncs: readonly SyncConfig[], devices: Devices): numb
       slots.set(device, Math.max(slots.get(device) ?? 0, devices.slots(target)));
     }
   const total = [...slots.values()].reduce((a, b) => a + b, 0);
-  return Math.max(2, Math.min(32, total + 1));
+  const sourceWork = syncs.some((s) => s.mode === "move" || s.staging);
+  return Math.max(1, Math.min(32, total + (sourceWork ? 1 : 0)));
 }
