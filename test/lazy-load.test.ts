@@ -18,12 +18,12 @@ const run = promisify(execFile);
 const PROTOCOL_LIBRARIES = [
   "@aws-sdk/client-s3",
   "basic-ftp",
+  "fast-xml-parser",
   "fastify",
   "node-mavlink",
   "node-opcua",
   "ssh2",
   "undici",
-  "webdav",
   "ws",
 ];
 

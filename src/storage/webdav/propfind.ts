@@ -1,9 +1,10 @@
 /**
- * PROPFIND: the query Ferry sends and the 207 Multi-Status it gets back. The XML (namespaces,
- * entities, single-or-many elements) is parsed by the `webdav` package; what each response means
- * for Ferry (path below the root, type, size, time) is decided here.
+ * PROPFIND: the query Ferry sends and the 207 Multi-Status it gets back. fast-xml-parser reads the
+ * XML (entities, namespace prefixes, which differ between servers: D:, d:, lp1:, none); what each
+ * response means for Ferry (path below the root, type, size, time) is decided here.
  */
-import { parseXML, type DAVResultResponse } from "webdav";
+import { XMLParser } from "fast-xml-parser";
+import { SyntaxValidator } from "fast-xml-validator";
 import { FerryError } from "../../core/errors.ts";
 import type { Entry } from "../adapter.ts";
 import type { ErrorContext } from "./errors.ts";
@@ -42,19 +43,46 @@ export function pathOfHref(href: string, base: readonly string[]): string | unde
   return segments.slice(base.length).join("/");
 }
 
+/** A Multi-Status as parsed: elements by local name; `response` and `propstat` always lists. */
+interface Response {
+  href?: unknown;
+  propstat?: { status?: unknown; prop?: Record<string, unknown> }[];
+}
+
+const validator = new SyntaxValidator();
+const parser = new XMLParser({
+  ignoreAttributes: true,
+  removeNSPrefix: true,
+  // Values stay text: sizes are read here, and a name like "0123" is no number.
+  parseTagValue: false,
+  isArray: (name) => name === "response" || name === "propstat",
+});
+
 function text(value: unknown): string | undefined {
   if (typeof value === "string") return value;
   if (typeof value === "number") return String(value);
-  if (value && typeof value === "object" && "text" in value) return text(value.text);
+  if (value && typeof value === "object" && "#text" in value) return text(value["#text"]);
   return undefined;
 }
 
-function toEntry(path: string, response: DAVResultResponse): Entry | undefined {
-  const propstat = response.propstat;
-  if (!propstat || !/^\S+\s+2\d\d\b/.test(propstat.status)) return undefined;
-  const props = propstat.prop;
+/**
+ * The properties a server found for one response. RFC 4918 gives one propstat per status: those it
+ * has (200) and those it has not (404, as a folder's getcontentlength), in any order.
+ */
+function foundProps(response: Response): Record<string, unknown> | undefined {
+  let found: Record<string, unknown> | undefined;
+  for (const propstat of response.propstat ?? []) {
+    if (!/^\S+\s+2\d\d\b/.test(text(propstat.status) ?? "")) continue;
+    found = { ...found, ...(typeof propstat.prop === "object" ? propstat.prop : {}) };
+  }
+  return found;
+}
+
+function toEntry(path: string, response: Response): Entry | undefined {
+  const props = foundProps(response);
+  if (!props) return undefined;
   const type = props.resourcetype;
-  const collection = typeof type === "object" && "collection" in type;
+  const collection = typeof type === "object" && type !== null && "collection" in type;
   const time = Date.parse(text(props.getlastmodified) ?? "");
   const entry: Entry = { path, type: collection ? "dir" : "file" };
   if (!collection) {
@@ -66,22 +94,13 @@ function toEntry(path: string, response: DAVResultResponse): Entry | undefined {
 }
 
 /** The entries of a Multi-Status body, paths relative to the root whose names are `base`. */
-export async function parseMultistatus(
-  xml: string,
-  base: readonly string[],
-  context: ErrorContext,
-): Promise<Entry[]> {
-  let responses: DAVResultResponse[];
-  try {
-    responses = (await parseXML(xml)).multistatus.response;
-  } catch (error) {
+export function parseMultistatus(xml: string, base: readonly string[], context: ErrorContext): Entry[] {
+  const responses = multistatusResponses(xml);
+  if (!responses) {
     throw new FerryError(
       "PROTOCOL",
       `${context.device}: ${context.operation} ${context.path}: not a WebDAV Multi-Status reply`,
-      {
-        cause: error,
-        subject: context.path,
-      },
+      { subject: context.path },
     );
   }
   const entries: Entry[] = [];
@@ -91,4 +110,21 @@ export async function parseMultistatus(
     if (entry) entries.push(entry);
   }
   return entries;
+}
+
+/** The responses of a well-formed Multi-Status, or undefined for anything else (a cut body, HTML). */
+function multistatusResponses(xml: string): Response[] | undefined {
+  // Checked whole first: the parser is lenient, and a reply cut short must not read as a shorter listing.
+  try {
+    validator.validate(xml);
+  } catch {
+    return undefined;
+  }
+  const root: unknown = parser.parse(xml);
+  const multistatus =
+    typeof root === "object" && root !== null && "multistatus" in root ? root.multistatus : undefined;
+  if (multistatus === "") return [];
+  if (typeof multistatus !== "object" || multistatus === null) return undefined;
+  const responses = "response" in multistatus ? multistatus.response : [];
+  return Array.isArray(responses) ? (responses as Response[]) : undefined;
 }

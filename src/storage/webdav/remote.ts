@@ -99,7 +99,7 @@ export class Remote implements UploadHost {
     } catch (error) {
       throw networkError(error, context, signal);
     }
-    const entries = await parseMultistatus(xml, this.#base, context);
+    const entries = parseMultistatus(xml, this.#base, context);
     const key = pathKey(path);
     const self = entries.find((e) => pathKey(e.path) === key) ?? entries[0];
     if (!self) throw davError("PROTOCOL", context, "the server's Multi-Status names nothing");
