@@ -25,8 +25,11 @@ const job = (id: string, more: Partial<SchedulerJob> = {}): SchedulerJob => ({
   ...more,
 });
 
-const plan = (jobs: SchedulerJob[], printers: SchedulerPrinter[], maxHeating = 10) =>
-  schedule(jobs, printers, { maxHeating });
+/** The plan, with each waiting job's full reason. */
+const plan = (jobs: SchedulerJob[], printers: SchedulerPrinter[], maxHeating = 10) => {
+  const { assignments, waiting } = schedule(jobs, printers, { maxHeating });
+  return { assignments, waiting: new Map([...waiting].map(([id, why]) => [id, why.reason])) };
+};
 
 describe("scheduler", () => {
   it("gives jobs by priority, then age, to idle printers", () => {
@@ -154,6 +157,39 @@ describe("scheduler", () => {
     );
     assert.deepEqual(result.assignments, [{ job: "pla", printer: "a" }]);
     assert.equal(result.waiting.get("petg"), "no idle printer with tag PETG: b has a job (printing)");
+  });
+
+  it("gives a reason's cause without the printers' details, shared by the jobs of a kind", () => {
+    // One tags list, as Jobs.queued gives the jobs of a kind.
+    const tags = ["PLA"];
+    const jobs = [job("one", { tags }), job("two", { tags })];
+    const busy = schedule(jobs, [printer("a", { activity: "printing" }), printer("b", { bedClear: false })], {
+      maxHeating: 10,
+    });
+    const one = busy.waiting.get("one");
+    assert.deepEqual(one, {
+      reason: "no idle printer with tag PLA: a printing, b bed not marked clear",
+      cause: "no idle printer with tag PLA",
+    });
+    assert.equal(busy.waiting.get("two"), one);
+    // Another printer busy: the details change, the cause does not.
+    const later = schedule(
+      jobs,
+      [printer("a", { bedClear: false }), printer("b", { activity: "printing" })],
+      {
+        maxHeating: 10,
+      },
+    );
+    assert.equal(
+      later.waiting.get("one")?.reason,
+      "no idle printer with tag PLA: a bed not marked clear, b printing",
+    );
+    assert.equal(later.waiting.get("one")?.cause, "no idle printer with tag PLA");
+    const heating = schedule(jobs, [printer("a", { heating: true }), printer("b")], { maxHeating: 1 });
+    assert.deepEqual(heating.waiting.get("one"), {
+      reason: "waiting for its turn to start: 1 printer is heating (max_heating 1)",
+      cause: "waiting for its turn to start",
+    });
   });
 
   it("names an empty farm", () => {

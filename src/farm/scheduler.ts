@@ -35,10 +35,21 @@ export interface SchedulerJob {
   tags: readonly string[];
 }
 
+/**
+ * Why a job waits: `reason` in full, and its `cause`, the reason without the printers' details
+ * (`no idle MK4 printer`, not which printers are busy). The details change whenever one of a
+ * thousand printers does, for every job of a kind at once; the cause changes with what the job
+ * waits for. Jobs of one kind share one Waiting.
+ */
+export interface Waiting {
+  reason: string;
+  cause: string;
+}
+
 export interface Schedule {
   assignments: { job: string; printer: string }[];
   /** Why each job that got no printer still waits. */
-  waiting: Map<string, string>;
+  waiting: Map<string, Waiting>;
 }
 
 /** Activities in which a printer can take a new print (its bed permitting). */
@@ -81,7 +92,7 @@ interface Kind {
   matching: SchedulerPrinter[];
   ready: SchedulerPrinter[];
   at: number;
-  why?: string;
+  why?: Waiting;
 }
 
 export function schedule(
@@ -96,7 +107,9 @@ export function schedule(
   const free = new Set(byName.filter((p) => notReady(p) === undefined).map((p) => p.name));
   let heating = printers.filter((p) => p.heating || (p.job !== null && STARTING.includes(p.job))).length;
   const assignments: Schedule["assignments"] = [];
-  const waiting = new Map<string, string>();
+  const waiting = new Map<string, Waiting>();
+  /** The reason of the jobs that wait for their turn to heat, while `heating` stays the same. */
+  let turn: Waiting | undefined;
   // Jobs that ask for the same model and tags see the same printers: those, the free ones among
   // them and why none is free are worked out once per kind of job (again only after an assignment),
   // so a long queue costs a lookup per job, not a walk over every printer. The queue's jobs of one
@@ -124,10 +137,11 @@ export function schedule(
       continue;
     }
     if (heating >= options.maxHeating) {
-      waiting.set(
-        job.id,
-        `waiting for its turn to start: ${heating} printer${heating === 1 ? " is" : "s are"} heating (max_heating ${options.maxHeating})`,
-      );
+      turn ??= {
+        reason: `waiting for its turn to start: ${heating} printer${heating === 1 ? " is" : "s are"} heating (max_heating ${options.maxHeating})`,
+        cause: "waiting for its turn to start",
+      };
+      waiting.set(job.id, turn);
       continue;
     }
     // The printer with the fewest tags beyond the job's: versatile printers stay free for jobs that need them.
@@ -135,6 +149,7 @@ export function schedule(
     if (!chosen) continue;
     free.delete(chosen.name);
     heating++;
+    turn = undefined;
     assigned++;
     assignments.push({ job: job.id, printer: chosen.name });
   }
@@ -145,11 +160,13 @@ function explain(
   job: SchedulerJob,
   printers: readonly SchedulerPrinter[],
   matching: readonly SchedulerPrinter[],
-): string {
-  if (printers.length === 0) return "no printer is in the farm";
-  if (matching.length === 0) return `no ${wanted(job)} in the farm`;
+): Waiting {
+  const only = (reason: string) => ({ reason, cause: reason });
+  if (printers.length === 0) return only("no printer is in the farm");
+  if (matching.length === 0) return only(`no ${wanted(job)} in the farm`);
   const reasons = matching.map((p) => `${p.name} ${notReady(p) ?? "went to a job ahead of it"}`);
   const named = reasons.slice(0, NAMED).join(", ");
   const more = reasons.length > NAMED ? `, and ${reasons.length - NAMED} more` : "";
-  return `no idle ${wanted(job)}: ${named}${more}`;
+  const cause = `no idle ${wanted(job)}`;
+  return { reason: `${cause}: ${named}${more}`, cause };
 }

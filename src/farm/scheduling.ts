@@ -7,7 +7,7 @@
 import type { FerryConfig, PrinterSettings } from "../config/index.ts";
 import { isFerryError, toFerryError } from "../core/errors.ts";
 import type { FarmContext } from "./context.ts";
-import { schedule, type SchedulerPrinter } from "./scheduler.ts";
+import { schedule, type SchedulerPrinter, type Waiting } from "./scheduler.ts";
 import { isHeating, type PrinterWorker } from "./worker.ts";
 
 export interface SchedulingOptions {
@@ -24,7 +24,7 @@ export class Scheduling {
   readonly #o: SchedulingOptions;
   #wake = new AbortController();
   /** Why each queued job waits, from this node's last pass. */
-  #waiting = new Map<string, string>();
+  #waiting = new Map<string, Waiting>();
 
   constructor(options: SchedulingOptions) {
     this.#o = options;
@@ -55,21 +55,23 @@ export class Scheduling {
 
   /** Why a queued job still waits (from this node's last pass), if known. */
   why(id: string): string | undefined {
-    return this.#waiting.get(id);
+    return this.#waiting.get(id)?.reason;
   }
 
   /**
    * One pass over the printers this node drives: assignments made, and why each other queued job
-   * waits (published when it changes). With `auto_schedule: false` nothing is assigned.
+   * waits (published when its cause changes: a thousand printers change the details of every
+   * waiting job's reason several times a second). With `auto_schedule: false` nothing is assigned.
    */
   async once(): Promise<{ assigned: number }> {
     const { ctx, config } = this.#o;
     const queued = await ctx.jobs.queued();
-    let waiting = new Map<string, string>();
+    let waiting = new Map<string, Waiting>();
     let assigned = 0;
     if (!config.farm.autoSchedule) {
-      for (const job of queued)
-        waiting.set(job.id, "waiting for an operator to assign it (auto_schedule is off)");
+      const reason = "waiting for an operator to assign it (auto_schedule is off)";
+      const manual = { reason, cause: reason };
+      for (const job of queued) waiting.set(job.id, manual);
     } else if (queued.length > 0) {
       const plan = schedule(queued, await this.#printers(), { maxHeating: config.farm.maxHeating });
       waiting = plan.waiting;
@@ -90,7 +92,7 @@ export class Scheduling {
     }
     // forEach: a queue of thousands, walked every pass, without an entry array per job.
     waiting.forEach((why, id) => {
-      if (this.#waiting.get(id) !== why) ctx.bus.emit("job.waiting", { id, reason: why });
+      if (this.#waiting.get(id)?.cause !== why.cause) ctx.bus.emit("job.waiting", { id, reason: why.reason });
     });
     this.#waiting = waiting;
     return { assigned };

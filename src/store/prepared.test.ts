@@ -81,6 +81,41 @@ for (const dialect of dialects(pg)) {
       },
     );
 
+    test(
+      "wait for a transaction that holds the connection and see what it committed, not what it undid",
+      dialect.testOptions,
+      async () => {
+        const { db } = await dialect.open();
+        const count = prepare((d, printer: string) =>
+          d
+            .selectFrom("printer_farm_state")
+            .select((eb) => eb.fn.countAll<number>().as("n"))
+            .where("printer", "=", printer),
+        );
+        let counted: Promise<number> | undefined;
+        await db
+          .transaction()
+          .execute(async (trx) => {
+            await trx
+              .insertInto("printer_farm_state")
+              .values(row("mk4-a", null, null))
+              .execute();
+            // Asked while the transaction runs, outside it.
+            counted = count(db, "mk4-a").then(({ rows }) => Number(rows[0]?.n));
+            // A turn of the event loop for the query to (wrongly) run meanwhile.
+            await new Promise((resolve) => setImmediate(resolve));
+            throw new Error("undo");
+          })
+          .catch(() => undefined);
+        assert.equal(await counted, 0);
+        await db
+          .insertInto("printer_farm_state")
+          .values(row("mk4-a", null, null))
+          .execute();
+        assert.equal(Number((await count(db, "mk4-a")).rows[0]?.n), 1);
+      },
+    );
+
     test("an argument that is not a bound parameter is refused", dialect.testOptions, async () => {
       const { db } = await dialect.open();
       const unused = prepare((d, _printer: string) => d.selectFrom("printer_farm_state").select("printer"));

@@ -2,10 +2,12 @@
  * Queries compiled once and run again with new arguments. Kysely builds and compiles every query
  * anew (an object per column, clause and value, then a walk over them), which costs more than
  * SQLite takes to run a small one; a farm worker runs the same few queries for every printer every
- * interval (1,000 printers: thousands a second).
+ * interval (1,000 printers: thousands a second). On SQLite they run at once when the connection is
+ * free, without Kysely's chain of promises around each (store.ts, runNow).
  */
 import { CompiledQuery, type Compilable, type Kysely, type QueryResult } from "kysely";
 import type { Schema } from "./schema.ts";
+import { runNow } from "./store.ts";
 
 /** A stand-in for argument `i` while the query compiles; found again among its parameters. */
 const placeholder = (i: number) => `\u0000ferry-argument-${i}\u0000`;
@@ -41,6 +43,7 @@ export function prepare<A extends readonly unknown[], R>(
     if (!prepared) compiled.set(dialect, (prepared = compile(db, args.length)));
     const { query, from } = prepared;
     const parameters = from.map((arg, i) => (arg === -1 ? query.parameters[i] : args[arg]));
-    return await db.executeQuery<R>(CompiledQuery.raw(query.sql, parameters));
+    const run = CompiledQuery.raw(query.sql, parameters);
+    return runNow<R>(db, run) ?? (await db.executeQuery<R>(run));
   };
 }
