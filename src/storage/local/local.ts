@@ -29,7 +29,7 @@ import {
 } from "../adapter.ts";
 import { sha256Of } from "../digest.ts";
 import { sizeMismatch } from "../errors.ts";
-import { fsError, isMissing, localError } from "./errors.ts";
+import { errnoCode, fsError, isMissing, localError } from "./errors.ts";
 import { TEMP_NAME, tempName } from "../temp-names.ts";
 
 /** Files from this size on are read in big chunks. */
@@ -234,10 +234,41 @@ class LocalStorage implements StorageAdapter {
     const checked = this.#check(input);
     if (this.#followLinks) return { path: await this.#locate(checked) };
     const { link, ...found } = await this.#resolve(checked);
-    if (link !== undefined) {
-      throw localError("NOT_FOUND", this.name, link, "a symbolic link, not followed (follow_links is false)");
-    }
+    if (link !== undefined) throw this.#linkNotFollowed(link);
     return found;
+  }
+
+  #linkNotFollowed(link: string): FerryError {
+    return localError("NOT_FOUND", this.name, link, "a symbolic link, not followed (follow_links is false)");
+  }
+
+  /**
+   * `input` opened for reading, and its on-disk path. Not following links, only the folders on the
+   * way are walked: the file itself is opened O_NOFOLLOW, which refuses a link there (ELOOP), so a
+   * file that exists as given costs no lstat of its own. Anything else (a name stored in NFD, a
+   * link on the way) goes through #readAt, which finds it or says why not.
+   */
+  async #openToRead(input: string): Promise<{ path: string; handle: FileHandle }> {
+    const flags = constants.O_RDONLY | (this.#followLinks ? 0 : constants.O_NOFOLLOW);
+    if (!this.#followLinks) {
+      const path = this.#check(input);
+      const folder = dirname(path);
+      const walked = await this.#resolve(folder);
+      if (walked.link === undefined && walked.path === folder) {
+        try {
+          return { path, handle: await fs.open(this.#abs(path), flags) };
+        } catch (error) {
+          if (errnoCode(error) === "ELOOP") throw this.#linkNotFollowed(path);
+          if (!isMissing(error)) throw fsError(error, this.name, path);
+        }
+      }
+    }
+    const { path } = await this.#readAt(input);
+    try {
+      return { path, handle: await fs.open(this.#abs(path), flags) };
+    } catch (error) {
+      throw fsError(error, this.name, path);
+    }
   }
 
   /**
@@ -400,21 +431,17 @@ class LocalStorage implements StorageAdapter {
   async read(path: string, options: ReadOptions = {}): Promise<Readable> {
     const { signal, offset = 0 } = options;
     throwIfAborted(signal);
-    const { path: at } = await this.#readAt(path);
     if (!Number.isSafeInteger(offset) || offset < 0) {
-      throw localError("PROTOCOL", this.name, at, `offset ${offset} is not a byte position`);
+      throw localError("PROTOCOL", this.name, normalizePath(path), `offset ${offset} is not a byte position`);
     }
-    let handle: FileHandle | undefined;
+    const { path: at, handle } = await this.#openToRead(path);
     let size: number;
     try {
-      // O_NOFOLLOW: a link put in place since #readAt looked is not followed either.
-      const flags = constants.O_RDONLY | (this.#followLinks ? 0 : constants.O_NOFOLLOW);
-      handle = await fs.open(this.#abs(at), flags);
       const stats = await handle.stat();
       if (!stats.isFile()) throw localError("NOT_FOUND", this.name, at, "not a file");
       size = stats.size;
     } catch (error) {
-      await handle?.close();
+      await handle.close();
       throw fsError(error, this.name, at);
     }
     if (size - offset <= WHOLE_READ) {
