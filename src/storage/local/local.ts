@@ -429,21 +429,32 @@ class LocalStorage implements StorageAdapter {
   }
 
   async read(path: string, options: ReadOptions = {}): Promise<Readable> {
+    return (await this.#read(path, options)).body;
+  }
+
+  readWithEntry(path: string, options: OpOptions = {}): Promise<{ entry: Entry; body: Readable }> {
+    return this.#read(path, options);
+  }
+
+  /** The file from `offset` on, with its entry from the same fstat that sizes the read. */
+  async #read(path: string, options: ReadOptions): Promise<{ entry: Entry; body: Readable }> {
     const { signal, offset = 0 } = options;
     throwIfAborted(signal);
     if (!Number.isSafeInteger(offset) || offset < 0) {
       throw localError("PROTOCOL", this.name, normalizePath(path), `offset ${offset} is not a byte position`);
     }
     const { path: at, handle } = await this.#openToRead(path);
-    let size: number;
+    let stats: Stats;
+    let entry: Entry | undefined;
     try {
-      const stats = await handle.stat();
-      if (!stats.isFile()) throw localError("NOT_FOUND", this.name, at, "not a file");
-      size = stats.size;
+      stats = await handle.stat();
+      entry = stats.isFile() ? toEntry(at, stats) : undefined;
+      if (entry === undefined) throw localError("NOT_FOUND", this.name, at, "not a file");
     } catch (error) {
       await handle.close();
       throw fsError(error, this.name, at);
     }
+    const { size } = stats;
     if (size - offset <= WHOLE_READ) {
       // A small file in one read and no stream machinery: a stream reads twice (the second finds
       // the end) and costs more CPU than the file's bytes (issue 16). The size is the one just
@@ -457,13 +468,13 @@ class LocalStorage implements StorageAdapter {
         await handle.close();
       }
       const whole = Readable.from(bytes.length > 0 ? [bytes] : [], { objectMode: false });
-      return signal ? addAbortSignal(signal, whole) : whole;
+      return { entry, body: signal ? addAbortSignal(signal, whole) : whole };
     }
     // Small chunks keep many transfers at once small in memory; a big file is one fast stream,
     // where small reads cost throughput (docs/adr/0006-memory.md).
     const chunk = size >= BIG_FILE ? 1024 * 1024 : 16 * 1024;
     const stream = handle.createReadStream({ start: offset, highWaterMark: chunk });
-    return signal ? addAbortSignal(signal, stream) : stream;
+    return { entry, body: signal ? addAbortSignal(signal, stream) : stream };
   }
 
   async write(
