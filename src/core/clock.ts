@@ -2,7 +2,6 @@
  * Time as code sees it: the current time and a wait that an AbortSignal ends early. Injected so that
  * time-based logic (leases, backoff, idle waits) is tested by moving a fake clock, never by sleeping.
  */
-import { setTimeout as delay } from "node:timers/promises";
 
 export interface Clock {
   /** ms since the epoch. */
@@ -13,9 +12,24 @@ export interface Clock {
 
 export const systemClock: Clock = {
   now: () => Date.now(),
-  sleep: async (ms, signal) => {
-    await delay(ms, undefined, signal ? { signal } : {});
-  },
+  // Not timers/promises: that rejects with a new AbortError (a stack trace) at every abort, and
+  // a task's heartbeat sleep is aborted as each task settles.
+  sleep: (ms, signal) =>
+    new Promise((resolve, reject) => {
+      if (signal?.aborted) {
+        reject(signal.reason as Error);
+        return;
+      }
+      const onAbort = () => {
+        clearTimeout(timer);
+        reject(signal?.reason as Error);
+      };
+      const timer = setTimeout(() => {
+        signal?.removeEventListener("abort", onAbort);
+        resolve();
+      }, ms);
+      signal?.addEventListener("abort", onAbort, { once: true });
+    }),
 };
 
 /**

@@ -143,6 +143,12 @@ export interface StorageAdapter {
   usage?(options?: OpOptions): Promise<Usage>;
   /** Only when `resumableWrite` is not "none". A stale or unknown `resume` token starts over. */
   openUpload?(path: string, options: UploadOptions): Promise<Upload>;
+  /**
+   * `read` from the first byte, with the file's entry as of the opening: one look where `stat`
+   * then `read` take two (a sync sending many small files stats each before reading it). Errors as
+   * `stat`'s and `read`'s. Optional: without it, callers stat, then read.
+   */
+  readWithEntry?(path: string, options?: OpOptions): Promise<{ entry: Entry; body: Readable }>;
 }
 
 export interface AdapterContext {

@@ -82,3 +82,24 @@ test("an upload given up by its target, then aborted at stop, ends quietly (no u
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test("a source file opened already is what is sent: it is not read again", async () => {
+  const context = (name: string) => ({ name, logger: silentLogger, baseDir: "/" });
+  const source = memoryAdapter.create({}, context("opened-source"));
+  const target = memoryAdapter.create({}, context("opened-target"));
+  await source.write("a.gcode", Readable.from([Buffer.from("on disk")]), { size: 7 });
+  const reads: string[] = [];
+  const counted: StorageAdapter = Object.create(source) as StorageAdapter;
+  counted.read = (path, options) => {
+    reads.push(path);
+    return source.read(path, options);
+  };
+  await sendFile(
+    counted,
+    target,
+    { path: "a.gcode", targetPath: "b.gcode", size: 6 },
+    { opened: Readable.from([Buffer.from("opened")]) },
+  );
+  assert.deepEqual(reads, []);
+  assert.equal(Buffer.concat(await (await target.read("b.gcode")).toArray()).toString(), "opened");
+});

@@ -26,6 +26,11 @@ export interface SendOptions {
    * awaited, so it is stored before the target holds anything to lose), then as bytes are stored.
    */
   keep?: (stored: { bytes: number; token: UploadToken }, now: boolean) => Promise<void> | void;
+  /**
+   * The source file already opened from its first byte (`readWithEntry`): sent instead of reading
+   * it again, unless a resumed upload wants only the rest of it from a source with range reads.
+   */
+  opened?: Readable;
 }
 
 export interface SendRequest {
@@ -113,10 +118,14 @@ async function readCounted(
   source: StorageAdapter,
   path: string,
   offset: number,
-  { signal, onProgress }: SendOptions,
+  { signal, onProgress, opened }: SendOptions,
 ): Promise<Readable> {
   const ranged = offset > 0 && source.capabilities.rangeRead;
-  const input = await source.read(path, { ...(signal ? { signal } : {}), ...(ranged ? { offset } : {}) });
+  if (ranged) opened?.destroy();
+  const input =
+    opened !== undefined && !ranged
+      ? opened
+      : await source.read(path, { ...(signal ? { signal } : {}), ...(ranged ? { offset } : {}) });
   let skip = ranged ? 0 : offset;
   let bytes = offset;
   onProgress?.(bytes);

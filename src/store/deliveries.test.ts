@@ -99,13 +99,14 @@ for (const dialect of dialects(pg)) {
       dialect.testOptions,
       async () => {
         const store = await dialect.open();
+        // Statements that wrote rows, as run (a compiled statement does not go through transformQuery).
         let inserts = 0;
         const counting: KyselyPlugin = {
-          transformQuery: (args) => {
-            if (args.node.kind === "InsertQueryNode") inserts++;
-            return args.node;
+          transformQuery: (args) => args.node,
+          transformResult: (args) => {
+            if (args.result.numAffectedRows !== undefined) inserts++;
+            return Promise.resolve(args.result);
           },
-          transformResult: (args) => Promise.resolve(args.result),
         };
         const records = await storeDeliveries({ ...store, db: store.db.withPlugin(counting) })("batch", "p");
         // Four transfers ending one after another, each in its own turn of the microtask queue.

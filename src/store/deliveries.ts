@@ -12,6 +12,7 @@ import type { Kysely } from "kysely";
 import type { Logger } from "../core/logger.ts";
 import type { DeliveriesTable, Schema } from "./schema.ts";
 import type { Store } from "./handle.ts";
+import { prepare } from "./prepared.ts";
 
 /** A source file as it was when Ferry sent it, and the copy as the target showed it right after. */
 export interface DeliveryRecord {
@@ -184,7 +185,7 @@ class StoreDeliveries implements DeliveryRecords {
             .where("key", "in", deletes.slice(i, i + CHUNK))
             .execute();
         }
-        for (let i = 0; i < upserts.length; i += CHUNK) await upsert(trx, upserts.slice(i, i + CHUNK));
+        for (let i = 0; i < upserts.length; i += CHUNK) await saveRows(trx, upserts.slice(i, i + CHUNK));
       });
     } catch (error) {
       // Not saved: the next save tries these keys again (unless changed since, then the newer wins).
@@ -195,8 +196,51 @@ class StoreDeliveries implements DeliveryRecords {
 }
 
 async function upsert(db: Kysely<Schema>, rows: DeliveriesTable[], keepExisting = false): Promise<void> {
-  if (rows.length === 0) return;
-  await db
+  if (rows.length > 0) await upserting(db, rows, keepExisting).execute();
+}
+
+const COLUMNS = [
+  "sync",
+  "target",
+  "key",
+  "source_size",
+  "source_mtime",
+  "source_hash_kind",
+  "source_hash",
+  "target_size",
+  "target_mtime",
+  "delivered_at",
+] as const satisfies readonly (keyof DeliveriesTable)[];
+
+type Value = DeliveriesTable[keyof DeliveriesTable];
+
+/** The upsert of `count` records, compiled once: a save comes with every file delivered. */
+const savers = new Map<number, (db: Kysely<Schema>, ...values: Value[]) => Promise<unknown>>();
+
+/** Saves `rows` (up to CHUNK) in one statement, compiled once for their number. */
+async function saveRows(db: Kysely<Schema>, rows: DeliveriesTable[]): Promise<void> {
+  let save = savers.get(rows.length);
+  if (!save) {
+    const count = rows.length;
+    save = prepare((trx, ...values: Value[]) =>
+      upserting(
+        trx,
+        Array.from(
+          { length: count },
+          (_, r) =>
+            Object.fromEntries(
+              COLUMNS.map((column, c) => [column, values[r * COLUMNS.length + c]]),
+            ) as unknown as DeliveriesTable,
+        ),
+      ),
+    );
+    savers.set(count, save);
+  }
+  await save(db, ...rows.flatMap((row) => COLUMNS.map((column) => row[column])));
+}
+
+function upserting(db: Kysely<Schema>, rows: DeliveriesTable[], keepExisting = false) {
+  return db
     .insertInto("deliveries")
     .values(rows)
     .onConflict((oc) => {
@@ -212,8 +256,7 @@ async function upsert(db: Kysely<Schema>, rows: DeliveriesTable[], keepExisting 
             target_mtime: eb.ref("excluded.target_mtime"),
             delivered_at: eb.ref("excluded.delivered_at"),
           }));
-    })
-    .execute();
+    });
 }
 
 function toRow(

@@ -3,11 +3,11 @@
  * anew (an object per column, clause and value, then a walk over them), which costs more than
  * SQLite takes to run a small one; a farm worker runs the same few queries for every printer every
  * interval (1,000 printers: thousands a second). On SQLite they run at once when the connection is
- * free, without Kysely's chain of promises around each (store.ts, runNow).
+ * free, without Kysely's chain of promises around each (sqlite-kysely.ts, runNow).
  */
 import { CompiledQuery, type Compilable, type Kysely, type QueryResult } from "kysely";
 import type { Schema } from "./schema.ts";
-import { runNow } from "./store.ts";
+import { runNow } from "./sqlite-kysely.ts";
 
 /** A stand-in for argument `i` while the query compiles; found again among its parameters. */
 const placeholder = (i: number) => `\u0000ferry-argument-${i}\u0000`;

@@ -100,6 +100,12 @@ const PROGRESS_EVERY_MS = 200;
 const IDLE_MS = 500;
 /** A task whose device is away is looked at again after this (the connection checker wakes it sooner). */
 const AWAY_RETRY_MS = 5_000;
+/**
+ * Reasons for signals that fire for every task (a wake-up, a task settled), made once: aborting
+ * without a reason makes a DOMException, stack trace and all, each time; nobody reads these.
+ */
+const WOKEN = new Error("woken");
+const SETTLED = new FerryError("ABORTED", "task settled");
 
 export class TaskRunner {
   readonly #o: Required<Omit<RunnerOptions, "held">> & Pick<RunnerOptions, "held">;
@@ -147,7 +153,7 @@ export class TaskRunner {
   notify(): void {
     const wake = this.#wake;
     this.#wake = new AbortController();
-    wake.abort();
+    wake.abort(WOKEN);
   }
 
   /** Takes back this node's tasks from a previous life, then runs workers until `stop()`. */
@@ -262,7 +268,7 @@ export class TaskRunner {
         this.#busy--;
         const changed = this.#changed;
         this.#changed = new AbortController();
-        changed.abort();
+        changed.abort(WOKEN);
       }
       // A settled task may unblock its queue or end a drain; nothing to claim: wait a little.
       if (task) this.notify();
@@ -326,7 +332,7 @@ export class TaskRunner {
     } catch (error) {
       await this.#failed({ ...task, checkpoint }, worker, error, ref, started);
     } finally {
-      if (!abort.signal.aborted) abort.abort(new FerryError("ABORTED", "task settled"));
+      if (!abort.signal.aborted) abort.abort(SETTLED);
       await beat;
       stopping.removeEventListener("abort", onStop);
     }

@@ -88,64 +88,31 @@ export class StoreTaskQueue implements TaskQueue {
   ): Promise<EnqueueResult> {
     const now = this.#clock();
     const id = this.#ids();
-    const row: Row = {
-      id,
-      kind: request.kind,
-      key: request.key,
-      queue: request.queue,
-      // Canonical (keys sorted), so the same payload written in another order is the same change.
-      payload: toJson(canonical(request.payload), `payload of task ${request.key}`) ?? "null",
-      priority: integer(request.priority ?? 0, "priority", request.key),
-      run_at: integer(request.runAt ?? now, "runAt", request.key),
-      attempts: 0,
-      max_attempts: integer(request.maxAttempts ?? DEFAULT_MAX_ATTEMPTS, "maxAttempts", request.key, 1),
-      status: "queued",
-      locked_by: null,
-      lease_until: null,
-      checkpoint: null,
-      progress: null,
-      last_error: null,
-      scope: request.scope ?? null,
-      created_at: now,
-      updated_at: now,
-    };
+    // Canonical (keys sorted), so the same payload written in another order is the same change.
+    const payload = toJson(canonical(request.payload), `payload of task ${request.key}`) ?? "null";
+    const priority = integer(request.priority ?? 0, "priority", request.key);
+    const runAt = integer(request.runAt ?? now, "runAt", request.key);
+    const maxAttempts = integer(request.maxAttempts ?? DEFAULT_MAX_ATTEMPTS, "maxAttempts", request.key, 1);
     if (!this.#knownQueues.has(request.queue)) {
-      await this.#store.db
-        .insertInto("task_queues")
-        .values({ name: request.queue, running_id: null })
-        .onConflict((oc) => oc.column("name").doNothing())
-        .execute();
+      await insertQueue(this.#store.db, request.queue);
       this.#knownQueues.add(request.queue);
     }
-    // One statement: the partial unique index (key where queued) decides, even between nodes.
-    const { id: kept } = await this.#store.db
-      .insertInto("tasks")
-      .values(row)
-      .onConflict((oc) =>
-        oc
-          .column("key")
-          .where("status", "=", QUEUED)
-          .doUpdateSet((eb) =>
-            onConflict === "replace"
-              ? {
-                  payload: eb.ref("excluded.payload"),
-                  priority: eb.ref("excluded.priority"),
-                  run_at: eb.ref("excluded.run_at"),
-                  // The same change queued again (a rescan) keeps what a parked attempt had done.
-                  checkpoint: sql<
-                    string | null
-                  >`case when tasks.payload = excluded.payload then tasks.checkpoint else null end`,
-                  progress: sql<
-                    number | null
-                  >`case when tasks.payload = excluded.payload then tasks.progress else null end`,
-                  updated_at: eb.ref("excluded.updated_at"),
-                }
-              : // A no-op update, so that RETURNING names the task that was kept.
-                { key: eb.ref("tasks.key") },
-          ),
-      )
-      .returning("id")
-      .executeTakeFirstOrThrow();
+    const insert = onConflict === "replace" ? insertReplacing : insertKeeping;
+    const { rows } = await insert(
+      this.#store.db,
+      id,
+      request.kind,
+      request.key,
+      request.queue,
+      payload,
+      priority,
+      runAt,
+      maxAttempts,
+      request.scope ?? null,
+      now,
+    );
+    const kept = rows[0]?.id;
+    if (kept === undefined) throw new Error(`enqueue of ${request.key}: no task row returned`);
     return { id: kept, outcome: kept === id ? "created" : onConflict === "replace" ? "replaced" : "kept" };
   }
 
@@ -417,6 +384,82 @@ export class StoreTaskQueue implements TaskQueue {
     }
   }
 }
+
+const insertQueue = prepare((db, name: string) =>
+  db
+    .insertInto("task_queues")
+    .values({ name, running_id: null })
+    .onConflict((oc) => oc.column("name").doNothing()),
+);
+
+/**
+ * A new queued task; one statement: the partial unique index (key where queued) decides, even
+ * between nodes. A queued task of the same key is kept, or takes the new payload (`replace`).
+ */
+const insertTask = (replace: boolean) =>
+  prepare(
+    (
+      db,
+      id: string,
+      kind: string,
+      key: string,
+      queue: string,
+      payload: string,
+      priority: number,
+      runAt: number,
+      maxAttempts: number,
+      scope: string | null,
+      now: number,
+    ) =>
+      db
+        .insertInto("tasks")
+        .values({
+          id,
+          kind,
+          key,
+          queue,
+          payload,
+          priority,
+          run_at: runAt,
+          attempts: 0,
+          max_attempts: maxAttempts,
+          status: QUEUED,
+          locked_by: null,
+          lease_until: null,
+          checkpoint: null,
+          progress: null,
+          last_error: null,
+          scope,
+          created_at: now,
+          updated_at: now,
+        })
+        .onConflict((oc) =>
+          oc
+            .column("key")
+            .where("status", "=", QUEUED)
+            .doUpdateSet((eb) =>
+              replace
+                ? {
+                    payload: eb.ref("excluded.payload"),
+                    priority: eb.ref("excluded.priority"),
+                    run_at: eb.ref("excluded.run_at"),
+                    // The same change queued again (a rescan) keeps what a parked attempt had done.
+                    checkpoint: sql<
+                      string | null
+                    >`case when tasks.payload = excluded.payload then tasks.checkpoint else null end`,
+                    progress: sql<
+                      number | null
+                    >`case when tasks.payload = excluded.payload then tasks.progress else null end`,
+                    updated_at: eb.ref("excluded.updated_at"),
+                  }
+                : // A no-op update, so that RETURNING names the task that was kept.
+                  { key: eb.ref("tasks.key") },
+            ),
+        )
+        .returning("id"),
+  );
+const insertKeeping = insertTask(false);
+const insertReplacing = insertTask(true);
 
 /** A running task of `worker` marked done, with its queue (for the queue row to free). */
 const finished = (db: QueryCreator<Schema>, id: string, worker: string, now: number) =>

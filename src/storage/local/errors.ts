@@ -41,7 +41,7 @@ const WORDS: Readonly<Partial<Record<ErrorCode, string>>> = {
   UNAVAILABLE: "device unavailable",
 };
 
-function errnoCode(error: unknown): string | undefined {
+export function errnoCode(error: unknown): string | undefined {
   if (error instanceof Error && "code" in error && typeof error.code === "string") return error.code;
   return undefined;
 }

@@ -139,6 +139,10 @@ describe("links are not followed by default", () => {
     for (const [what, action] of [
       ["stat of a linked file", () => local.stat("f.txt")],
       ["stat through a linked folder", () => local.stat("sub/keep.txt")],
+      // The file itself is not looked at before it is opened: the open refuses the link.
+      ["read of a linked file", () => readAll(local, "f.txt")],
+      ["read with entry of a linked file", () => readWithEntry(local, "f.txt")],
+      ["read with entry through a linked folder", () => readWithEntry(local, "sub/keep.txt")],
       ["read through a linked folder", () => readAll(local, "sub/keep.txt")],
       ["list of a linked folder", () => collect(local.list("sub"))],
     ] as const) {
@@ -194,3 +198,9 @@ describe("follow_links: true", () => {
     }
   });
 });
+
+async function readWithEntry(adapter: StorageAdapter, path: string) {
+  const opened = await adapter.readWithEntry?.(path);
+  assert.ok(opened, `${adapter.name} opens a file with its entry`);
+  return opened;
+}

@@ -47,6 +47,11 @@ describe("local adapter quirks", () => {
     await fs.writeFile(join(root, "nfd", nfc.normalize("NFD")), "from a Mac");
     assert.equal((await local.stat(`nfd/${nfc}`)).size, 10);
     assert.equal((await readAll(local, `nfd/${nfc}`)).toString(), "from a Mac");
+    // Opened at once with its entry: the same file, named as stored, as stat names it.
+    const opened = await local.readWithEntry?.(`nfd/${nfc}`);
+    assert.ok(opened);
+    assert.deepEqual(opened.entry, await local.stat(`nfd/${nfc}`));
+    assert.equal(Buffer.concat(await opened.body.toArray()).toString(), "from a Mac");
     await put(local, `nfd/${nfc}`, Buffer.from("replaced"));
     assert.deepEqual(await onDisk("nfd"), [nfc.normalize("NFD")], "replaced in place, no NFC twin");
     assert.equal(await fs.readFile(join(root, "nfd", nfc.normalize("NFD")), "utf8"), "replaced");

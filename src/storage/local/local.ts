@@ -29,7 +29,7 @@ import {
 } from "../adapter.ts";
 import { sha256Of } from "../digest.ts";
 import { sizeMismatch } from "../errors.ts";
-import { fsError, isMissing, localError } from "./errors.ts";
+import { errnoCode, fsError, isMissing, localError } from "./errors.ts";
 import { TEMP_NAME, tempName } from "../temp-names.ts";
 
 /** Files from this size on are read in big chunks. */
@@ -234,10 +234,41 @@ class LocalStorage implements StorageAdapter {
     const checked = this.#check(input);
     if (this.#followLinks) return { path: await this.#locate(checked) };
     const { link, ...found } = await this.#resolve(checked);
-    if (link !== undefined) {
-      throw localError("NOT_FOUND", this.name, link, "a symbolic link, not followed (follow_links is false)");
-    }
+    if (link !== undefined) throw this.#linkNotFollowed(link);
     return found;
+  }
+
+  #linkNotFollowed(link: string): FerryError {
+    return localError("NOT_FOUND", this.name, link, "a symbolic link, not followed (follow_links is false)");
+  }
+
+  /**
+   * `input` opened for reading, and its on-disk path. Not following links, only the folders on the
+   * way are walked: the file itself is opened O_NOFOLLOW, which refuses a link there (ELOOP), so a
+   * file that exists as given costs no lstat of its own. Anything else (a name stored in NFD, a
+   * link on the way) goes through #readAt, which finds it or says why not.
+   */
+  async #openToRead(input: string): Promise<{ path: string; handle: FileHandle }> {
+    const flags = constants.O_RDONLY | (this.#followLinks ? 0 : constants.O_NOFOLLOW);
+    if (!this.#followLinks) {
+      const path = this.#check(input);
+      const folder = dirname(path);
+      const walked = await this.#resolve(folder);
+      if (walked.link === undefined && walked.path === folder) {
+        try {
+          return { path, handle: await fs.open(this.#abs(path), flags) };
+        } catch (error) {
+          if (errnoCode(error) === "ELOOP") throw this.#linkNotFollowed(path);
+          if (!isMissing(error)) throw fsError(error, this.name, path);
+        }
+      }
+    }
+    const { path } = await this.#readAt(input);
+    try {
+      return { path, handle: await fs.open(this.#abs(path), flags) };
+    } catch (error) {
+      throw fsError(error, this.name, path);
+    }
   }
 
   /**
@@ -398,25 +429,32 @@ class LocalStorage implements StorageAdapter {
   }
 
   async read(path: string, options: ReadOptions = {}): Promise<Readable> {
+    return (await this.#read(path, options)).body;
+  }
+
+  readWithEntry(path: string, options: OpOptions = {}): Promise<{ entry: Entry; body: Readable }> {
+    return this.#read(path, options);
+  }
+
+  /** The file from `offset` on, with its entry from the same fstat that sizes the read. */
+  async #read(path: string, options: ReadOptions): Promise<{ entry: Entry; body: Readable }> {
     const { signal, offset = 0 } = options;
     throwIfAborted(signal);
-    const { path: at } = await this.#readAt(path);
     if (!Number.isSafeInteger(offset) || offset < 0) {
-      throw localError("PROTOCOL", this.name, at, `offset ${offset} is not a byte position`);
+      throw localError("PROTOCOL", this.name, normalizePath(path), `offset ${offset} is not a byte position`);
     }
-    let handle: FileHandle | undefined;
-    let size: number;
+    const { path: at, handle } = await this.#openToRead(path);
+    let stats: Stats;
+    let entry: Entry | undefined;
     try {
-      // O_NOFOLLOW: a link put in place since #readAt looked is not followed either.
-      const flags = constants.O_RDONLY | (this.#followLinks ? 0 : constants.O_NOFOLLOW);
-      handle = await fs.open(this.#abs(at), flags);
-      const stats = await handle.stat();
-      if (!stats.isFile()) throw localError("NOT_FOUND", this.name, at, "not a file");
-      size = stats.size;
+      stats = await handle.stat();
+      entry = stats.isFile() ? toEntry(at, stats) : undefined;
+      if (entry === undefined) throw localError("NOT_FOUND", this.name, at, "not a file");
     } catch (error) {
-      await handle?.close();
+      await handle.close();
       throw fsError(error, this.name, at);
     }
+    const { size } = stats;
     if (size - offset <= WHOLE_READ) {
       // A small file in one read and no stream machinery: a stream reads twice (the second finds
       // the end) and costs more CPU than the file's bytes (issue 16). The size is the one just
@@ -430,13 +468,13 @@ class LocalStorage implements StorageAdapter {
         await handle.close();
       }
       const whole = Readable.from(bytes.length > 0 ? [bytes] : [], { objectMode: false });
-      return signal ? addAbortSignal(signal, whole) : whole;
+      return { entry, body: signal ? addAbortSignal(signal, whole) : whole };
     }
     // Small chunks keep many transfers at once small in memory; a big file is one fast stream,
     // where small reads cost throughput (docs/adr/0006-memory.md).
     const chunk = size >= BIG_FILE ? 1024 * 1024 : 16 * 1024;
     const stream = handle.createReadStream({ start: offset, highWaterMark: chunk });
-    return signal ? addAbortSignal(signal, stream) : stream;
+    return { entry, body: signal ? addAbortSignal(signal, stream) : stream };
   }
 
   async write(

@@ -37,6 +37,13 @@ export function subtree(inner: StorageAdapter, prefix: string): StorageAdapter {
     adapter.hash = (path, kind, options) => hash(at(path), kind, options);
   }
   if (inner.usage) adapter.usage = inner.usage.bind(inner);
+  if (inner.readWithEntry) {
+    const readWithEntry = inner.readWithEntry.bind(inner);
+    adapter.readWithEntry = async (path, options) => {
+      const { entry, body } = await readWithEntry(at(path), options);
+      return { entry: outer(entry), body };
+    };
+  }
   if (inner.openUpload) {
     const openUpload = inner.openUpload.bind(inner);
     adapter.openUpload = async (path, options) => {

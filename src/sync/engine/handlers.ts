@@ -8,7 +8,8 @@ import type { SyncConfig } from "../../config/index.ts";
 import { FerryError, isFerryError } from "../../core/errors.ts";
 import { formatBytes } from "../../core/units.ts";
 import { pathKey } from "../../core/paths.ts";
-import type { StorageAdapter } from "../../storage/adapter.ts";
+import type { Readable } from "node:stream";
+import type { Entry, StorageAdapter } from "../../storage/adapter.ts";
 import { deliveryRecord } from "../../store/deliveries.ts";
 import type { TaskLabel, TaskRef } from "../../tasks/events.ts";
 import type { Task } from "../../tasks/queue.ts";
@@ -141,67 +142,71 @@ async function fileTask(
   switch (p.op) {
     case "upload": {
       const source = p.staged ? ctx.staging(sync) : ctx.adapter(sync.source);
-      const current = await source.stat(p.path, opts).catch((error: unknown) => {
-        if (isFerryError(error, "NOT_FOUND")) return undefined;
-        throw error;
-      });
-      if (!current) return { bytes: 0, skipped: "gone from the source" };
-      const size = current.size ?? p.size;
-      const modTime = current.modTime ?? p.modTime;
-      const records = await ctx.records(sync.name, p.target);
-      let targetPath = p.targetPath;
-      if (sync.mode === "move") {
-        // A file still being written is not taken; a different file of its name is never destroyed.
-        await settled(ctx.adapter(sync.source), p, sync.settleS, ctx, run);
-        const placed = run.checkpoint?.placed;
-        if (placed === undefined) {
-          const place = await placeMoved(target, p.targetPath, { size, modTime }, sync.onConflict, (path) =>
-            records.get(ctx.recordKey(endpoint, path)),
-          );
-          if ("skip" in place) return { bytes: 0, skipped: place.skip };
-          targetPath = place.path;
-          // Kept before the first byte: what lands there after a crash is Ferry's, not a conflict.
-          await run.save({ bytes: 0, placed: targetPath });
-        } else {
-          targetPath = placed;
+      const opened = await lookAtSource(source, p.path, sync.mode !== "move", opts);
+      if (!opened) return { bytes: 0, skipped: "gone from the source" };
+      try {
+        const current = opened.entry;
+        const size = current.size ?? p.size;
+        const modTime = current.modTime ?? p.modTime;
+        const records = await ctx.records(sync.name, p.target);
+        let targetPath = p.targetPath;
+        if (sync.mode === "move") {
+          // A file still being written is not taken; a different file of its name is never destroyed.
+          await settled(ctx.adapter(sync.source), p, sync.settleS, ctx, run);
+          const placed = run.checkpoint?.placed;
+          if (placed === undefined) {
+            const place = await placeMoved(target, p.targetPath, { size, modTime }, sync.onConflict, (path) =>
+              records.get(ctx.recordKey(endpoint, path)),
+            );
+            if ("skip" in place) return { bytes: 0, skipped: place.skip };
+            targetPath = place.path;
+            // Kept before the first byte: what lands there after a crash is Ferry's, not a conflict.
+            await run.save({ bytes: 0, placed: targetPath });
+          } else {
+            targetPath = placed;
+          }
         }
-      }
-      const key = ctx.recordKey(endpoint, targetPath);
-      const known = records.get(key);
-      if (
-        known?.source.size === size &&
-        known.source.modTime === modTime &&
-        (await shows(target, targetPath, known.target, run))
-      ) {
-        await afterDelivery(p, ctx);
-        return { bytes: 0, skipped: "already delivered" };
-      }
-      let resumedAt = 0;
-      const stored = await sendFile(
-        source,
-        target,
-        { path: p.path, targetPath, size, ...(modTime === undefined ? {} : { modTime }) },
-        {
-          signal: run.signal,
-          onProgress: (bytes) => run.progress(bytes),
-          ...(run.checkpoint?.upload ? { resume: run.checkpoint.upload } : {}),
-          keep: (kept, now) => {
-            const checkpoint = {
-              bytes: kept.bytes,
-              upload: kept.token,
-              ...(sync.mode === "move" ? { placed: targetPath } : {}),
-            };
-            if (!now) return run.progress(kept.bytes, checkpoint);
-            resumedAt = kept.bytes;
-            return run.save(checkpoint);
+        const key = ctx.recordKey(endpoint, targetPath);
+        const known = records.get(key);
+        if (
+          known?.source.size === size &&
+          known.source.modTime === modTime &&
+          (await shows(target, targetPath, known.target, run))
+        ) {
+          await afterDelivery(p, ctx);
+          return { bytes: 0, skipped: "already delivered" };
+        }
+        let resumedAt = 0;
+        const stored = await sendFile(
+          source,
+          target,
+          { path: p.path, targetPath, size, ...(modTime === undefined ? {} : { modTime }) },
+          {
+            signal: run.signal,
+            ...(opened.body === undefined ? {} : { opened: opened.body }),
+            onProgress: (bytes) => run.progress(bytes),
+            ...(run.checkpoint?.upload ? { resume: run.checkpoint.upload } : {}),
+            keep: (kept, now) => {
+              const checkpoint = {
+                bytes: kept.bytes,
+                upload: kept.token,
+                ...(sync.mode === "move" ? { placed: targetPath } : {}),
+              };
+              if (!now) return run.progress(kept.bytes, checkpoint);
+              resumedAt = kept.bytes;
+              return run.save(checkpoint);
+            },
           },
-        },
-      );
-      records.set(key, deliveryRecord({ size, modTime }, stored));
-      await records.save();
-      await afterDelivery(p, ctx);
-      // What this attempt sent: a resumed upload sends only the rest.
-      return { bytes: size - resumedAt };
+        );
+        records.set(key, deliveryRecord({ size, modTime }, stored));
+        await records.save();
+        await afterDelivery(p, ctx);
+        // What this attempt sent: a resumed upload sends only the rest.
+        return { bytes: size - resumedAt };
+      } finally {
+        // Sent, or not to be sent: nothing more is read from it either way.
+        opened.body?.destroy();
+      }
     }
     case "delete": {
       await target.remove(p.path, opts);
@@ -231,6 +236,27 @@ async function fileTask(
       return { bytes: 0 };
     }
   }
+}
+
+/**
+ * The source file's entry, and where the source can and `open` allows, the file itself opened from
+ * its first byte: one look at the file, not a stat and then a read. Move mode looks with a stat
+ * alone (it waits for the file to settle before reading it). Undefined when the file is gone.
+ */
+async function lookAtSource(
+  source: StorageAdapter,
+  path: string,
+  open: boolean,
+  opts: { signal: AbortSignal },
+): Promise<{ entry: Entry; body?: Readable } | undefined> {
+  const look =
+    open && source.readWithEntry
+      ? source.readWithEntry(path, opts)
+      : source.stat(path, opts).then((entry) => ({ entry }));
+  return await look.catch((error: unknown) => {
+    if (isFerryError(error, "NOT_FOUND")) return undefined;
+    throw error;
+  });
 }
 
 /**
