@@ -57,7 +57,7 @@ const DEVICES = Number(values.devices);
 const TASKS = Number(values.tasks);
 const TARGET = { p99Ms: 50, sseP99Ms: 200, rssMb: 300 };
 /** Node flags of bin/ferry.js's shebang, so the measured process is the one users run. */
-const NODE_FLAGS = ["--max-semi-space-size=2", "--max-old-space-size=1024"];
+const NODE_FLAGS = ["--max-semi-space-size=2"];
 const MB = 1024 * 1024;
 
 /** Messages from the load to the server... */

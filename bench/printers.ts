@@ -31,7 +31,7 @@ const rate = parseSize(values.rate, "--rate");
 const port = Number(values.port ?? 20000 + Math.floor(Math.random() * (12000 - printers)));
 const cli = new URL("../bin/ferry.js", import.meta.url).pathname;
 /** Node flags of bin/ferry.js's shebang, so the measured process is the one users run. */
-const NODE_FLAGS = ["--max-semi-space-size=2", "--max-old-space-size=1024"];
+const NODE_FLAGS = ["--max-semi-space-size=2"];
 
 async function startSims(): Promise<ChildProcess> {
   const child = spawn(

@@ -194,7 +194,6 @@ async function timeFerry(t: NetworkTarget, folder: string): Promise<{ timing: Ti
     process.execPath,
     [
       "--max-semi-space-size=2",
-      "--max-old-space-size=1024",
       ...(values["cpu-prof"] === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${values["cpu-prof"]}`]),
       "--import",
       maxRss,

@@ -19,7 +19,7 @@ const files = Number(values.files);
 const interval = Number(values.interval);
 const cli = new URL("../bin/ferry.js", import.meta.url).pathname;
 /** Node flags of bin/ferry.js's shebang, so the measured process is the one users run. */
-const NODE_FLAGS = ["--max-semi-space-size=2", "--max-old-space-size=1024"];
+const NODE_FLAGS = ["--max-semi-space-size=2"];
 
 const work = await mkdtemp(join(tmpdir(), "ferry-watch-"));
 await mkdir(join(work, "inbox"));

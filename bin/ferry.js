@@ -1,12 +1,9 @@
-#!/usr/bin/env -S node --max-semi-space-size=2 --max-old-space-size=1024
+#!/usr/bin/env -S node --max-semi-space-size=2
 // Entry point of `ferry`. Node >= 22.18 runs the TypeScript sources directly; the compile cache
 // keeps the stripped and compiled code between runs, so a cron job starts fast and small.
 // A small young generation (2 MB semi-spaces) makes V8 collect spent transfer buffers early: a
-// hundred parallel uploads then stay well under 200 MB. A 1 GB old generation (what V8 picks on a
-// 4 GB board) keeps V8 from letting garbage pile up to four times the live heap on a machine with
-// more memory: a farm node of 1,000 printers peaked at 430-500 MB for 75 MB of live data
-// (docs/adr/0006-memory.md). Runs that do not come through this shebang pass the same flags
-// (package.json scripts, bench/).
+// hundred parallel uploads then stay well under 200 MB (docs/adr/0006-memory.md). Runs that do
+// not come through this shebang pass the same flag (package.json scripts, bench/).
 //
 // An older Node cannot load the sources (ERR_UNKNOWN_FILE_EXTENSION ".ts"), so this file checks
 // the version first and says what to do instead. It is plain JavaScript that old Nodes parse: no
