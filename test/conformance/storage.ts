@@ -367,6 +367,8 @@ export function describeStorageConformance(label: string, harness: StorageHarnes
         "stat in a missing folder",
       );
       if (caps().read) await expectFerryError(adapter().read(`${dir}/nope${ext}`), "NOT_FOUND", "read");
+      const opened = adapter().readWithEntry?.(`${dir}/nope${ext}`);
+      if (opened) await expectFerryError(opened, "NOT_FOUND", "readWithEntry");
       if (listable()) await expectFerryError(collect(adapter().list(`${dir}/nope`)), "NOT_FOUND", "list");
     });
 
@@ -382,6 +384,19 @@ export function describeStorageConformance(label: string, harness: StorageHarnes
       }
       for (const offset of [0, 1, 4321, 9_999, 10_000]) {
         assertSameBytes(await readAll(adapter(), path, offset), data.subarray(offset), `offset ${offset}`);
+      }
+    });
+
+    check("readWithEntry, where offered: the entry stat gives and the file's bytes", async (t) => {
+      const a = adapter();
+      if (skip(t, a.readWithEntry === undefined, "no readWithEntry")) return;
+      const path = `${folder("read-with-entry")}/file${ext}`;
+      for (const data of [randomBytes(3_000), randomBytes(9 * 1024 * 1024)]) {
+        await put(a, path, data);
+        const opened = await a.readWithEntry?.(path);
+        assert.ok(opened);
+        assert.deepEqual(opened.entry, await a.stat(path));
+        assertSameBytes(Buffer.concat(await opened.body.toArray()), data, `${data.length} bytes`);
       }
     });
 
@@ -446,6 +461,8 @@ export function describeStorageConformance(label: string, harness: StorageHarnes
       await expectFerryError(a.remove(path, { signal }), "ABORTED", "remove");
       await expectFerryError(a.mkdir(`${dir}/sub`, { signal }), "ABORTED", "mkdir");
       if (caps().read) await expectFerryError(a.read(path, { signal }), "ABORTED", "read");
+      const opened = a.readWithEntry?.(path, { signal });
+      if (opened) await expectFerryError(opened, "ABORTED", "readWithEntry");
       if (listable()) await expectFerryError(collect(a.list(dir, { signal })), "ABORTED", "list");
       await expectAbsent(other, "the aborted write left nothing");
       if (!blind())
