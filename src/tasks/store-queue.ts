@@ -545,7 +545,9 @@ function sqliteChoosers(options: ClaimOptions, now: number) {
   if (!ways) {
     // Paused queues and scopes vary in number; a full cache starts over rather than grow.
     if (sqliteWays.size >= 64) sqliteWays.clear();
-    ways = [0, 1].map((way) => prepareWay(way, kinds?.length, excludeQueues.length, excludeScopes.length));
+    ways = choosers(options, now, false).map((_, way) =>
+      prepareWay(way, kinds?.length, excludeQueues.length, excludeScopes.length),
+    );
     sqliteWays.set(shape, ways);
   }
   return { ways, args: [now, ...(kinds ?? []), ...excludeQueues, ...excludeScopes] };
