@@ -20,8 +20,9 @@ interface Compiled {
 
 /**
  * `build` called with stand-ins for its arguments gives the query; what it returns runs the query
- * with the arguments given, compiled once per store (its transactions included). Arguments must reach the query as bound
- * parameters (as values in where, set and values clauses do), each at least once.
+ * with the arguments given, compiled once per store (its transactions included). Arguments must
+ * reach the query as bound parameters (as values in where, set and values clauses do), each at
+ * least once.
  */
 export function prepare<A extends readonly unknown[], R>(
   build: (db: Kysely<Schema>, ...args: A) => Compilable<R>,
