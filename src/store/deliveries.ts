@@ -104,15 +104,7 @@ class StoreDeliveries implements DeliveryRecords {
   ): Promise<StoreDeliveries> {
     const rows = await store.db
       .selectFrom("deliveries")
-      .select([
-        "key",
-        "source_size",
-        "source_mtime",
-        "source_hash_kind",
-        "source_hash",
-        "target_size",
-        "target_mtime",
-      ])
+      .select(RECORD_COLUMNS)
       .where("sync", "=", sync)
       .where("target", "=", target)
       .execute();
@@ -199,9 +191,8 @@ async function upsert(db: Kysely<Schema>, rows: DeliveriesTable[], keepExisting 
   if (rows.length > 0) await upserting(db, rows, keepExisting).execute();
 }
 
-const COLUMNS = [
-  "sync",
-  "target",
+/** What a record holds, by its key. */
+const RECORD_COLUMNS = [
   "key",
   "source_size",
   "source_mtime",
@@ -209,6 +200,13 @@ const COLUMNS = [
   "source_hash",
   "target_size",
   "target_mtime",
+] as const satisfies readonly (keyof DeliveriesTable)[];
+
+/** Every column of a row. */
+const COLUMNS = [
+  "sync",
+  "target",
+  ...RECORD_COLUMNS,
   "delivered_at",
 ] as const satisfies readonly (keyof DeliveriesTable)[];
 
