@@ -8,7 +8,7 @@
 // An older Node cannot load the sources (ERR_UNKNOWN_FILE_EXTENSION ".ts"), so this file checks
 // the version first and says what to do instead. It is plain JavaScript that old Nodes parse: no
 // static import and no top-level await, which would fail before the check could run.
-/* global process -- this file runs in Node, and eslint's config gives .js files no Node globals */
+/* global process, URL -- this file runs in Node, and eslint's config gives .js files no Node globals */
 const need = "22.18";
 const [major, minor] = process.versions.node.split(".").map(Number);
 
@@ -27,8 +27,14 @@ if (major < 22 || (major === 22 && minor < 18)) {
   process.exitCode = 1;
 } else {
   // A failure here is an unhandled rejection: printed with its stack, exit 1.
-  void import("node:module").then(function (module) {
-    if (module.default.enableCompileCache) module.default.enableCompileCache();
-    return import("../src/cli/main.ts");
-  });
+  // Pre-bundled dependencies (scripts/vendor.ts) load in a fraction of the time, when present.
+  void import("node:module")
+    .then(function (module) {
+      if (module.default.enableCompileCache) module.default.enableCompileCache();
+      return import("../src/cli/vendored.ts");
+    })
+    .then(function (vendored) {
+      vendored.useVendored(new URL("..", import.meta.url));
+      return import("../src/cli/main.ts");
+    });
 }

@@ -62,4 +62,14 @@ if [[ "$have" != "$want" ]]; then
   echo "$want" >"$stamp"
 fi
 
+# Pre-bundle the dependencies ferry loads most (scripts/vendor.ts) after an install, or when that
+# script or Ferry's sources (which name what is bundled) changed. Without rolldown (an install
+# without dev dependencies) or when it fails, ferry loads node_modules as it is, only slower.
+manifest="$root/.cache/vendor/manifest.json"
+if [[ -d "$modules/rolldown" ]] &&
+  [[ ! -f "$manifest" || "$modules/.package-lock.json" -nt "$manifest" || "$root/scripts/vendor.ts" -nt "$manifest" ||
+    -n "$(find "$root/src" -name '*.ts' ! -name '*.test.ts' -newer "$manifest" -print -quit)" ]]; then
+  node "$root/scripts/vendor.ts" >&2 || true
+fi
+
 exec node "$@"

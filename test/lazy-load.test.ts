@@ -90,4 +90,23 @@ describe("loading what a run needs", () => {
       ["ssh2"],
     );
   });
+
+  // undici and fast-xml-parser are pre-bundled when .cache/vendor is built: loaded all the same.
+  it("a sync to a WebDAV server loads undici and the XML parser, and no other protocol library", async () => {
+    const config = [
+      "data_dir: ./data",
+      "devices:",
+      "  nas: { type: webdav, url: 'http://127.0.0.1:9/dav/' }",
+      "syncs:",
+      "  s: { source: ./src, targets: ['nas:'], mode: copy }",
+      "",
+    ].join("\n");
+    const { packages, code, output } = await loadedBy(config, ["sync"]);
+    assert.equal(code, 1, output);
+    assert.match(output, /nas: list \/: server unreachable/);
+    assert.deepEqual(
+      PROTOCOL_LIBRARIES.filter((name) => packages.includes(name)),
+      ["fast-xml-parser", "undici"],
+    );
+  });
 });
