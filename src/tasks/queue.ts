@@ -132,6 +132,11 @@ export interface TaskQueue {
     update: { leaseMs: number; checkpoint?: unknown; progress?: number },
   ): Promise<void>;
   complete(id: string, worker: string): Promise<void>;
+  /**
+   * `complete`, then `claim` for the same worker, in one step where the store allows (one SQLite
+   * transaction): what a worker does between two tasks, once per small file.
+   */
+  completeAndClaim(id: string, worker: string, options: ClaimOptions): Promise<Task | undefined>;
   fail(id: string, worker: string, options: FailOptions): Promise<void>;
   /** Gives a task back untouched (shutdown): queued again, attempt not counted, checkpoint kept. */
   release(id: string, worker: string, checkpoint?: unknown): Promise<void>;

@@ -250,18 +250,21 @@ export class TaskRunner {
     await this.#o.clock.sleep(IDLE_MS, signal).catch(() => undefined);
   }
 
+  #claimOptions(): ClaimOptions {
+    return { leaseMs: this.#o.leaseMs, kinds: [...this.#handlers.keys()], ...this.#excluded() };
+  }
+
   async #work(worker: string): Promise<void> {
     const signal = this.#stop.signal;
+    /** Claimed as the last task completed. */
+    let next: Task | undefined;
     while (!signal.aborted) {
       let task: Task | undefined;
       this.#busy++;
       try {
-        task = await this.#o.queue.claim(worker, {
-          leaseMs: this.#o.leaseMs,
-          kinds: [...this.#handlers.keys()],
-          ...this.#excluded(),
-        });
-        if (task) await this.#run(task, worker);
+        task = next ?? (await this.#o.queue.claim(worker, this.#claimOptions()));
+        next = undefined;
+        if (task) next = await this.#run(task, worker);
       } catch (error) {
         this.#o.logger.warn({ err: toFerryError(error).message }, "claiming a task failed");
       } finally {
@@ -274,9 +277,15 @@ export class TaskRunner {
       if (task) this.notify();
       else await this.#idle();
     }
+    // Claimed as Ferry stopped: back to the queue untouched.
+    if (next) {
+      await this.#o.queue.release(next.id, worker, next.checkpoint ?? undefined).catch(() => undefined);
+      this.#released++;
+    }
   }
 
-  async #run(task: Task, worker: string): Promise<void> {
+  /** Runs and settles `task`; on success, returns the worker's next task, claimed with the completion. */
+  async #run(task: Task, worker: string): Promise<Task | undefined> {
     const { queue, bus, clock, leaseMs, heartbeatMs } = this.#o;
     const handler = this.#handlers.get(task.kind);
     const ref = this.describe(task);
@@ -322,15 +331,20 @@ export class TaskRunner {
           await queue.heartbeat(task.id, worker, { leaseMs, progress, checkpoint });
         },
       });
-      await queue.complete(task.id, worker);
+      // The next task comes with the completion: one transaction between two small files.
+      let next: Task | undefined;
+      if (stopping.aborted) await queue.complete(task.id, worker);
+      else next = await queue.completeAndClaim(task.id, worker, this.#claimOptions());
       bus.emit("task.done", {
         ...ref,
         bytes: outcome.bytes,
         ms: clock.now() - started,
         ...(outcome.skipped === undefined ? {} : { skipped: outcome.skipped }),
       });
+      return next;
     } catch (error) {
       await this.#failed({ ...task, checkpoint }, worker, error, ref, started);
+      return undefined;
     } finally {
       if (!abort.signal.aborted) abort.abort(SETTLED);
       await beat;

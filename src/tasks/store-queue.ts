@@ -9,7 +9,14 @@
  * re-reads it (READ COMMITTED re-checks locked rows) and skips it. On SQLite every write
  * transaction is IMMEDIATE (store.ts), one writer at a time across processes.
  */
-import { sql, type Expression, type ExpressionBuilder, type QueryCreator, type SqlBool } from "kysely";
+import {
+  sql,
+  type Expression,
+  type ExpressionBuilder,
+  type QueryCreator,
+  type SqlBool,
+  type Transaction,
+} from "kysely";
 import type { Schema } from "../store/schema.ts";
 import type { Store } from "../store/store.ts";
 import { prepare } from "../store/prepared.ts";
@@ -120,13 +127,15 @@ export class StoreTaskQueue implements TaskQueue {
     const leaseMs = positive(options.leaseMs, "leaseMs");
     if (options.kinds?.length === 0) return undefined;
     const now = this.#clock();
+    if (!this.#pg) {
+      return this.#store.db.transaction().execute((trx) => takeSqlite(trx, options, worker, now, leaseMs));
+    }
     const running = {
       status: "running",
       locked_by: worker,
       lease_until: now + leaseMs,
       updated_at: now,
     } as const;
-    if (!this.#pg) return this.#claimSqlite(options, worker, now, leaseMs);
     for (const choose of choosers(options, now, true)) {
       const task = await this.#claimPostgres(choose, running);
       if (task) return task;
@@ -152,27 +161,6 @@ export class StoreTaskQueue implements TaskQueue {
       .returning(QUALIFIED_COLUMNS)
       .executeTakeFirst();
     return row && toTask(row);
-  }
-
-  /** One transaction, of statements compiled once (a claim per small file: compiling cost more than running). */
-  async #claimSqlite(
-    options: ClaimOptions,
-    worker: string,
-    now: number,
-    leaseMs: number,
-  ): Promise<Task | undefined> {
-    const { ways, args } = sqliteChoosers(options, now);
-    return this.#store.db.transaction().execute(async (trx) => {
-      for (const choose of ways) {
-        const [picked] = (await choose(trx, ...args)).rows;
-        if (!picked) continue;
-        const [row] = (await takeTask(trx, picked.id, worker, now + leaseMs, now)).rows;
-        if (!row) throw new Error(`task ${picked.id} was chosen but could not be claimed`);
-        await takeQueue(trx, picked.queue, picked.id);
-        return toTask(row);
-      }
-      return undefined;
-    });
   }
 
   async heartbeat(
@@ -220,10 +208,19 @@ export class StoreTaskQueue implements TaskQueue {
       if (!row) throw await lost(this.#store.db, id, worker);
       return;
     }
-    await this.#store.db.transaction().execute(async (trx) => {
-      const [row] = (await finishTask(trx, id, worker, now)).rows;
-      if (!row) throw await lost(trx, id, worker);
-      await freeQueue(trx, row.queue, id);
+    await this.#store.db.transaction().execute((trx) => finishSqlite(trx, id, worker, now));
+  }
+
+  async completeAndClaim(id: string, worker: string, options: ClaimOptions): Promise<Task | undefined> {
+    if (this.#pg || options.kinds?.length === 0) {
+      await this.complete(id, worker);
+      return this.claim(worker, options);
+    }
+    const leaseMs = positive(options.leaseMs, "leaseMs");
+    const now = this.#clock();
+    return this.#store.db.transaction().execute(async (trx) => {
+      await finishSqlite(trx, id, worker, now);
+      return takeSqlite(trx, options, worker, now, leaseMs);
     });
   }
 
@@ -483,6 +480,38 @@ const takeTask = prepare((db, id: string, worker: string, leaseUntil: number, no
 const takeQueue = prepare((db, queue: string, id: string) =>
   db.updateTable("task_queues").set({ running_id: id }).where("name", "=", queue),
 );
+
+/** A SQLite claim's steps, inside the caller's transaction, of statements compiled once (a claim per small file: compiling cost more than running). */
+async function takeSqlite(
+  trx: Transaction<Schema>,
+  options: ClaimOptions,
+  worker: string,
+  now: number,
+  leaseMs: number,
+): Promise<Task | undefined> {
+  const { ways, args } = sqliteChoosers(options, now);
+  for (const choose of ways) {
+    const [picked] = (await choose(trx, ...args)).rows;
+    if (!picked) continue;
+    const [row] = (await takeTask(trx, picked.id, worker, now + leaseMs, now)).rows;
+    if (!row) throw new Error(`task ${picked.id} was chosen but could not be claimed`);
+    await takeQueue(trx, picked.queue, picked.id);
+    return toTask(row);
+  }
+  return undefined;
+}
+
+/** A SQLite completion's steps, inside the caller's transaction: the task done, its queue freed. */
+async function finishSqlite(
+  trx: Transaction<Schema>,
+  id: string,
+  worker: string,
+  now: number,
+): Promise<void> {
+  const [row] = (await finishTask(trx, id, worker, now)).rows;
+  if (!row) throw await lost(trx, id, worker);
+  await freeQueue(trx, row.queue, id);
+}
 
 /** A heartbeat: the lease extended, the progress kept when there is none new. */
 const beating = (

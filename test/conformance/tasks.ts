@@ -344,6 +344,25 @@ export function describeTaskQueueConformance(
       assert.deepEqual(await q.counts(), { queued: 0, running: 0, done: 1, dead: 0 });
     });
 
+    check("completeAndClaim settles the task and takes the next, its own queue's included", async (q) => {
+      const a1 = await q.enqueue(task("a1", { queue: "A", priority: 9 }));
+      const a2 = await q.enqueue(task("a2", { queue: "A", priority: 9 }));
+      const b1 = await q.enqueue(task("b1", { queue: "B", kind: "delete" }));
+      assert.equal((await claimOne(q, "w1")).id, a1.id);
+      const next = await q.completeAndClaim(a1.id, "w1", { leaseMs: LEASE });
+      assert.equal(next?.id, a2.id, "A is free again, and its task ranks first");
+      assert.deepEqual([next.status, next.lockedBy], ["running", "w1"]);
+      assert.equal((await q.get(a1.id))?.status, "done");
+      // The claim's options hold: nothing of these kinds is left.
+      assert.equal(await q.completeAndClaim(a2.id, "w1", { leaseMs: LEASE, kinds: ["upload"] }), undefined);
+      assert.equal((await q.get(a2.id))?.status, "done");
+      assert.equal((await claimOne(q, "w2")).id, b1.id);
+      // A lost lease settles nothing and claims nothing.
+      await expectLeaseLost(q.completeAndClaim(b1.id, "w1", { leaseMs: LEASE }), "another worker's task");
+      await expectLeaseLost(q.completeAndClaim(a1.id, "w1", { leaseMs: LEASE }), "a task done already");
+      assert.deepEqual(await q.counts(), { queued: 0, running: 1, done: 2, dead: 0 });
+    });
+
     check("checkpoints and leases survive a restart of the store", async (q, clock, store) => {
       const { id } = await q.enqueue(task("k", { payload: { big: "x".repeat(10_000) } }));
       await claimOne(q, "w1", 1000);
