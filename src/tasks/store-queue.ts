@@ -481,7 +481,10 @@ const takeQueue = prepare((db, queue: string, id: string) =>
   db.updateTable("task_queues").set({ running_id: id }).where("name", "=", queue),
 );
 
-/** A SQLite claim's steps, inside the caller's transaction, of statements compiled once (a claim per small file: compiling cost more than running). */
+/**
+ * A SQLite claim's steps, inside the caller's transaction, of statements compiled once (a claim per
+ * small file: compiling cost more than running).
+ */
 async function takeSqlite(
   trx: Transaction<Schema>,
   options: ClaimOptions,
