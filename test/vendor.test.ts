@@ -1,12 +1,18 @@
 /**
  * Which packages scripts/vendor.ts may fold into bundles: never one that something outside the
  * fold imports too (two copies of one module), never one with native code; and the real install's
- * fold keeps every package the CLI's start-up was measured with.
+ * fold keeps every package the CLI's start-up was measured with. Then what bin/ferry.js does with
+ * the bundles (src/cli/vendored.ts), in a child process over a made-up install.
  */
 import assert from "node:assert/strict";
-import { readFile } from "node:fs/promises";
-import { describe, it } from "node:test";
+import { execFile } from "node:child_process";
+import { mkdir, mkdtemp, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { promisify } from "node:util";
 import { foldable, SEEDS, type LockFile } from "../scripts/vendor.ts";
+import type { VendorManifest } from "../src/cli/vendored.ts";
 
 const lock = (packages: LockFile["packages"]): LockFile => ({ packages: { "": {}, ...packages } });
 
@@ -90,5 +96,70 @@ describe("pre-bundled dependencies: what may be folded", () => {
     assert.deepEqual(dropped, []);
     for (const seed of SEEDS) assert.ok(keys.has(`node_modules/${seed}`), seed);
     assert.ok(!keys.has("node_modules/better-sqlite3"));
+  });
+});
+
+describe("pre-bundled dependencies: how ferry uses them", () => {
+  const run = promisify(execFile);
+  const vendored = new URL("../src/cli/vendored.ts", import.meta.url).href;
+  let root: string;
+  const installed = () => join(root, "node_modules/.package-lock.json");
+  /** What the child imports of "lib" and "lib/extra", after useVendored of the made-up install. */
+  const importsInChild = async () => {
+    const script = join(root, "probe.mjs");
+    await writeFile(
+      script,
+      [
+        `import { useVendored } from ${JSON.stringify(vendored)};`,
+        `const used = useVendored(new URL("./", import.meta.url));`,
+        `const lib = await import("lib");`,
+        `const extra = await import("lib/extra").then((m) => m.from, (e) => e.message);`,
+        `console.log(JSON.stringify({ used, lib: lib.from, extra }));`,
+      ].join("\n"),
+    );
+    const { stdout } = await run(process.execPath, [script]);
+    return JSON.parse(stdout) as { used: boolean; lib: string; extra: string };
+  };
+
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), "ferry-vendored-"));
+    const lib = join(root, "node_modules/lib");
+    await mkdir(lib, { recursive: true });
+    await writeFile(
+      join(lib, "package.json"),
+      JSON.stringify({
+        name: "lib",
+        type: "module",
+        exports: { ".": "./index.js", "./extra": "./extra.js" },
+      }),
+    );
+    await writeFile(join(lib, "index.js"), `export const from = "node_modules";\n`);
+    await writeFile(join(lib, "extra.js"), `export const from = "node_modules";\n`);
+    await writeFile(installed(), "{}");
+    await mkdir(join(root, ".cache/vendor/b-1"), { recursive: true });
+    await writeFile(join(root, ".cache/vendor/b-1/lib.mjs"), `export const from = "bundle";\n`);
+    const { size, mtimeMs } = await stat(installed());
+    const manifest: VendorManifest = {
+      installed: { size, mtimeMs },
+      packages: ["lib"],
+      entries: { lib: "b-1/lib.mjs" },
+    };
+    await writeFile(join(root, ".cache/vendor/manifest.json"), JSON.stringify(manifest));
+  });
+  after(() => rm(root, { recursive: true, force: true }));
+
+  it("a bundled specifier loads its bundle; another of the same package fails, naming the fix", async () => {
+    const seen = await importsInChild();
+    assert.deepEqual([seen.used, seen.lib], [true, "bundle"]);
+    assert.match(
+      seen.extra,
+      /lib\/extra is not in the pre-bundled dependencies: run `node scripts\/vendor\.ts`/,
+    );
+  });
+
+  it("bundles made from another install are not used", async () => {
+    // npm rewrote its record of the install: other packages may be there now.
+    await utimes(installed(), new Date(), new Date(Date.now() + 5_000));
+    assert.deepEqual(await importsInChild(), { used: false, lib: "node_modules", extra: "node_modules" });
   });
 });

@@ -49,7 +49,7 @@ export function useVendored(root: URL): boolean {
       // Loading the package's own files too would make two copies of it.
       if (bundled.has(packageOf(specifier))) {
         throw new Error(
-          `${specifier} is not in the pre-bundled dependencies: run \`node scripts/vendor.ts\` in ${new URL(root).pathname}`,
+          `${specifier} is not in the pre-bundled dependencies: run \`node scripts/vendor.ts\` in ${root.pathname}`,
         );
       }
       return nextResolve(specifier, context);

@@ -5,16 +5,14 @@
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { registerHooks } from "node:module";
-import { packageOf } from "../../src/cli/vendored.ts";
+import { packageOf, type VendorManifest } from "../../src/cli/vendored.ts";
 
 const out = process.env.FERRY_LOADED_PACKAGES_FILE;
 if (out !== undefined && out !== "") {
   const vendor = new URL("../../.cache/vendor/", import.meta.url);
   const bundled = new Map<string, string>();
   try {
-    const manifest = JSON.parse(readFileSync(new URL("manifest.json", vendor), "utf8")) as {
-      entries: Record<string, string>;
-    };
+    const manifest = JSON.parse(readFileSync(new URL("manifest.json", vendor), "utf8")) as VendorManifest;
     for (const [specifier, file] of Object.entries(manifest.entries)) {
       bundled.set(new URL(file, vendor).href, packageOf(specifier));
     }
