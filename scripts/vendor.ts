@@ -4,7 +4,7 @@
  * bin/ferry.js points their imports there (src/cli/vendored.ts). Ferry's own sources still run as
  * they are; only node_modules is folded. docs/adr/0023-pre-bundled-dependencies.md says why.
  *
- *   node scripts/vendor.ts [--if-stale]
+ *   node scripts/vendor.ts   (scripts/node.sh runs it when the install or the sources changed)
  *
  * A package is folded only when everything that imports it is Ferry or is folded too, so there is
  * never a second copy of a module that something else shares (a zod schema handed to fastify's zod
@@ -173,7 +173,7 @@ async function entrySource(specifier: string): Promise<string> {
 }
 
 /** Builds the bundles and their manifest into `<root>/.cache/vendor`; says what it did on stderr. */
-export async function buildVendor(root: string): Promise<VendorManifest | undefined> {
+export async function buildVendor(root: string): Promise<VendorManifest> {
   const { build } = await import("rolldown");
   const lock = JSON.parse(await readFile(join(root, "package-lock.json"), "utf8")) as LockFile;
   const { keys, dropped } = foldable(lock, SEEDS);
@@ -232,10 +232,7 @@ export async function buildVendor(root: string): Promise<VendorManifest | undefi
     });
   } catch (error) {
     await rm(out, { recursive: true, force: true });
-    process.stderr.write(
-      `vendor: not built, ferry loads node_modules as it is: ${(error as Error).message}\n`,
-    );
-    return undefined;
+    throw error;
   }
   const manifest: VendorManifest = {
     installed: { size: installed.size, mtimeMs: installed.mtimeMs },
@@ -262,17 +259,15 @@ export async function buildVendor(root: string): Promise<VendorManifest | undefi
   return manifest;
 }
 
-/** Whether the manifest is missing, or older than the install or than this script. */
-async function stale(root: string): Promise<boolean> {
-  const time = async (path: string) => (await stat(join(root, path)).catch(() => undefined))?.mtimeMs;
-  const built = await time(`${VENDOR_DIR}/manifest.json`);
-  const installed = await time("node_modules/.package-lock.json");
-  const script = await time("scripts/vendor.ts");
-  return built === undefined || (installed ?? 0) > built || (script ?? 0) > built;
-}
-
 if (import.meta.filename === process.argv[1]) {
   const root = fileURLToPath(new URL("..", import.meta.url));
-  await mkdir(join(root, VENDOR_DIR), { recursive: true });
-  if (!process.argv.includes("--if-stale") || (await stale(root))) await buildVendor(root);
+  try {
+    await mkdir(join(root, VENDOR_DIR), { recursive: true });
+    await buildVendor(root);
+  } catch (error) {
+    // A folder ferry may not write to, a package the rules refuse: ferry runs on, only slower.
+    process.stderr.write(
+      `vendor: not built, ferry loads node_modules as it is: ${(error as Error).message}\n`,
+    );
+  }
 }
