@@ -71,42 +71,43 @@ describe("loading what a run needs", () => {
     );
   });
 
-  it("a sync to an SFTP server loads ssh2, and no other protocol library", async () => {
+  /**
+   * `ferry sync` to device `name` of these options, where nothing listens (port 9, discard): the run
+   * fails to connect, after opening the adapter. The protocol libraries it loaded, and its words.
+   */
+  async function syncToNobody(
+    name: string,
+    options: string,
+  ): Promise<{ libraries: string[]; output: string }> {
     const config = [
       "data_dir: ./data",
       "devices:",
-      // Nothing listens on port 9 (discard); the run fails to connect, after loading the adapter.
-      `  box: { type: sftp, host: 127.0.0.1, port: 9, username: u, password: p, host_key: 'SHA256:${"A".repeat(43)}' }`,
+      `  ${name}: ${options}`,
       "syncs:",
-      "  s: { source: ./src, targets: ['box:'], mode: copy }",
+      `  s: { source: ./src, targets: ['${name}:'], mode: copy }`,
       "",
     ].join("\n");
     const { packages, code, output } = await loadedBy(config, ["sync"]);
-    // It got as far as connecting: the adapter was opened.
     assert.equal(code, 1, output);
-    assert.match(output, /box: server unreachable/);
-    assert.deepEqual(
-      PROTOCOL_LIBRARIES.filter((name) => packages.includes(name)),
-      ["ssh2"],
+    return { libraries: PROTOCOL_LIBRARIES.filter((library) => packages.includes(library)), output };
+  }
+
+  it("a sync to an SFTP server loads ssh2, and no other protocol library", async () => {
+    const { libraries, output } = await syncToNobody(
+      "box",
+      `{ type: sftp, host: 127.0.0.1, port: 9, username: u, password: p, host_key: 'SHA256:${"A".repeat(43)}' }`,
     );
+    assert.match(output, /box: server unreachable/);
+    assert.deepEqual(libraries, ["ssh2"]);
   });
 
   // undici and fast-xml-parser are pre-bundled when .cache/vendor is built: loaded all the same.
   it("a sync to a WebDAV server loads undici and the XML parser, and no other protocol library", async () => {
-    const config = [
-      "data_dir: ./data",
-      "devices:",
-      "  nas: { type: webdav, url: 'http://127.0.0.1:9/dav/' }",
-      "syncs:",
-      "  s: { source: ./src, targets: ['nas:'], mode: copy }",
-      "",
-    ].join("\n");
-    const { packages, code, output } = await loadedBy(config, ["sync"]);
-    assert.equal(code, 1, output);
-    assert.match(output, /nas: list \/: server unreachable/);
-    assert.deepEqual(
-      PROTOCOL_LIBRARIES.filter((name) => packages.includes(name)),
-      ["fast-xml-parser", "undici"],
+    const { libraries, output } = await syncToNobody(
+      "nas",
+      "{ type: webdav, url: 'http://127.0.0.1:9/dav/' }",
     );
+    assert.match(output, /nas: list \/: server unreachable/);
+    assert.deepEqual(libraries, ["fast-xml-parser", "undici"]);
   });
 });
