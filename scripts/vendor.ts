@@ -19,7 +19,7 @@ import { readFileSync } from "node:fs";
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join, relative, sep } from "node:path";
 import { fileURLToPath } from "node:url";
-import { packageOf, type VendorManifest } from "../src/cli/vendored.ts";
+import { MANIFEST, packageOf, VENDOR_DIR, type VendorManifest } from "../src/cli/vendored.ts";
 
 /** The packages folded, by measure: each took 15-100 ms to load as loose modules. */
 export const SEEDS = [
@@ -112,8 +112,6 @@ export function foldable(lock: LockFile, seeds: readonly string[]): { keys: Set<
     .map((key) => `${key.slice("node_modules/".length)}: ${why.get(key) ?? "not installed"}`);
   return { keys, dropped };
 }
-
-const VENDOR_DIR = ".cache/vendor";
 
 async function sourceFiles(dir: string): Promise<string[]> {
   const found: string[] = [];
@@ -240,9 +238,9 @@ export async function buildVendor(root: string): Promise<VendorManifest> {
     entries: Object.fromEntries(specifiers.map((s) => [s, `${id}/${entryName(s)}.mjs`])),
   };
   // The manifest names complete bundles only: written aside, then renamed over the old one.
-  const temp = join(vendor, `manifest.json.${id}`);
+  const temp = join(vendor, `${MANIFEST}.${id}`);
   await writeFile(temp, JSON.stringify(manifest, null, 2) + "\n");
-  await rename(temp, join(vendor, "manifest.json"));
+  await rename(temp, join(vendor, MANIFEST));
   // A run started before may still load a chunk of the previous build: that one stays.
   const builds = (await readdir(vendor, { withFileTypes: true })).filter((e) => e.isDirectory());
   const times = await Promise.all(
@@ -254,7 +252,7 @@ export async function buildVendor(root: string): Promise<VendorManifest> {
     .slice(1);
   for (const [name] of old) await rm(join(vendor, name), { recursive: true, force: true });
   process.stderr.write(
-    `vendor: ${specifiers.length} entries, ${keys.size} packages folded into ${VENDOR_DIR}/${id}\n`,
+    `vendor: ${specifiers.length} entries, ${keys.size} packages folded into ${VENDOR_DIR}${id}\n`,
   );
   return manifest;
 }

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { foldable, SEEDS, type LockFile } from "../scripts/vendor.ts";
-import type { VendorManifest } from "../src/cli/vendored.ts";
+import { MANIFEST, VENDOR_DIR, type VendorManifest } from "../src/cli/vendored.ts";
 
 const lock = (packages: LockFile["packages"]): LockFile => ({ packages: { "": {}, ...packages } });
 
@@ -136,15 +136,15 @@ describe("pre-bundled dependencies: how ferry uses them", () => {
     await writeFile(join(lib, "index.js"), `export const from = "node_modules";\n`);
     await writeFile(join(lib, "extra.js"), `export const from = "node_modules";\n`);
     await writeFile(installed(), "{}");
-    await mkdir(join(root, ".cache/vendor/b-1"), { recursive: true });
-    await writeFile(join(root, ".cache/vendor/b-1/lib.mjs"), `export const from = "bundle";\n`);
+    await mkdir(join(root, VENDOR_DIR, "b-1"), { recursive: true });
+    await writeFile(join(root, VENDOR_DIR, "b-1/lib.mjs"), `export const from = "bundle";\n`);
     const { size, mtimeMs } = await stat(installed());
     const manifest: VendorManifest = {
       installed: { size, mtimeMs },
       packages: ["lib"],
       entries: { lib: "b-1/lib.mjs" },
     };
-    await writeFile(join(root, ".cache/vendor/manifest.json"), JSON.stringify(manifest));
+    await writeFile(join(root, VENDOR_DIR, MANIFEST), JSON.stringify(manifest));
   });
   after(() => rm(root, { recursive: true, force: true }));
 

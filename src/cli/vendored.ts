@@ -6,7 +6,11 @@
 import { readFileSync, statSync } from "node:fs";
 import { registerHooks } from "node:module";
 
-/** What scripts/vendor.ts leaves in .cache/vendor/manifest.json. */
+/** Where scripts/vendor.ts leaves the bundles and their manifest, below Ferry's folder. */
+export const VENDOR_DIR = ".cache/vendor/";
+export const MANIFEST = "manifest.json";
+
+/** What scripts/vendor.ts leaves in the manifest. */
 export interface VendorManifest {
   /** Size and time of node_modules/.package-lock.json, which npm rewrites on every install. */
   installed: { size: number; mtimeMs: number };
@@ -22,13 +26,28 @@ export function packageOf(specifier: string): string {
   return specifier.startsWith("@") ? parts.slice(0, 2).join("/") : (parts[0] ?? specifier);
 }
 
-/** Whether the bundles in `<root>/.cache/vendor` are used from now on; `root` is Ferry's folder, ending in /. */
-export function useVendored(root: URL): boolean {
-  let manifest: VendorManifest;
+/** The manifest of the bundles below `root` (Ferry's folder, ending in /), or undefined when none was built. */
+export function readManifest(root: URL): VendorManifest | undefined {
   try {
-    manifest = JSON.parse(
-      readFileSync(new URL(".cache/vendor/manifest.json", root), "utf8"),
-    ) as VendorManifest;
+    return JSON.parse(readFileSync(new URL(VENDOR_DIR + MANIFEST, root), "utf8")) as VendorManifest;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Each bundled specifier's file URL. */
+export function bundleUrls(root: URL, manifest: VendorManifest): Map<string, string> {
+  const base = new URL(VENDOR_DIR, root);
+  return new Map(
+    Object.entries(manifest.entries).map(([specifier, file]) => [specifier, new URL(file, base).href]),
+  );
+}
+
+/** Whether the bundles below `root` (Ferry's folder, ending in /) are used from now on. */
+export function useVendored(root: URL): boolean {
+  const manifest = readManifest(root);
+  if (manifest === undefined) return false;
+  try {
     const installed = statSync(new URL("node_modules/.package-lock.json", root));
     // npm rewrites this file on every install: another size or time means other packages.
     if (installed.size !== manifest.installed.size || installed.mtimeMs !== manifest.installed.mtimeMs) {
@@ -37,10 +56,7 @@ export function useVendored(root: URL): boolean {
   } catch {
     return false;
   }
-  const base = new URL(".cache/vendor/", root);
-  const urls = new Map(
-    Object.entries(manifest.entries).map(([specifier, file]) => [specifier, new URL(file, base).href]),
-  );
+  const urls = bundleUrls(root, manifest);
   const bundled = new Set(manifest.packages);
   registerHooks({
     resolve(specifier, context, nextResolve) {

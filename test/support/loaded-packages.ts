@@ -3,21 +3,19 @@
  * packages the process loaded, one per line, to the file named by FERRY_LOADED_PACKAGES_FILE. A
  * package bin/ferry.js loads pre-bundled (scripts/vendor.ts) counts when its bundle loads.
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { registerHooks } from "node:module";
-import { packageOf, type VendorManifest } from "../../src/cli/vendored.ts";
+import { bundleUrls, packageOf, readManifest } from "../../src/cli/vendored.ts";
 
 const out = process.env.FERRY_LOADED_PACKAGES_FILE;
 if (out !== undefined && out !== "") {
-  const vendor = new URL("../../.cache/vendor/", import.meta.url);
+  const root = new URL("../../", import.meta.url);
+  const manifest = readManifest(root);
   const bundled = new Map<string, string>();
-  try {
-    const manifest = JSON.parse(readFileSync(new URL("manifest.json", vendor), "utf8")) as VendorManifest;
-    for (const [specifier, file] of Object.entries(manifest.entries)) {
-      bundled.set(new URL(file, vendor).href, packageOf(specifier));
+  if (manifest !== undefined) {
+    for (const [specifier, url] of bundleUrls(root, manifest)) {
+      bundled.set(url, packageOf(specifier));
     }
-  } catch {
-    // Nothing pre-bundled.
   }
   const packages = new Set<string>();
   registerHooks({
